@@ -1,0 +1,19 @@
+"""Enter and exit Trio async context managers concurrently, with every guarantee of nested
+``async with``."""
+
+from ._parallel import ParallelContext as ParallelContext
+from ._parallel import parallel_with as parallel_with
+
+__all__ = ("ParallelContext", "parallel_with")
+
+
+def _fix_module_names() -> None:
+    # Tracebacks, reprs and the docs show the public path, as trio and outcome do.
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("trio_parallel_cm."):
+            obj.__module__ = "trio_parallel_cm"
+
+
+_fix_module_names()
+del _fix_module_names

@@ -1,0 +1,80 @@
+"""Checking what was passed, before anything is entered."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+
+from ._holder import Holder
+
+
+def is_async_cm(obj: object) -> bool:
+    """Whether ``async with obj`` would find the methods it needs (on the type, as it does)."""
+    cls = type(obj)
+    return hasattr(cls, "__aenter__") and hasattr(cls, "__aexit__")
+
+
+def _close_coroutines(objects: Sequence[object]) -> None:
+    # A coroutine passed by mistake was never awaited: close it so that no "coroutine ...
+    # was never awaited" warning follows our TypeError.
+    for obj in objects:
+        if isinstance(obj, Coroutine):
+            obj.close()  # pyright: ignore[reportUnknownMemberType]
+
+
+def _problem(obj: object, where: str) -> TypeError | None:
+    if is_async_cm(obj):
+        return None
+    if isinstance(obj, Coroutine):
+        return TypeError(
+            f"{where} is a coroutine ({obj!r}), not an async context manager: was a "
+            "context-manager factory awaited, or an async function passed? Pass the context "
+            "manager itself, as in `parallel_with(open_db())`, not `await open_db()`."
+        )
+    cls = type(obj)
+    if hasattr(cls, "__enter__") and hasattr(cls, "__exit__"):
+        return TypeError(
+            f"{where} ({obj!r}) is a synchronous context manager; parallel_with takes async "
+            "context managers (objects with __aenter__ and __aexit__). Enter it with a plain "
+            "`with` around or inside the block."
+        )
+    hint = " Did you forget to call it?" if callable(obj) else ""
+    return TypeError(
+        f"{where} ({obj!r}) is not an async context manager: it has no __aenter__ and "
+        f"__aexit__.{hint}"
+    )
+
+
+def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | None]:
+    """Holders for ``parallel_with(*args)``, and the keys when a single mapping was given.
+
+    Raises ``TypeError`` (wrong kind of object) or ``ValueError`` (one object twice)
+    before anything is entered, closing any coroutine among the arguments.
+    """
+    keys: list[object] | None = None
+    if len(args) == 1 and not is_async_cm(args[0]) and isinstance(args[0], Mapping):
+        mapping: Mapping[object, object] = args[0]  # pyright: ignore[reportUnknownVariableType]
+        keys = list(mapping)
+        cms: list[object] = list(mapping.values())
+        places = [f"the value for key {key!r}" for key in keys]
+    else:
+        cms = list(args)
+        places = [f"argument {position}" for position in range(len(cms))]
+    seen: dict[int, int] = {}
+    for position, cm in enumerate(cms):
+        problem = _problem(cm, places[position])
+        if problem is not None:
+            _close_coroutines(cms)
+            raise problem
+        first = seen.setdefault(id(cm), position)
+        if first != position:
+            _close_coroutines(cms)
+            raise ValueError(
+                f"{places[position]} is the same object as {places[first]} ({cm!r}): a "
+                "context manager can be entered only once"
+            )
+    if keys is None:
+        return [Holder(cm, position) for position, cm in enumerate(cms)], None
+    return [
+        Holder(cm, position, key) for position, (key, cm) in enumerate(zip(keys, cms, strict=True))
+    ], keys

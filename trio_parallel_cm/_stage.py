@@ -1,0 +1,197 @@
+"""A stage: context managers entered together, held open together and exited together.
+
+The one engine behind every public face: ``parallel_with`` is a single stage.
+
+Design notes:
+
+* Entering: one starter task per context manager in an *entering* nursery, each awaiting
+  ``owner_nursery.start(holder.run)``.  Cancelling the entering nursery cancels the enters
+  still pending (an enter failed, or failed while open, before all had entered) and only
+  them: holders that have entered are shielded and already live in the owner's nursery.
+* Exiting: the stage hands every open holder the same delivery (the exception that an
+  ``async with`` block would pass to ``__aexit__``, read once with its traceback, because
+  concurrent ``athrow`` calls rewrite ``__traceback__``), or "native": lift the shields so
+  that each holder meets the caller's cancellation as its own ``Cancelled``.
+* Exits are not cancelled by a failure or by the body's exception, but an outer
+  cancellation reaches them as it would reach nested ``async with`` blocks: if the caller
+  is (or becomes) cancelled while waiting, the shields are lifted.  Nursery exits never
+  raise ``Cancelled`` (trio gh-1457), so every wait that could is ours and explicit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Protocol
+
+import trio
+
+from ._errors import make_group, summary
+from ._holder import ENTERED, EXITING_STATE, FAILING, Holder
+
+
+class Owner(Protocol):
+    """What a stage tells the object whose body it encloses."""
+
+    def ended_while_open(self, holder: Holder) -> None:
+        """``holder`` failed (``holder.failure``) or ended by itself while the body ran."""
+
+
+class Stage:
+    """Holders entered and exited together, living in ``nursery``."""
+
+    __slots__ = (
+        "deliver",
+        "deliver_tb",
+        "done",
+        "ended_early",
+        "entering",
+        "entering_scope",
+        "first_failure",
+        "first_failure_tb",
+        "holders",
+        "native",
+        "nursery",
+        "owner",
+        "pending",
+    )
+
+    def __init__(self, holders: Sequence[Holder], nursery: trio.Nursery, owner: Owner) -> None:
+        self.holders = holders
+        self.nursery = nursery
+        self.owner = owner
+        self.entering = False
+        self.entering_scope: trio.CancelScope | None = None
+        self.first_failure: BaseException | None = None
+        self.first_failure_tb: TracebackType | None = None
+        self.ended_early = False
+        self.deliver: BaseException | None = None
+        self.deliver_tb: TracebackType | None = None
+        self.native = False
+        self.pending = 0
+        self.done: trio.Event | None = None
+        for holder in holders:
+            holder.stage = self
+
+    # ---- called by holders, in their own tasks ---------------------------------------
+
+    def enter_failed(self, holder: Holder) -> None:
+        self._abandon_entering(holder)
+
+    def ended_while_open(self, holder: Holder) -> None:
+        if not self.entering:
+            self.owner.ended_while_open(holder)
+        elif holder.failure is not None:
+            self._abandon_entering(holder)
+        else:
+            # Python cannot skip the body of `async with` without raising, so the others
+            # finish entering and the owner starts the body already cancelled.
+            self.ended_early = True
+
+    def _abandon_entering(self, holder: Holder) -> None:
+        if self.first_failure is None:
+            self.first_failure = failure = holder.failure
+            assert failure is not None
+            self.first_failure_tb = failure.__traceback__
+        assert self.entering_scope is not None
+        self.entering_scope.cancel()
+
+    def release_unmoved(
+        self, holder: Holder
+    ) -> tuple[bool, BaseException | None, TracebackType | None]:
+        """What a holder that entered as the stage was abandoned exits with."""
+        holder.state = EXITING_STATE
+        if self.first_failure is not None:
+            return False, self.first_failure, self.first_failure_tb
+        holder.scope.shield = False
+        return True, None, None
+
+    def holder_done(self) -> None:
+        self.pending -= 1
+        if not self.pending and self.done is not None:
+            self.done.set()
+
+    # ---- called by the owner, in the owner's task -------------------------------------
+
+    async def enter(self) -> None:
+        """Enter every context manager concurrently; all or nothing.
+
+        On a failure the context managers that entered exit with the first failure, and
+        the failures are raised as one group.  On an outer cancellation they exit with
+        their own ``Cancelled`` and the caller's ``Cancelled`` propagates.
+        """
+        holders = self.holders
+        self.pending = len(holders)
+        self.entering = True
+        start = self.nursery.start
+        caught: BaseException | None = None
+        try:
+            async with trio.open_nursery() as entering:
+                self.entering_scope = entering.cancel_scope
+                for holder in holders:
+                    entering.start_soon(start, holder.run)
+        except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
+            caught = exc
+        if (
+            caught is None
+            and self.first_failure is None
+            and all(holder.state is ENTERED for holder in holders)
+        ):
+            self.entering = False
+            return
+        deliver = caught if self.first_failure is None else self.first_failure
+        caught_later = await self.exit(deliver, native=deliver is None)
+        members = [caught] if caught is not None else []
+        members.extend(self.failures())
+        if members:
+            raise make_group(self.message(body_failed=False), members)
+        if caught_later is not None:
+            raise caught_later
+        # No failure, yet not every enter finished: they were cancelled from outside, and
+        # so is this task, which now meets its own Cancelled.
+        await trio.lowlevel.checkpoint()
+        raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
+
+    async def exit(self, deliver: BaseException | None, *, native: bool) -> BaseException | None:
+        """Release every open holder with ``deliver`` (or natively) and wait for them all.
+
+        Returns what interrupted the wait (the caller's ``Cancelled``, or a
+        ``KeyboardInterrupt``), for the owner to raise once every holder has finished.
+        """
+        self.deliver = deliver
+        self.deliver_tb = None if deliver is None else deliver.__traceback__
+        self.native = native
+        cancelled = native or trio.current_effective_deadline() == -math.inf
+        for holder in self.holders:
+            if holder.state is ENTERED:
+                holder.release(cancelled)
+        if cancelled:
+            self._unshield_exiting()
+        caught: BaseException | None = None
+        if self.pending:
+            self.done = done = trio.Event()
+            if not cancelled:
+                try:
+                    await done.wait()
+                except BaseException as exc:  # kept, and raised after every holder finished
+                    caught = exc
+                    if isinstance(exc, trio.Cancelled):
+                        self._unshield_exiting()
+            if self.pending:
+                with trio.CancelScope(shield=True):
+                    await done.wait()
+        return caught
+
+    def _unshield_exiting(self) -> None:
+        for holder in self.holders:
+            if holder.state is EXITING_STATE or holder.state is FAILING:
+                holder.scope.shield = False
+
+    def failures(self) -> list[BaseException]:
+        """The recorded failures, in argument order."""
+        return [holder.failure for holder in self.holders if holder.failure is not None]
+
+    def message(self, *, body_failed: bool) -> str:
+        phases = [holder.phase for holder in self.holders if holder.failure is not None]
+        return summary(len(self.holders), phases, body_failed)
