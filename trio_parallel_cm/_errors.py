@@ -99,7 +99,7 @@ def add_note(exc: BaseException, note: str) -> None:
     else:  # pragma: no cover
         notes: list[str] = getattr(exc, "__notes__", None) or []
         notes.append(note)
-        exc.__notes__ = notes  # pyright: ignore[reportAttributeAccessIssue]
+        exc.__notes__ = notes  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def failure_note(name: str, position: int, phase: str) -> str:

@@ -149,7 +149,7 @@ class ParallelContext(Generic[T_co]):
                 failures = [f for f in failures if f is not failure]
             elif body is not None:
                 # Only what the context managers were given can be suppressed.
-                body = cancelled_part(body)
+                body = None if native else cancelled_part(body)
         if caught is not None and isinstance(caught, trio.Cancelled):
             if body is None and not failures:
                 raise caught

@@ -28,7 +28,7 @@ from typing import Protocol
 import trio
 
 from ._errors import make_group, summary
-from ._holder import ENTERED, EXITING_STATE, FAILING, Holder
+from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
 
 
 class Owner(Protocol):
@@ -136,7 +136,7 @@ class Stage:
         if (
             caught is None
             and self.first_failure is None
-            and all(holder.state is ENTERED for holder in holders)
+            and not any(holder.state is NOT_ENTERED for holder in holders)
         ):
             self.entering = False
             return

@@ -1,0 +1,136 @@
+"""Fake context managers that record what happened to them, and where.
+
+Each fake records the task (``trio.lowlevel.current_task()``) that ran ``__aenter__`` and
+``__aexit__``, the exception and traceback ``__aexit__`` received, whether its cleanup was
+cancelled, and appends ``(name, event, time)`` to a shared log, with times from the
+(virtual) Trio clock.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from types import TracebackType
+
+import attrs
+import trio
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+Log = list[tuple[str, str, float]]
+
+
+def record(log: Log, name: str, event: str) -> None:
+    log.append((name, event, trio.current_time()))
+
+
+def events(log: Log, name: str | None = None) -> list[tuple[str, str]]:
+    """The log without times, optionally for one name."""
+    return [(n, e) for n, e, _ in log if name is None or n == name]
+
+
+def notes(exc: BaseException) -> list[str]:
+    """The PEP 678 notes of ``exc`` (typed for Python 3.10, where ``__notes__`` is unknown)."""
+    return list(getattr(exc, "__notes__", []))
+
+
+def members(exc: BaseException | None) -> list[BaseException]:
+    """The members of an exception group (failing the test for anything else)."""
+    assert isinstance(exc, BaseExceptionGroup), exc
+    group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
+    return list(group.exceptions)
+
+
+def time_of(log: Log, name: str, event: str) -> float:
+    [t] = [t for n, e, t in log if n == name and e == event]
+    return t
+
+
+@attrs.define(eq=False)
+class FakeCM:
+    """A scriptable async context manager."""
+
+    name: str
+    log: Log
+    enter_delay: float = 0
+    exit_delay: float = 0
+    enter_error: BaseException | None = None
+    exit_error: BaseException | None = None
+    suppress: bool = False
+    enter_task: trio.lowlevel.Task | None = None
+    exit_task: trio.lowlevel.Task | None = None
+    entered: int = 0
+    exited: int = 0
+    seen: BaseException | None = None
+    seen_tb: TracebackType | None = None
+    exit_cancelled: bool = False
+
+    async def __aenter__(self) -> str:
+        self.enter_task = trio.lowlevel.current_task()
+        record(self.log, self.name, "enter")
+        try:
+            await trio.sleep(self.enter_delay)
+        except trio.Cancelled:
+            record(self.log, self.name, "enter cancelled")
+            raise
+        if self.enter_error is not None:
+            record(self.log, self.name, "enter failed")
+            raise self.enter_error
+        self.entered += 1
+        record(self.log, self.name, "entered")
+        return self.name
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self.exit_task = trio.lowlevel.current_task()
+        self.exited += 1
+        self.seen, self.seen_tb = exc, tb
+        record(self.log, self.name, "exit")
+        try:
+            await trio.sleep(self.exit_delay)
+        except trio.Cancelled:
+            self.exit_cancelled = True
+            record(self.log, self.name, "exit cancelled")
+            raise
+        if self.exit_error is not None:
+            record(self.log, self.name, "exit failed")
+            raise self.exit_error
+        record(self.log, self.name, "exited")
+        return self.suppress
+
+
+@asynccontextmanager
+async def crashes_while_open(
+    log: Log, name: str, after: float, error: Exception
+) -> AsyncGenerator[str, None]:
+    """Opens a nursery across the yield whose background task fails ``after`` seconds in."""
+
+    async def background() -> None:
+        await trio.sleep(after)
+        record(log, name, "crash")
+        raise error
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(background)
+        record(log, name, "entered")
+        try:
+            yield name
+        finally:
+            record(log, name, "exit")
+
+
+@asynccontextmanager
+async def ends_while_open(log: Log, name: str, after: float) -> AsyncGenerator[str, None]:
+    """Holds a ``move_on_after`` across the yield: it ends by itself, without an error."""
+    with trio.move_on_after(after):
+        record(log, name, "entered")
+        try:
+            yield name
+        finally:
+            record(log, name, "exit")

@@ -1,0 +1,113 @@
+"""Bad input: a clear error before anything is entered, and nothing leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import inspect
+from typing import Any
+
+import pytest
+import trio
+
+from tests.fakes import FakeCM, Log
+from trio_parallel_cm import parallel_with
+
+
+async def open_db() -> None:
+    pass  # pragma: no cover
+
+
+def test_a_coroutine_is_rejected_and_closed_without_a_warning() -> None:
+    log: Log = []
+    cm = FakeCM("a", log)
+    coro = open_db()
+    with pytest.raises(
+        TypeError, match=r"argument 1 is a coroutine .*was a context-manager factory awaited"
+    ):
+        parallel_with(cm, coro)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+    # Closed: a "never awaited" RuntimeWarning (an error in this suite) cannot follow.
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    gc.collect()
+    assert log == []
+
+
+def test_a_synchronous_context_manager_is_rejected_by_name() -> None:
+    # (contextlib.nullcontext would not do: it is an async context manager too.)
+    with pytest.raises(TypeError, match=r"argument 0 .* is a synchronous context manager"):
+        parallel_with(contextlib.ExitStack())  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+@pytest.mark.parametrize(
+    ("obj", "hint"),
+    [(42, r"has no __aenter__ and __aexit__\.$"), (FakeCM, "Did you forget to call it")],
+)
+def test_anything_else_is_rejected(obj: object, hint: str) -> None:
+    with pytest.raises(TypeError, match=f"is not an async context manager.*{hint}"):
+        parallel_with(obj)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+def test_a_bad_mapping_value_is_named_by_its_key() -> None:
+    log: Log = []
+    with pytest.raises(TypeError, match="the value for key 'cache'"):
+        parallel_with({"db": FakeCM("a", log), "cache": 3})  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def test_the_same_object_twice_is_a_value_error() -> None:
+    log: Log = []
+    cm = FakeCM("a", log)
+    with pytest.raises(ValueError, match="argument 2 is the same object as argument 0"):
+        parallel_with(cm, FakeCM("b", log), cm)
+
+
+async def test_entering_the_same_parallel_with_object_twice_is_a_runtime_error() -> None:
+    log: Log = []
+    block = parallel_with(FakeCM("a", log))
+    async with block:
+        pass
+    with pytest.raises(RuntimeError, match="already entered"):
+        async with block:
+            pytest.fail("entered twice")  # pragma: no cover
+    assert [e for _, e, _ in log].count("entered") == 1
+
+
+def test_outside_trio_is_a_clear_runtime_error() -> None:
+    log: Log = []
+    cm = FakeCM("a", log)
+
+    async def main() -> None:
+        async with parallel_with(cm):
+            pytest.fail("entered outside Trio")  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="must be entered in a Trio task"):
+        asyncio.run(main())
+    assert log == []
+
+
+async def test_a_truthy_non_bool_from_aexit_suppresses_as_async_with_does() -> None:
+    class ReturnsOne:
+        async def __aenter__(self) -> None:
+            pass
+
+        async def __aexit__(self, *args: object) -> Any:
+            return 1
+
+    async with parallel_with(ReturnsOne()):
+        raise ValueError("suppressed by a truthy 1")
+    # And a falsy non-bool lets it through.
+
+    class ReturnsEmpty(ReturnsOne):
+        async def __aexit__(self, *args: object) -> Any:
+            return ""
+
+    with pytest.RaisesGroup(ValueError):
+        async with parallel_with(ReturnsEmpty()):
+            raise ValueError("not suppressed")
+
+
+async def test_repr_names_the_context_managers() -> None:
+    log: Log = []
+    block = parallel_with(FakeCM("a", log), FakeCM("b", log))
+    assert repr(block).startswith("<parallel_with(FakeCM, FakeCM) at 0x")
+    await trio.lowlevel.checkpoint()

@@ -1,0 +1,639 @@
+"""The guarantees of ``parallel_with`` (issue #2), one test or more for each.
+
+Every test runs on pytest-trio's virtual clock (the ``autojump_clock`` argument: pytest-trio
+only uses a clock passed as an argument of the test function): times are exact.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fakes import (
+    FakeCM,
+    Log,
+    crashes_while_open,
+    ends_while_open,
+    events,
+    members,
+    notes,
+    record,
+    time_of,
+)
+from trio_parallel_cm import parallel_with
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+
+
+def fakes(log: Log, *names: str, **kwargs: object) -> list[FakeCM]:
+    return [FakeCM(name, log, **kwargs) for name in names]  # type: ignore[arg-type]
+
+
+# ---- 1. task ownership -------------------------------------------------------------------
+
+
+async def test_enter_and_exit_run_in_one_task_per_context_manager(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b, c = fakes(log, "a", "b", "c")
+    body_task = trio.lowlevel.current_task()
+    async with parallel_with(a, b, c) as values:
+        assert values == ("a", "b", "c")
+    tasks = [cm.enter_task for cm in (a, b, c)]
+    assert [cm.exit_task for cm in (a, b, c)] == tasks
+    assert len({id(t) for t in tasks}) == 3
+    assert body_task not in tasks
+
+
+async def test_nurseries_and_cancel_scopes_opened_by_context_managers_stay_nested(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A nursery is the canonical context manager that must exit in the task that entered it.
+    done: list[int] = []
+    async with parallel_with(trio.open_nursery(), trio.open_nursery()) as (n1, n2):
+
+        async def job(i: int) -> None:
+            await trio.sleep(1)
+            done.append(i)
+
+        n1.start_soon(job, 1)
+        n2.start_soon(job, 2)
+    # Each nursery waited for its child before the block ended.
+    assert sorted(done) == [1, 2]
+
+
+# ---- 2. concurrency ----------------------------------------------------------------------
+
+
+async def test_enters_and_exits_run_concurrently(autojump_clock: trio.testing.MockClock) -> None:
+    log: Log = []
+    cms = [FakeCM(f"cm{i}", log, enter_delay=i, exit_delay=i) for i in (1, 2, 3)]
+    start = body_start = trio.current_time()
+    async with parallel_with(*cms):
+        body_start = trio.current_time()
+    end = trio.current_time()
+    assert body_start - start == 3  # max(Li), not the sum
+    assert end - body_start == 3
+    assert [time_of(log, cm.name, "enter") for cm in cms] == [start] * 3
+    assert [time_of(log, cm.name, "exit") for cm in cms] == [body_start] * 3
+
+
+async def test_empty_parallel_with_yields_empty_tuple_and_checkpoints(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.testing.assert_checkpoints():
+        async with parallel_with() as values:
+            assert values == ()
+
+
+async def test_entering_is_a_checkpoint_that_honours_cancellation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (a,) = fakes(log, "a")
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with parallel_with(a):
+            pytest.fail("body ran")  # pragma: no cover
+    assert scope.cancelled_caught
+    assert log == []
+
+
+async def test_mapping_form_yields_a_dict_with_the_same_keys(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b = fakes(log, "a", "b")
+    async with parallel_with({"db": a, "cache": b}) as ctx:
+        assert ctx == {"db": "a", "cache": "b"}
+        assert list(ctx) == ["db", "cache"]
+
+
+# ---- 3. no early exit ----------------------------------------------------------------------
+
+
+async def test_no_exit_starts_before_the_body_has_finished_under_outer_cancellation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b = fakes(log, "a", "b", exit_delay=1)
+    seen: list[BaseException] = []
+    with trio.move_on_after(1) as outer:
+        try:
+            async with parallel_with(a, b):
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await trio.sleep(5)  # the body's own shielded cleanup
+                    record(log, "body", "done")
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert outer.cancelled_caught
+    # The pure cancellation propagated unwrapped, as the body's own Cancelled.
+    [cancelled] = seen
+    assert type(cancelled) is trio.Cancelled
+    body_done = time_of(log, "body", "done")
+    assert body_done == 6
+    assert time_of(log, "a", "exit") == time_of(log, "b", "exit") == body_done
+    # Each holder met the cancellation as its own, native Cancelled ...
+    assert isinstance(a.seen, trio.Cancelled)
+    assert isinstance(b.seen, trio.Cancelled)
+    assert len({id(a.seen), id(b.seen), id(cancelled)}) == 3
+    # ... and, as in nested `async with`, its cleanup runs in the cancelled scope.
+    assert a.exit_cancelled and b.exit_cancelled
+
+
+# ---- 4. a context manager failing while open -----------------------------------------------
+
+
+async def test_failure_while_open_cancels_the_body_and_reaches_the_other_exits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (a,) = fakes(log, "a", exit_delay=1)
+    boom = ValueError("background task crashed")
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(
+            pytest.RaisesExc(ValueError, match="crashed"),
+            check=lambda g: notes(g) == ["crashes_while_open (position 1) failed while open"],
+        ),
+        match=r"^1 of 2 context managers failed \(1 open\)$",
+    ):
+        async with parallel_with(a, crashes_while_open(log, "crasher", 2, boom)):
+            try:
+                await trio.sleep(10)
+            finally:
+                record(log, "body", "cancelled")
+    assert time_of(log, "body", "cancelled") == 2
+    # The other one exits after the body, uncancelled, with the crasher's failure.
+    assert time_of(log, "a", "exit") == 2
+    assert not a.exit_cancelled
+    assert members(a.seen) == [boom]
+
+
+async def test_context_manager_ending_by_itself_cancels_the_body_and_raises_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (a,) = fakes(log, "a")
+    async with parallel_with(a, ends_while_open(log, "timer", 3)):
+        try:
+            await trio.sleep(10)
+        finally:
+            record(log, "body", "cancelled")
+    assert time_of(log, "body", "cancelled") == 3
+    assert a.seen is None
+    assert a.exited == 1
+
+
+async def test_failure_while_others_are_entering_is_handled_like_an_enter_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (slow,) = fakes(log, "slow", enter_delay=10)
+    boom = ValueError("crashed early")
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(
+            ValueError,
+            check=lambda g: notes(g) == ["crashes_while_open (position 0) failed while open"],
+        )
+    ):
+        async with parallel_with(crashes_while_open(log, "crasher", 1, boom), slow):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert ("slow", "enter cancelled") in events(log)
+    assert slow.exited == 0
+    assert trio.current_time() == 1
+
+
+async def test_ending_by_itself_while_others_enter_starts_the_body_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (slow,) = fakes(log, "slow", enter_delay=5)
+    async with parallel_with(ends_while_open(log, "timer", 1), slow) as (_, value):
+        assert value == "slow"
+        with pytest.raises(trio.Cancelled):
+            await trio.lowlevel.checkpoint()
+        record(log, "body", "cancelled")
+    assert time_of(log, "body", "cancelled") == 5
+    assert slow.seen is None
+
+
+# ---- 5. the body's exception ---------------------------------------------------------------
+
+
+async def test_body_exception_reaches_every_exit_with_its_traceback_uncancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b = fakes(log, "a", "b", exit_delay=1)
+    error = KeyError("from the body")
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(KeyError, check=lambda e: e is error), match="^the body raised$"
+    ):
+        async with parallel_with(a, b):
+            raise error
+    assert a.seen is error and b.seen is error
+    assert a.seen_tb is not None and b.seen_tb is a.seen_tb
+    # The traceback passed in is the body's: it reaches the line that raised.
+    assert "raise error" in "".join(traceback.format_tb(a.seen_tb))
+    assert not a.exit_cancelled and not b.exit_cancelled
+    assert events(log, "a")[-1] == ("a", "exited")
+
+
+async def test_one_context_manager_may_suppress_the_body_exception(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log)
+    b = FakeCM("b", log, suppress=True)
+    error = KeyError("suppressed")
+    async with parallel_with(a, b):
+        raise error
+    assert a.seen is error and b.seen is error
+
+
+async def test_suppressing_a_cancellation_suppresses_the_body_cancellation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[BaseException | None] = []
+
+    class SwallowsEverything:
+        async def __aenter__(self) -> None:
+            pass
+
+        async def __aexit__(self, *exc_info: object) -> bool:
+            seen.append(exc_info[1])  # type: ignore[arg-type]
+            return True
+
+    with trio.CancelScope() as scope:
+        async with parallel_with(SwallowsEverything()):
+            scope.cancel()
+            await trio.sleep_forever()
+        # As after a nested `async with` that swallowed the Cancelled: the code goes on,
+        # and the next checkpoint raises again.
+        seen.append(None)
+        await trio.lowlevel.checkpoint()
+        pytest.fail("not cancelled again")  # pragma: no cover
+    assert scope.cancelled_caught
+    assert isinstance(seen[0], trio.Cancelled)
+    assert seen[1:] == [None]
+
+
+async def test_body_group_mixing_cancelled_and_errors_reaches_exits_without_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log)
+
+    async def fail_shielded() -> None:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)
+        raise ValueError("child")
+
+    # Outside the cancelled scope, what is left is the body's group less its Cancelled.
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError), match="^the body raised$"):
+        with trio.CancelScope() as outer:
+            async with parallel_with(a):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(fail_shielded)
+                    outer.cancel()
+                    await trio.sleep_forever()
+    # The context manager received the body's group without its Cancelled.
+    assert [type(e) for e in members(a.seen)] == [ValueError]
+
+
+# ---- 6. enter failure ----------------------------------------------------------------------
+
+
+async def test_enter_failure_cancels_pending_enters_and_exits_the_entered_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    error = OSError("connection refused")
+    quick = FakeCM("quick", log, enter_delay=0.5, exit_delay=1)
+    failing = FakeCM("failing", log, enter_delay=1, enter_error=error)
+    slow = FakeCM("slow", log, enter_delay=5)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            OSError,
+            check=lambda e: (
+                e is error and notes(e) == ["FakeCM (position 1) failed while entering"]
+            ),
+        ),
+        match=r"^1 of 3 context managers failed \(1 entering\)$",
+    ):
+        async with parallel_with(quick, failing, slow):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert ("slow", "enter cancelled") in events(log)
+    assert slow.exited == failing.exited == 0
+    # The entered one exits with the failure, uncancelled, in its own task.
+    assert quick.seen is error
+    assert not quick.exit_cancelled
+    assert time_of(log, "quick", "exited") == 2
+    assert quick.exit_task is quick.enter_task
+
+
+async def test_several_enter_failures_deliver_the_first_in_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    first, second = ValueError("first"), KeyError("second")
+
+    class FailsShielded(FakeCM):
+        # Fails even when cancelled: the shielded sleep is not interrupted.
+        async def __aenter__(self) -> str:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(self.enter_delay)
+            assert self.enter_error is not None
+            raise self.enter_error
+
+    entered = FakeCM("entered", log)
+    late = FailsShielded("late", log, enter_delay=2, enter_error=second)
+    early = FakeCM("early", log, enter_delay=1, enter_error=first)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(KeyError, check=lambda e: e is second),
+        pytest.RaisesExc(ValueError, check=lambda e: e is first),
+    ) as caught:
+        async with parallel_with(entered, late, early):
+            pytest.fail("the body ran")  # pragma: no cover
+    # Argument order in the group, first-in-time failure delivered.
+    assert [type(e) for e in caught.value.exceptions] == [KeyError, ValueError]
+    assert entered.seen is first
+
+
+# ---- 7. exit failures ----------------------------------------------------------------------
+
+
+async def test_exit_failure_never_cancels_a_sibling_exit_and_none_is_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_error=ValueError("a failed"))
+    b = FakeCM("b", log, exit_delay=3)
+    c = FakeCM("c", log, exit_delay=1, exit_error=KeyError("c failed"))
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ValueError, check=lambda e: "'a' " not in str(e)),
+        pytest.RaisesExc(KeyError),
+        match=r"^2 of 3 context managers failed \(2 exiting\)$",
+    ) as caught:
+        async with parallel_with(a, b, c):
+            pass
+    assert [type(e) for e in caught.value.exceptions] == [ValueError, KeyError]
+    assert notes(caught.value.exceptions[0]) == ["FakeCM (position 0) failed while exiting"]
+    assert notes(caught.value.exceptions[1]) == ["FakeCM (position 2) failed while exiting"]
+    assert not b.exit_cancelled
+    assert time_of(log, "b", "exited") == 3
+
+
+# ---- 8. outer cancellation -----------------------------------------------------------------
+
+
+async def test_outer_cancellation_while_entering(autojump_clock: trio.testing.MockClock) -> None:
+    log: Log = []
+    quick = FakeCM("quick", log, exit_delay=1)
+    slow = FakeCM("slow", log, enter_delay=5)
+    seen: list[BaseException] = []
+    with trio.move_on_after(1) as outer:
+        try:
+            async with parallel_with(quick, slow):
+                pytest.fail("the body ran")  # pragma: no cover
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(e) for e in seen] == [trio.Cancelled]
+    assert ("slow", "enter cancelled") in events(log)
+    assert slow.exited == 0
+    assert quick.exited == 1
+    assert isinstance(quick.seen, trio.Cancelled)
+    assert quick.seen is not seen[0]
+
+
+async def test_outer_cancellation_while_exiting_reaches_the_exits_natively(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_delay=5)
+    with trio.move_on_after(1) as outer:
+        async with parallel_with(a):
+            pass
+    assert outer.cancelled_caught
+    assert a.seen is None
+    assert a.exit_cancelled
+    assert trio.current_time() == 1
+
+
+async def test_outer_cancellation_during_an_error_exit_reaches_the_exits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_delay=5)
+    error = ValueError("body")
+    with trio.move_on_after(1) as outer:
+        with pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is error)):
+            async with parallel_with(a):
+                raise error
+    assert a.seen is error
+    assert a.exit_cancelled
+    # The Cancelled is met again at the next checkpoint and caught by its own scope.
+    assert not outer.cancelled_caught
+    assert trio.current_time() == 1
+
+
+# ---- 9. nothing leaks -----------------------------------------------------------------------
+
+
+async def test_keyboard_interrupt_from_an_enter_exits_the_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    kbi = KeyboardInterrupt()
+    entered = FakeCM("entered", log)
+    interrupted = FakeCM("interrupted", log, enter_delay=1, enter_error=kbi)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(KeyboardInterrupt, check=lambda e: e is kbi)
+    ) as caught:
+        async with parallel_with(entered, interrupted):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert type(caught.value) is BaseExceptionGroup
+    assert entered.exited == 1 and entered.seen is kbi
+    assert interrupted.exited == 0
+
+
+async def test_keyboard_interrupt_in_the_body_reaches_every_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b = fakes(log, "a", "b", exit_delay=1)
+    with pytest.RaisesGroup(KeyboardInterrupt):
+        async with parallel_with(a, b):
+            raise KeyboardInterrupt
+    assert isinstance(a.seen, KeyboardInterrupt) and a.seen is b.seen
+    assert a.exited == b.exited == 1
+
+
+async def test_no_task_outlives_the_block(autojump_clock: trio.testing.MockClock) -> None:
+    log: Log = []
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+
+    def all_tasks() -> int:
+        count, todo = 0, [root]
+        while todo:
+            task = todo.pop()
+            count += 1
+            for nursery in task.child_nurseries:
+                todo.extend(nursery.child_tasks)
+        return count
+
+    before = all_tasks()
+    with pytest.RaisesGroup(ValueError, KeyError):
+        async with parallel_with(
+            *fakes(log, "a", "b", exit_delay=1), FakeCM("c", log, exit_error=KeyError())
+        ):
+            assert all_tasks() == before + 3  # one holder per context manager
+            raise ValueError
+    assert all_tasks() == before
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+
+async def test_group_is_flat_and_ordered_body_first_then_argument_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_delay=2, exit_error=KeyError("a"))
+    b = FakeCM("b", log, exit_error=BaseExceptionGroup("own group", [IndexError("b")]))
+    body_error = ValueError("body")
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ValueError, check=lambda e: e is body_error),
+        KeyError,
+        pytest.RaisesGroup(IndexError, match="own group"),
+        match=r"^the body raised; 2 of 2 context managers failed \(2 exiting\)$",
+    ) as caught:
+        async with parallel_with(a, b):
+            raise body_error
+    assert [type(e) for e in caught.value.exceptions] == [ValueError, KeyError, ExceptionGroup]
+    assert caught.value.__context__ is None
+
+
+async def test_reraising_the_body_exception_is_not_a_second_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    body_error = ValueError("body")
+    other = KeyError("other")
+
+    @asynccontextmanager
+    async def reraises() -> AsyncGenerator[None, None]:
+        yield  # the generator re-raises what it is thrown
+
+    class RaisesIt(FakeCM):
+        async def __aexit__(self, *args: object) -> bool:
+            raise body_error
+
+    class WrapsIt(FakeCM):
+        async def __aexit__(self, *args: object) -> bool:
+            raise BaseExceptionGroup("wrapped", [body_error, other])
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ValueError, check=lambda e: e is body_error),
+        pytest.RaisesGroup(pytest.RaisesExc(KeyError, check=lambda e: e is other), match="wrapped"),
+    ):
+        async with parallel_with(reraises(), RaisesIt("r", log), WrapsIt("w", log)):
+            raise body_error
+
+
+async def test_base_exception_members_make_a_base_exception_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_error=SystemExit(3))
+    with pytest.RaisesGroup(SystemExit) as caught:
+        async with parallel_with(a):
+            pass
+    assert type(caught.value) is BaseExceptionGroup
+
+
+async def test_exception_members_make_an_exception_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_error=ValueError())
+    with pytest.RaisesGroup(ValueError) as caught:
+        async with parallel_with(a):
+            pass
+    assert type(caught.value) is ExceptionGroup
+
+
+async def test_names_are_keys_factory_names_or_type_names(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+
+    @asynccontextmanager
+    async def open_db() -> AsyncGenerator[None, None]:
+        yield
+        raise OSError("db")
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            OSError, check=lambda e: notes(e) == ["open_db (position 0) failed while exiting"]
+        ),
+        pytest.RaisesExc(
+            KeyError, check=lambda e: notes(e) == ["FakeCM (position 1) failed while exiting"]
+        ),
+    ):
+        async with parallel_with(open_db(), FakeCM("x", log, exit_error=KeyError())):
+            pass
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            KeyError, check=lambda e: notes(e) == ["cache (position 1) failed while exiting"]
+        ),
+    ):
+        async with parallel_with(
+            {"db": FakeCM("d", log), "cache": FakeCM("c", log, exit_error=KeyError())}
+        ):
+            pass
+
+
+async def test_a_stray_cancelled_from_a_context_manager_is_reported_as_a_runtime_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class LeaksCancelled:
+        async def __aenter__(self) -> None:
+            # Catches a Cancelled of its own scope and re-raises it after leaving the
+            # scope: nothing around the holder task is cancelled.
+            stolen: list[trio.Cancelled] = []
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                try:
+                    await trio.lowlevel.checkpoint()
+                except trio.Cancelled as exc:
+                    stolen.append(exc)
+            raise stolen[0]
+
+        async def __aexit__(self, *args: object) -> None:
+            pytest.fail("exited although it did not enter")  # pragma: no cover
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            RuntimeError,
+            match="let a trio.Cancelled escape",
+            check=lambda e: isinstance(e.__cause__, trio.Cancelled),
+        )
+    ):
+        async with parallel_with(LeaksCancelled()):
+            pytest.fail("the body ran")  # pragma: no cover

@@ -1,0 +1,228 @@
+"""A demo of ``parallel_with`` on real loopback sockets: ``python -m trio_parallel_cm``.
+
+Four simulated services (TCP servers on 127.0.0.1) greet a new client only after a delay,
+like a database that takes a while to accept a connection.  The demo opens them one after
+another, then concurrently with ``parallel_with``, and then shows what a failure looks like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import sys
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, cast
+
+import trio
+
+from trio_parallel_cm import parallel_with
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+HOST: Final = "127.0.0.1"
+CONNECT_ATTEMPTS: Final = 3
+
+
+class Delays(NamedTuple):
+    """How long each service takes to greet a client, and a client's wait between retries."""
+
+    db: float = 0.200
+    cache: float = 0.300
+    queue: float = 0.150
+    search: float = 0.250
+    retry: float = 0.200
+
+
+DEFAULT_DELAYS: Final = Delays()
+
+
+@dataclass
+class Services:
+    """Where the services listen, and what the clients did with them (by service name)."""
+
+    ports: dict[str, int]
+    retry_delay: float
+    opened: list[str] = field(default_factory=list[str])
+    closed: list[str] = field(default_factory=list[str])
+
+
+# ---- the simulated services ---------------------------------------------------------------
+
+
+async def _serve_client(name: str, latency: float, stream: trio.SocketStream) -> None:
+    # A slow handshake, then read until the client hangs up (after its "bye").
+    with contextlib.suppress(trio.BrokenResourceError):  # the client gave up early
+        async with stream:
+            await trio.sleep(latency)
+            await stream.send_all(f"{name} ready\n".encode())
+            while await stream.receive_some():
+                pass
+
+
+async def _start_service(nursery: trio.Nursery, name: str, latency: float) -> int:
+    handler = functools.partial(_serve_client, name, latency)
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host=HOST))
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+def _unused_port() -> int:
+    # Bind a socket to get a free port, then close it: nothing listens there any more.
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+# ---- the clients: one async context manager per service -----------------------------------
+
+
+async def _connect(port: int, retry_delay: float) -> trio.SocketStream:
+    # Like most real clients, retry a refused connection a few times before giving up.
+    for _ in range(CONNECT_ATTEMPTS - 1):
+        with contextlib.suppress(OSError):
+            return await trio.open_tcp_stream(HOST, port)
+        await trio.sleep(retry_delay)
+    return await trio.open_tcp_stream(HOST, port)
+
+
+@asynccontextmanager
+async def _session(name: str, services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    stream = await _connect(services.ports[name], services.retry_delay)
+    try:
+        greeting = b""
+        while not greeting.endswith(b"\n"):  # waiting for it is the service's latency
+            chunk = await stream.receive_some()
+            if not chunk:
+                raise ConnectionError(f"{name} hung up before its greeting")
+            greeting += chunk
+        services.opened.append(name)
+        try:
+            yield stream
+        finally:
+            await stream.send_all(b"bye\n")
+    finally:
+        await stream.aclose()
+        services.closed.append(name)
+
+
+@asynccontextmanager
+async def open_db(services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "db" service; say goodbye and close the connection on exit."""
+    async with _session("db", services) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def open_cache(services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "cache" service; say goodbye and close the connection on exit."""
+    async with _session("cache", services) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def open_queue(services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "queue" service; say goodbye and close the connection on exit."""
+    async with _session("queue", services) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def open_search(services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "search" service; say goodbye and close the connection on exit."""
+    async with _session("search", services) as stream:
+        yield stream
+
+
+# ---- the demo ------------------------------------------------------------------------------
+
+
+async def _compare_timings(services: Services) -> None:
+    start = trio.current_time()
+    async with AsyncExitStack() as stack:
+        openers = (open_db, open_cache, open_queue, open_search)
+        streams = [await stack.enter_async_context(opener(services)) for opener in openers]
+        for stream in streams:  # the work would go here
+            await stream.send_all(b"ping\n")
+    sequential = trio.current_time() - start
+
+    start = trio.current_time()
+    async with parallel_with(
+        open_db(services), open_cache(services), open_queue(services), open_search(services)
+    ) as (db, cache, queue, search):
+        for stream in (db, cache, queue, search):  # the work would go here
+            await stream.send_all(b"ping\n")
+    parallel = trio.current_time() - start
+
+    speedup = sequential / parallel if parallel > 0 else float("inf")
+    print(f"   sequential: {sequential:.2f} s   parallel_with: {parallel:.2f} s", end="")
+    print(f"   ({speedup:.1f}x faster)")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    # trio.open_tcp_stream raises OSError from a group of the errors of each attempt.
+    cause = exc.__cause__
+    if isinstance(cause, ExceptionGroup):
+        return list(cast("ExceptionGroup[Exception]", cause).exceptions)
+    return [] if cause is None else [cause]
+
+
+async def _show_failure(services: Services) -> None:
+    try:
+        async with parallel_with(open_db(services), open_cache(services), open_search(services)):
+            print("   (not reached: the body runs only once every service is open)")
+    # On Python 3.11+, `except* OSError as group:` catches the same group.
+    except ExceptionGroup as group:
+        print(f"   {type(group).__name__}: {group.message}")
+        for exc in group.exceptions:
+            print(f"   - {type(exc).__name__}: {exc}")
+            for cause in _causes(exc):
+                print(f"       caused by {type(cause).__name__}: {cause}")
+            for note in getattr(exc, "__notes__", []):
+                print(f"       note: {note}")
+    print(f"   opened before the failure: {', '.join(services.opened) or '(none)'}")
+    print(f"   connections closed again:  {', '.join(services.closed) or '(none)'}")
+
+
+async def main(delays: Delays = DEFAULT_DELAYS) -> None:
+    """Run the demo: start the services, time both ways of opening them, show a failure.
+
+    Args:
+        delays: how long each service takes to greet a client (seconds), and how long a
+            client waits before retrying a refused connection.
+    """
+    async with trio.open_nursery() as nursery:
+        latency = {
+            "db": delays.db,
+            "cache": delays.cache,
+            "queue": delays.queue,
+            "search": delays.search,
+        }
+        ports = {name: await _start_service(nursery, name, s) for name, s in latency.items()}
+        listing = ", ".join(f"{name} {s * 1000:.0f} ms" for name, s in latency.items())
+        print(f"trio_parallel_cm demo: 4 services on {HOST} ({listing})\n")
+
+        print("1. Start-up + shutdown: one after another (AsyncExitStack) vs parallel_with")
+        await _compare_timings(Services(ports, delays.retry))
+
+        tries = f"its client tries {CONNECT_ATTEMPTS} times, {delays.retry * 1000:.0f} ms apart"
+        print(f"\n2. A failure: nothing listens on search's port ({tries})")
+        await _show_failure(Services({**ports, "search": _unused_port()}, delays.retry))
+        nursery.cancel_scope.cancel()
+
+
+def run_demo(delays: Delays = DEFAULT_DELAYS) -> None:
+    """Run :func:`main` under ``trio.run``.
+
+    Args:
+        delays: passed on to :func:`main`.
+    """
+    trio.run(main, delays)
+
+
+if __name__ == "__main__":
+    run_demo()
