@@ -8,12 +8,25 @@ its remaining assertions.  Every async test is wrapped so that such an escape be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import faulthandler
+import sys
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
 from tests.guard import guard_cancelled
+
+# A deadlock on the virtual clock (every task blocked, no deadline left) would hang forever:
+# such a test ends the run, with every thread's traceback, instead of hanging CI.
+HANG_SECONDS = 120
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog() -> Iterator[None]:
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -637,3 +637,54 @@ async def test_a_stray_cancelled_from_a_context_manager_is_reported_as_a_runtime
     ):
         async with parallel_with(LeaksCancelled()):
             pytest.fail("the body ran")  # pragma: no cover
+
+
+# ---- entering while the stage is abandoned -------------------------------------------------
+
+
+class EntersShielded(FakeCM):
+    """Its ``__aenter__`` cannot be cancelled: it finishes entering after the stage failed."""
+
+    async def __aenter__(self) -> str:
+        self.enter_task = trio.lowlevel.current_task()
+        with trio.CancelScope(shield=True):
+            await trio.sleep(self.enter_delay)
+        self.entered += 1
+        record(self.log, self.name, "entered")
+        return self.name
+
+
+async def test_entering_as_the_stage_fails_exits_at_once_with_the_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # `started()` does not move a task whose starter is already cancelled: the holder must
+    # notice and exit by itself, or the block would wait for it forever.
+    log: Log = []
+    error = ValueError("failed first")
+    late = EntersShielded("late", log, enter_delay=2, exit_delay=1)
+    failing = FakeCM("failing", log, enter_delay=1, enter_error=error)
+    with (
+        trio.fail_after(100),
+        pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is error)),
+    ):
+        async with parallel_with(late, failing):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert late.exited == 1
+    assert late.seen is error
+    assert late.exit_task is late.enter_task
+    assert not late.exit_cancelled
+    assert trio.current_time() == 3
+
+
+async def test_entering_as_the_caller_is_cancelled_exits_with_its_own_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    late = EntersShielded("late", log, enter_delay=2)
+    with trio.fail_after(100), trio.move_on_after(1) as outer:
+        async with parallel_with(late):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert outer.cancelled_caught
+    assert late.exited == 1
+    assert isinstance(late.seen, trio.Cancelled)
+    assert late.exit_task is late.enter_task

@@ -42,6 +42,7 @@ class Stage:
     """Holders entered and exited together, living in ``nursery``."""
 
     __slots__ = (
+        "abandoned",
         "deliver",
         "deliver_tb",
         "done",
@@ -66,6 +67,7 @@ class Stage:
         self.first_failure: BaseException | None = None
         self.first_failure_tb: TracebackType | None = None
         self.ended_early = False
+        self.abandoned = False
         self.deliver: BaseException | None = None
         self.deliver_tb: TracebackType | None = None
         self.native = False
@@ -102,6 +104,7 @@ class Stage:
     ) -> tuple[bool, BaseException | None, TracebackType | None]:
         """What a holder that entered as the stage was abandoned exits with."""
         holder.state = EXITING_STATE
+        self.abandoned = True
         if self.first_failure is not None:
             return False, self.first_failure, self.first_failure_tb
         holder.scope.shield = False
@@ -136,6 +139,7 @@ class Stage:
         if (
             caught is None
             and self.first_failure is None
+            and not self.abandoned
             and not any(holder.state is NOT_ENTERED for holder in holders)
         ):
             self.entering = False
@@ -148,8 +152,8 @@ class Stage:
             raise make_group(self.message(body_failed=False), members)
         if caught_later is not None:
             raise caught_later
-        # No failure, yet not every enter finished: they were cancelled from outside, and
-        # so is this task, which now meets its own Cancelled.
+        # No failure, yet not every holder entered and stayed: the enters were cancelled
+        # from outside, and so is this task, which now meets its own Cancelled.
         await trio.lowlevel.checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
