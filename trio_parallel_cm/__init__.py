@@ -1,10 +1,21 @@
 """Enter and exit Trio async context managers concurrently, with every guarantee of nested
 ``async with``."""
 
+from ._handle import ContextHandle as ContextHandle
+from ._handle import ContextState as ContextState
+from ._handle import start_context as start_context
 from ._parallel import ParallelContext as ParallelContext
 from ._parallel import parallel_with as parallel_with
+from ._stack import ParallelExitStack as ParallelExitStack
 
-__all__ = ("ParallelContext", "parallel_with")
+__all__ = (
+    "ContextHandle",
+    "ContextState",
+    "ParallelContext",
+    "ParallelExitStack",
+    "parallel_with",
+    "start_context",
+)
 
 
 def _fix_module_names() -> None:

@@ -102,9 +102,10 @@ def add_note(exc: BaseException, note: str) -> None:
         exc.__notes__ = notes  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
 
 
-def failure_note(name: str, position: int, phase: str) -> str:
+def failure_note(name: str, position: int, phase: str, stage: int | None = None) -> str:
     """The note attached to a context manager's failure."""
-    return f"{name} (position {position}) failed while {phase}"
+    where = f"position {position}" if stage is None else f"stage {stage}, position {position}"
+    return f"{name} ({where}) failed while {phase}"
 
 
 def summary(total: int, phases: Sequence[str], body_failed: bool) -> str:

@@ -20,6 +20,7 @@ Design notes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -82,7 +83,7 @@ class Holder:
         return self.state is FAILING
 
     def _fail(self, exc: BaseException, phase: str) -> None:
-        add_note(exc, failure_note(self.name, self.position, phase))
+        add_note(exc, failure_note(self.name, self.position, phase, self.stage.index))
         self.failure = exc
         self.phase = phase
 
@@ -102,49 +103,92 @@ class Holder:
             self.scope.shield = False
 
     async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
-        """The holder task.  Started by ``nursery.start``; never raises."""
+        """The holder task.  Started by ``nursery.start``.
+
+        Never raises, except in a handle's holder (``start_context``): a failure that no
+        ``aclose()`` claimed is raised into the handle's nursery, as structured
+        concurrency wants.
+        """
         stage = self.stage
         cm: Any = self.cm
         # As `async with` does, look both methods up on the type before entering.
         cls: Any = type(cm)  # pyright: ignore[reportUnknownVariableType]
         aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
         aexit: Callable[..., Awaitable[bool | None]] = cls.__aexit__
+        limiter = stage.limiter
         scope = self.scope = trio.CancelScope()
+        if stage.enter_timeout is not None:
+            # On the holder's own scope, outside the context manager, so nesting stays
+            # right; lifted once entered.
+            scope.deadline = trio.current_time() + stage.enter_timeout
+        unclaimed: BaseException | None = None
         try:
             with scope:
                 try:
-                    self.value = await aenter(cm)
+                    if limiter is not None:
+                        await limiter.acquire()
+                    try:
+                        self.value = await aenter(cm)
+                    finally:
+                        if limiter is not None:
+                            limiter.release()
                 except BaseException as exc:  # every outcome of __aenter__ is recorded
                     self.state = NOT_ENTERED
                     failure = own_failure(exc, self.name)
+                    if failure is None and scope.cancel_called:
+                        failure = self._too_slow("enter", stage.enter_timeout)
                     if failure is not None:
                         self._fail(failure, ENTERING)
                         stage.enter_failed(self)
                     task_status.started()
                     return
-                scope.shield = True
-                self.state = ENTERED
-                task_status.started()
-                self.task = task = current_task()
+                scope.deadline = math.inf
                 exc_in: BaseException | None
                 tb: TracebackType | None
-                if task.parent_nursery is stage.nursery:
-                    try:
-                        await wait_task_rescheduled(self._abort)
-                    except BaseException as exc:  # cancelled from inside the cm: see _abort
-                        native, exc_in, tb = False, exc, exc.__traceback__
-                    else:
-                        native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
+                if scope.cancel_called:
+                    # The deadline passed just as __aenter__ returned: too slow all the
+                    # same.  It is entered, so it exits at once with that failure.
+                    self.state = NOT_ENTERED
+                    exc_in = self._too_slow("enter", stage.enter_timeout)
+                    self._fail(exc_in, ENTERING)
+                    stage.enter_failed(self)
+                    native, tb = False, None
+                    task_status.started()
                 else:
-                    # Not moved: the starter was cancelled as we entered, so the stage is
-                    # being abandoned and waits, under that starter, for us to finish.
-                    native, exc_in, tb = stage.release_unmoved(self)
+                    if stage.shield_open:
+                        scope.shield = True
+                    self.state = ENTERED
+                    task_status.started()
+                    self.task = task = current_task()
+                    if task.parent_nursery is stage.nursery:
+                        try:
+                            await wait_task_rescheduled(self._abort)
+                        except BaseException as exc:  # cancelled while open: see _abort
+                            native, exc_in, tb = False, exc, exc.__traceback__
+                        else:
+                            native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
+                    else:
+                        # Not moved: the starter was cancelled as we entered, so the stage
+                        # is being abandoned and waits, under that starter, for us.
+                        native, exc_in, tb = stage.release_unmoved(self)
                 if native:
                     # The body was cancelled: meet the cancellation as our own.
                     try:
                         await trio.lowlevel.checkpoint()
                     except BaseException as exc:  # our own Cancelled, passed to __aexit__
                         exc_in, tb = exc, exc.__traceback__
+                failing = self.failing
+                if failing and not stage.shield_open and _cancelled():
+                    # A handle's nursery was cancelled: an ordinary exit, not a failure.
+                    failing = False
+                    self.state = EXITING_STATE
+                if limiter is not None:
+                    with trio.CancelScope(shield=True):
+                        await limiter.acquire()
+                if stage.exit_timeout is not None:
+                    # A graceful shutdown budget: shielded, then cancelled.
+                    scope.shield = True
+                    scope.deadline = trio.current_time() + stage.exit_timeout
                 escaped: BaseException | None
                 suppress: bool | None = False
                 try:
@@ -156,19 +200,35 @@ class Holder:
                     escaped = exc
                 else:
                     escaped = None if suppress else exc_in
-                failing = self.failing
-                self.state = CLOSED
-                if exc_in is not None and suppress and not failing:
-                    self.suppressed = True
-                if escaped is not None:
-                    if not failing and exc_in is not None:
-                        # Letting the delivered exception through is not a failure.
-                        escaped = without(escaped, exc_in)
-                    if escaped is not None:
-                        failure = own_failure(escaped, self.name)
-                        if failure is not None:
-                            self._fail(failure, OPEN if failing else EXITING)
+                finally:
+                    if limiter is not None:
+                        limiter.release()
+                if self.state is NOT_ENTERED:
+                    # Timed out as it entered: its exit's outcome adds nothing.
+                    escaped = None
+                else:
+                    self.state = CLOSED
+                    if exc_in is not None and suppress and not failing:
+                        self.suppressed = True
+                if escaped is not None and not failing and exc_in is not None:
+                    # Letting the delivered exception through is not a failure.
+                    escaped = without(escaped, exc_in)
+                failure = None if escaped is None else own_failure(escaped, self.name)
+                if stage.exit_timeout is not None and scope.cancel_called and failure is None:
+                    failure = self._too_slow("exit", stage.exit_timeout)
+                if failure is not None:
+                    self._fail(failure, OPEN if failing else EXITING)
                 if failing:
                     stage.ended_while_open(self)
         finally:
-            stage.holder_done()
+            unclaimed = stage.holder_done(self)
+        if unclaimed is not None:
+            raise unclaimed
+
+    def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
+        return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")
+
+
+def _cancelled() -> bool:
+    """Whether the current task is effectively cancelled."""
+    return trio.current_effective_deadline() == -math.inf

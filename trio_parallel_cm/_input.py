@@ -78,3 +78,25 @@ def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | Non
     return [
         Holder(cm, position, key) for position, (key, cm) in enumerate(zip(keys, cms, strict=True))
     ], keys
+
+
+def check_options(
+    *,
+    limit: int | None = None,
+    enter_timeout: float | None = None,
+    exit_timeout: float | None = None,
+) -> dict[str, Any]:
+    """The stage options, checked; ``ValueError`` for one out of range."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
+    for name, value in (("enter_timeout", enter_timeout), ("exit_timeout", exit_timeout)):
+        if value is not None and not value >= 0:
+            raise ValueError(f"{name} must be a number of seconds, at least 0, not {value!r}")
+    options: dict[str, Any] = {}
+    if limit is not None:
+        options["limit"] = limit
+    if enter_timeout is not None:
+        options["enter_timeout"] = enter_timeout
+    if exit_timeout is not None:
+        options["exit_timeout"] = exit_timeout
+    return options

@@ -1,6 +1,8 @@
 """A stage: context managers entered together, held open together and exited together.
 
-The one engine behind every public face: ``parallel_with`` is a single stage.
+The one engine behind every public face: ``parallel_with`` is a block with one stage,
+``ParallelExitStack`` a block with several, ``start_context`` a stage of one whose holder
+lives in the caller's nursery.
 
 Design notes:
 
@@ -8,14 +10,16 @@ Design notes:
   ``owner_nursery.start(holder.run)``.  Cancelling the entering nursery cancels the enters
   still pending (an enter failed, or failed while open, before all had entered) and only
   them: holders that have entered are shielded and already live in the owner's nursery.
+  A stage of one needs no starter: the caller awaits ``nursery.start`` itself.
 * Exiting: the stage hands every open holder the same delivery (the exception that an
   ``async with`` block would pass to ``__aexit__``, read once with its traceback, because
   concurrent ``athrow`` calls rewrite ``__traceback__``), or "native": lift the shields so
   that each holder meets the caller's cancellation as its own ``Cancelled``.
 * Exits are not cancelled by a failure or by the body's exception, but an outer
   cancellation reaches them as it would reach nested ``async with`` blocks: if the caller
-  is (or becomes) cancelled while waiting, the shields are lifted.  Nursery exits never
-  raise ``Cancelled`` (trio gh-1457), so every wait that could is ours and explicit.
+  is (or becomes) cancelled while waiting, the shields are lifted (unless an exit timeout
+  gives them a shielded budget).  Nursery exits never raise ``Cancelled`` (trio gh-1457),
+  so every wait that could is ours and explicit.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
 
 
 class Owner(Protocol):
-    """What a stage tells the object whose body it encloses."""
+    """What a stage tells the object it belongs to."""
 
     def ended_while_open(self, holder: Holder) -> None:
-        """``holder`` failed (``holder.failure``) or ended by itself while the body ran."""
+        """``holder`` failed (``holder.failure``) or ended by itself after entering."""
+
+    def holder_done(self, holder: Holder) -> BaseException | None:
+        """``holder`` finished; return an exception for its task to raise, if any."""
 
 
 class Stage:
@@ -47,21 +54,42 @@ class Stage:
         "deliver_tb",
         "done",
         "ended_early",
+        "enter_timeout",
         "entering",
         "entering_scope",
+        "exit_timeout",
         "first_failure",
         "first_failure_tb",
         "holders",
+        "index",
+        "limiter",
         "native",
         "nursery",
         "owner",
         "pending",
+        "shield_open",
     )
 
-    def __init__(self, holders: Sequence[Holder], nursery: trio.Nursery, owner: Owner) -> None:
+    def __init__(
+        self,
+        holders: Sequence[Holder],
+        nursery: trio.Nursery,
+        owner: Owner,
+        *,
+        index: int | None = None,
+        limit: int | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+        shield_open: bool = True,
+    ) -> None:
         self.holders = holders
         self.nursery = nursery
         self.owner = owner
+        self.index = index
+        self.limiter = None if limit is None else trio.CapacityLimiter(limit)
+        self.enter_timeout = enter_timeout
+        self.exit_timeout = exit_timeout
+        self.shield_open = shield_open
         self.entering = False
         self.entering_scope: trio.CancelScope | None = None
         self.first_failure: BaseException | None = None
@@ -96,8 +124,8 @@ class Stage:
             self.first_failure = failure = holder.failure
             assert failure is not None
             self.first_failure_tb = failure.__traceback__
-        assert self.entering_scope is not None
-        self.entering_scope.cancel()
+        if self.entering_scope is not None:
+            self.entering_scope.cancel()
 
     def release_unmoved(
         self, holder: Holder
@@ -110,10 +138,11 @@ class Stage:
         holder.scope.shield = False
         return True, None, None
 
-    def holder_done(self) -> None:
+    def holder_done(self, holder: Holder) -> BaseException | None:
         self.pending -= 1
         if not self.pending and self.done is not None:
             self.done.set()
+        return self.owner.holder_done(holder)
 
     # ---- called by the owner, in the owner's task -------------------------------------
 
@@ -130,10 +159,13 @@ class Stage:
         start = self.nursery.start
         caught: BaseException | None = None
         try:
-            async with trio.open_nursery() as entering:
-                self.entering_scope = entering.cancel_scope
-                for holder in holders:
-                    entering.start_soon(start, holder.run)
+            if len(holders) == 1:
+                await start(holders[0].run)
+            else:
+                async with trio.open_nursery() as entering:
+                    self.entering_scope = entering.cancel_scope
+                    for holder in holders:
+                        entering.start_soon(start, holder.run)
         except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
             caught = exc
         if (
@@ -149,7 +181,7 @@ class Stage:
         members = [caught] if caught is not None else []
         members.extend(self.failures())
         if members:
-            raise make_group(self.message(body_failed=False), members)
+            raise make_group(self.message(), members)
         if caught_later is not None:
             raise caught_later
         # No failure, yet not every holder entered and stayed: the enters were cancelled
@@ -188,6 +220,8 @@ class Stage:
         return caught
 
     def _unshield_exiting(self) -> None:
+        if self.exit_timeout is not None:
+            return  # a shielded budget, cancelled by its own deadline
         for holder in self.holders:
             if holder.state is EXITING_STATE or holder.state is FAILING:
                 holder.scope.shield = False
@@ -196,6 +230,6 @@ class Stage:
         """The recorded failures, in argument order."""
         return [holder.failure for holder in self.holders if holder.failure is not None]
 
-    def message(self, *, body_failed: bool) -> str:
+    def message(self) -> str:
         phases = [holder.phase for holder in self.holders if holder.failure is not None]
-        return summary(len(self.holders), phases, body_failed)
+        return summary(len(self.holders), phases, body_failed=False)

@@ -1,0 +1,215 @@
+"""A block: the caller's side of ``parallel_with`` and ``ParallelExitStack``.
+
+A block opens a nursery in the caller's task when entered and closes it when exited; the
+body runs inside that nursery and inside a cancel scope of ours.  Its stages (one for
+``parallel_with``, any number for a stack) keep their holders in that nursery.
+
+Design notes:
+
+* Leaving the body's scope first gives exactly what the body passes on to nested
+  ``async with`` blocks: our own cancellation absorbed, a group split by Trio's rules.
+  That, or a failure of a context manager while open (the first in time), is what the
+  latest stage's ``__aexit__`` calls receive.
+* Stages unwind from the latest to the earliest, each concurrently.  What a stage lets
+  through (not suppressed, plus its own failures) is what the previous stage receives,
+  as nested ``async with`` blocks would pass it on.
+* A body cancelled from outside is passed on "natively": each holder meets the same
+  cancellation as its own ``Cancelled``.  A ``Cancelled`` is never moved between tasks.
+* We follow Trio: failures always come out as one group, flat and ordered; a pure
+  cancellation is never wrapped, and is re-raised as the very exception the caller's
+  scope is waiting for.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from ._errors import cancelled_part, is_cancellation, make_group, non_cancelled_part, summary
+from ._holder import Holder
+from ._stage import Stage
+
+# Block phases.
+NEW, ENTERING, BODY, CLOSING = range(4)
+
+
+class Block:
+    """The machinery shared by ``parallel_with`` and ``ParallelExitStack``."""
+
+    __slots__ = (
+        "_body_scope",
+        "_manager",
+        "_nursery",
+        "_open_failure",
+        "_stages",
+        "_task",
+        "kind",
+        "phase",
+    )
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.phase = NEW
+        self._stages: list[Stage] = []
+        self._open_failure: BaseException | None = None
+        self._manager: AbstractAsyncContextManager[trio.Nursery]
+        self._nursery: trio.Nursery
+        self._body_scope: trio.CancelScope
+        self._task: trio.lowlevel.Task
+
+    # ---- the owner's side ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the block's nursery.  The first half of ``__aenter__``."""
+        if self.phase is not NEW:
+            raise RuntimeError(
+                f"this {self.kind} object was already entered; make a new one for a new block"
+            )
+        self.phase = ENTERING
+        if not trio.lowlevel.in_trio_task():
+            raise RuntimeError(
+                f"{self.kind} must be entered in a Trio task (inside trio.run); "
+                "it relies on Trio's nurseries and cancel scopes"
+            )
+        self._task = trio.lowlevel.current_task()
+        # Entering is a checkpoint, even with nothing to enter.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._manager = trio.open_nursery()
+        self._nursery = await self._manager.__aenter__()
+
+    async def abandon(self) -> None:
+        """Close the nursery after ``open`` when the body will not run (all have exited)."""
+        self.phase = CLOSING
+        await self._manager.__aexit__(None, None, None)
+
+    def begin_body(self) -> None:
+        """Enter the body's scope.  The last step of ``__aenter__``."""
+        scope = self._body_scope = trio.CancelScope()
+        if any(stage.ended_early for stage in self._stages):
+            scope.cancel()
+        scope.__enter__()
+        self.phase = BODY
+
+    async def enter_stage(
+        self, holders: list[Holder], keys: list[object] | None, **options: Any
+    ) -> Any:
+        """Enter a stage of context managers concurrently and return their values."""
+        if self.phase is BODY:
+            if trio.lowlevel.current_task() is not self._task:
+                raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
+        elif self.phase is not ENTERING:
+            state = "has started closing" if self.phase is CLOSING else "is not entered"
+            raise RuntimeError(f"cannot enter a stage: the {self.kind} {state}")
+        index = len(self._stages) + 1 if self.kind == "ParallelExitStack" else None
+        stage = Stage(holders, self._nursery, self, index=index, **options)
+        await stage.enter()
+        self._stages.append(stage)
+        if stage.ended_early and self.phase is BODY:
+            self._body_scope.cancel()
+        values = [holder.value for holder in holders]
+        if keys is None:
+            return tuple(values)
+        return dict(zip(keys, values, strict=True))
+
+    # ---- the stages' side ---------------------------------------------------------------
+
+    def ended_while_open(self, holder: Holder) -> None:
+        """A holder failed, or ended by itself, while open: cancel the body."""
+        if self.phase is not BODY:
+            return
+        if holder.failure is not None and self._open_failure is None:
+            self._open_failure = holder.failure
+        self._body_scope.cancel()
+
+    def holder_done(self, holder: Holder) -> None:
+        """Holders of a block never raise into its nursery."""
+        return
+
+    # ---- exit ---------------------------------------------------------------------------
+
+    async def close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """``__aexit__``: unwind the stages, close the nursery, raise one group."""
+        self.phase = CLOSING
+        remaining: BaseException | None
+        try:
+            remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
+        except BaseException as new:  # the scope split a group: this is what is left
+            remaining = new
+        failure = self._open_failure
+        # What propagates, as nested `async with` blocks would pass it outwards; `body` is
+        # what of the body's exception is still to be reported.
+        body = remaining
+        propagating = [failure] if failure is not None else [] if body is None else [body]
+        caught: BaseException | None = None
+        for stage in reversed(self._stages):
+            deliver, native = _delivery(propagating)
+            caught = await stage.exit(deliver, native=native) or caught
+            if any(holder.suppressed for holder in stage.holders):
+                propagating = [] if native else _cancelled_parts(propagating)
+                if failure is None:
+                    # The body's exception was delivered, and suppressed but for its
+                    # Cancelled part; a failure while open was delivered instead of it.
+                    body = None if native or body is None else cancelled_part(body)
+            seen = {id(e) for e in propagating}
+            propagating.extend(f for f in stage.failures() if id(f) not in seen)
+        await self._manager.__aexit__(None, None, None)
+
+        alive = {id(e) for e in propagating}
+        failures = [f for f in self._failures() if id(f) in alive]
+        if isinstance(caught, trio.Cancelled):
+            if body is None and not failures:
+                raise caught
+            caught = None
+        if not failures and caught is None:
+            if body is None:
+                return exc is not None
+            if is_cancellation(body):
+                if body is exc:
+                    return False
+                raise body
+        members = [body] if body is not None else []
+        if caught is not None:
+            members.append(caught)
+        members.extend(failures)
+        phases = [h.phase for s in self._stages for h in s.holders if h.failure in failures]
+        total = sum(len(stage.holders) for stage in self._stages)
+        group = make_group(summary(total, phases, body_failed=body is not None), members)
+        try:
+            raise group
+        finally:
+            # The body's exception is a member, not the context of the group.
+            group.__context__ = None
+            del group
+
+    def _failures(self) -> list[BaseException]:
+        return [f for stage in self._stages for f in stage.failures()]
+
+    def names(self) -> str:
+        return ", ".join(h.name for stage in self._stages for h in stage.holders)
+
+
+def _delivery(propagating: list[BaseException]) -> tuple[BaseException | None, bool]:
+    """What ``__aexit__`` receives when ``propagating`` is on its way out, and if natively."""
+    if not propagating:
+        return None, False
+    if len(propagating) == 1:
+        exc = propagating[0]
+    else:
+        exc = make_group("several exceptions propagate", propagating)
+    if is_cancellation(exc):
+        return None, True
+    # A group mixing Cancelled with errors: the context managers get the errors.
+    return non_cancelled_part(exc), False
+
+
+def _cancelled_parts(propagating: list[BaseException]) -> list[BaseException]:
+    parts = (cancelled_part(exc) for exc in propagating)
+    return [part for part in parts if part is not None]

@@ -1,0 +1,184 @@
+"""``start_context``: one context manager held open by a task of its own, behind a handle.
+
+Design notes:
+
+* The holder is started with ``nursery.start`` in the caller's nursery, exactly as a
+  stage of ``parallel_with`` starts its holders, so ``__aenter__`` and ``__aexit__`` run in
+  that one task whoever asks for the exit.  Driving ``__aenter__``/``__aexit__`` by hand from
+  different tasks corrupts Trio's cancel-scope stack.
+* There is no body to protect, so the holder is not shielded while open: cancelling the
+  nursery exits the context manager, whose ``__aexit__`` sees the cancellation.
+* A failure is raised exactly once: to the ``aexit``/``aclose`` caller that asked for the
+  exit, or, when nobody asked (it failed while open, or while exiting because the nursery
+  was cancelled), into the nursery from the holder task, as structured concurrency wants.
+"""
+
+from __future__ import annotations
+
+import enum
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Generic, TypeVar, final
+
+import trio
+
+from ._errors import make_group, summary
+from ._holder import CLOSED, ENTERED, NOT_ENTERED, PENDING, Holder
+from ._input import check_options, holders_for
+from ._stage import Stage
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class ContextState(enum.Enum):
+    """Where a :class:`ContextHandle`'s context manager is in its life."""
+
+    ENTERING = "entering"
+    OPEN = "open"
+    EXITING = "exiting"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@final
+class ContextHandle(Generic[T_co]):
+    """A context manager held open by its own task; returned by :func:`start_context`.
+
+    Any task may close it; the holder task runs ``__aexit__``.
+    """
+
+    __slots__ = ("_claimed", "_closed", "_holder", "_result")
+
+    def __init__(self, holder: Holder) -> None:
+        self._holder = holder
+        self._claimed = False
+        self._closed = trio.Event()
+        self._result: bool | BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<ContextHandle {self.name} {self.state.value}>"
+
+    @property
+    def value(self) -> T_co:
+        """What the context manager's ``__aenter__`` returned."""
+        return self._holder.value  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> str:
+        """The ``name`` given to :func:`start_context`, else as in notes and reports."""
+        return self._holder.name
+
+    @property
+    def state(self) -> ContextState:
+        """``entering``, ``open``, ``exiting``, ``closed`` or ``failed``."""
+        holder = self._holder
+        if holder.state is PENDING:
+            return ContextState.ENTERING
+        if holder.state is ENTERED:
+            return ContextState.OPEN
+        if holder.state is CLOSED or holder.state is NOT_ENTERED:
+            return ContextState.FAILED if holder.failure is not None else ContextState.CLOSED
+        return ContextState.EXITING
+
+    async def aexit(self, exc: BaseException | None = None) -> bool:
+        """Exit the context manager as an ``async with`` block ending with ``exc`` would.
+
+        ``exc`` reaches ``__aexit__`` as ``(type(exc), exc, exc.__traceback__)``; the
+        result says whether ``__aexit__`` suppressed it.  Exiting again, or from several
+        tasks at once, waits for the one exit and gives its result again.  This waits for
+        the exit to finish even if the calling task is cancelled (then its ``Cancelled``
+        follows); bound it with ``exit_timeout``.
+
+        Raises:
+            BaseExceptionGroup: ``__aexit__`` failed (annotated, as by ``parallel_with``).
+            RuntimeError: the context manager already failed while open; its failure
+                was raised in its nursery.
+        """
+        holder = self._holder
+        caught: BaseException | None = None
+        if holder.state is ENTERED:
+            self._claimed = True
+            caught = await holder.stage.exit(exc, native=False)
+        elif not self._closed.is_set():
+            with trio.CancelScope(shield=True):
+                await self._closed.wait()
+        result = self._result
+        if isinstance(result, BaseException):
+            raise result
+        if caught is not None:
+            raise caught
+        return bool(result)
+
+    async def aclose(self) -> None:
+        """Exit the context manager with no exception (see :meth:`aexit`)."""
+        await self.aexit()
+
+    # ---- stage owner callbacks ----------------------------------------------------------
+
+    def ended_while_open(self, holder: Holder) -> None:
+        """Nothing to cancel: its failure is raised in the nursery (see holder_done)."""
+
+    def holder_done(self, holder: Holder) -> BaseException | None:
+        failure = holder.failure
+        unclaimed: BaseException | None = None
+        if failure is None:
+            self._result = holder.suppressed
+        elif self._claimed:
+            self._result = make_group(summary(1, [holder.phase], body_failed=False), [failure])
+        elif holder.state is not NOT_ENTERED:
+            # Failed while open, or while exiting a cancelled nursery: nobody asked.
+            self._result = RuntimeError(
+                f"{holder.name} already failed while {holder.phase}; "
+                "its failure was raised in its nursery"
+            )
+            unclaimed = failure
+        self._closed.set()
+        return unclaimed
+
+
+async def start_context(
+    nursery: trio.Nursery,
+    cm: AbstractAsyncContextManager[T, Any],
+    *,
+    name: str | None = None,
+    enter_timeout: float | None = None,
+    exit_timeout: float | None = None,
+) -> ContextHandle[T]:
+    """Enter ``cm`` in a new task in ``nursery`` and return a handle once it has entered.
+
+    The cancellation-correct way to hold a context manager open beyond one ``async with``
+    block: ``__aenter__`` and ``__aexit__`` both run in the holder task (started with
+    ``nursery.start``), so its cancel scopes and nurseries stay nested whoever closes it.
+
+    * An enter failure is raised from ``start_context`` itself (one group, with the same
+      note as in :func:`parallel_with`), and nothing is left in ``nursery``.
+    * ``await handle.aclose()`` (or ``handle.aexit(exc)``) from any task makes the holder
+      run ``__aexit__``; a failure there is raised to that caller.
+    * If the context manager fails while open, the failure surfaces in ``nursery``
+      (which is cancelled), and a later ``aclose()`` says it already failed.
+    * If ``nursery`` is cancelled, the context manager exits, and its ``__aexit__`` sees
+      the cancellation.
+
+    Args:
+        nursery: where the holder task lives.
+        cm: an async context manager.
+        name: the name used in notes and reports (default: as in :func:`parallel_with`).
+        enter_timeout: seconds ``__aenter__`` may take; then it is cancelled and fails
+            with ``trio.TooSlowError``.
+        exit_timeout: seconds ``__aexit__`` may take, shielded from cancellation; then
+            it is cancelled and fails with ``trio.TooSlowError``.
+
+    Example::
+
+        async with trio.open_nursery() as nursery:
+            handle = await start_context(nursery, open_connection(host))
+            conn = handle.value
+            ...
+            await handle.aclose()  # from any task: the owning task runs __aexit__
+    """
+    options = check_options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+    [holder], _ = holders_for((cm,))
+    holder.key = name
+    handle: ContextHandle[T] = ContextHandle(holder)
+    await Stage([holder], nursery, handle, shield_open=False, **options).enter()
+    return handle
