@@ -177,11 +177,6 @@ class Holder:
                         await trio.lowlevel.checkpoint()
                     except BaseException as exc:  # our own Cancelled, passed to __aexit__
                         exc_in, tb = exc, exc.__traceback__
-                failing = self.failing
-                if failing and not stage.shield_open and _cancelled():
-                    # A handle's nursery was cancelled: an ordinary exit, not a failure.
-                    failing = False
-                    self.state = EXITING_STATE
                 if limiter is not None:
                     with trio.CancelScope(shield=True):
                         await limiter.acquire()
@@ -203,6 +198,10 @@ class Holder:
                 finally:
                     if limiter is not None:
                         limiter.release()
+                # Cancelled while open: from inside the context manager (it failed, or
+                # ended by itself), unless a handle's nursery was cancelled, which is an
+                # ordinary exit.  Asked now that the context manager's scopes are gone.
+                failing = self.failing and (stage.shield_open or not _cancelled())
                 if self.state is NOT_ENTERED:
                     # Timed out as it entered: its exit's outcome adds nothing.
                     escaped = None

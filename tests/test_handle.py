@@ -1,0 +1,151 @@
+"""``start_context``: a context manager held open by its own task, behind a handle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fakes import FakeCM, Log, crashes_while_open, notes
+from trio_parallel_cm import ContextHandle, ContextState, start_context
+
+
+async def test_enter_and_exit_run_in_the_holder_task_whoever_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("conn", log, exit_delay=1)
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        assert handle.value == "conn"
+        assert handle.name == "FakeCM"
+        states = [handle.state]
+        assert cm.enter_task is not trio.lowlevel.current_task()
+
+        async def closer() -> None:
+            await handle.aclose()
+
+        nursery.start_soon(closer)
+    states.append(handle.state)
+    assert states == [ContextState.OPEN, ContextState.CLOSED]
+    assert cm.exit_task is cm.enter_task
+    assert cm.exited == 1
+
+
+async def test_aexit_passes_the_exception_and_says_if_it_was_suppressed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    error = KeyError("from the user")
+    async with trio.open_nursery() as nursery:
+        plain = await start_context(nursery, FakeCM("plain", log), name="plain")
+        swallowing = await start_context(nursery, FakeCM("swallow", log, suppress=True))
+        assert await plain.aexit(error) is False
+        assert await swallowing.aexit(error) is True
+    assert plain.name == "plain"
+
+
+async def test_closing_twice_and_concurrently_waits_for_the_single_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("conn", log, exit_delay=2)
+    done: list[float] = []
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+
+        async def closer() -> None:
+            await handle.aclose()
+            done.append(trio.current_time())
+
+        nursery.start_soon(closer)
+        nursery.start_soon(closer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert handle.state is ContextState.EXITING
+    assert done == [2, 2]
+    assert cm.exited == 1
+    assert await handle.aexit() is False  # a no-op giving the first result again
+
+
+async def test_exit_failure_is_raised_to_the_caller_annotated(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    failure = OSError("close failed")
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, FakeCM("c", log, exit_error=failure), name="conn")
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(
+                OSError,
+                check=lambda e: (
+                    e is failure and notes(e) == ["conn (position 0) failed while exiting"]
+                ),
+            )
+        ):
+            await handle.aclose()
+    assert handle.state is ContextState.FAILED
+
+
+async def test_enter_failure_is_raised_from_start_context_and_leaves_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    error = OSError("refused")
+    async with trio.open_nursery() as nursery:
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(
+                OSError, check=lambda e: notes(e) == ["db (position 0) failed while entering"]
+            )
+        ):
+            await start_context(nursery, FakeCM("c", log, enter_error=error), name="db")
+        assert nursery.child_tasks == frozenset()
+
+
+async def test_failure_while_open_surfaces_in_the_nursery(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    boom = ValueError("background")
+    handles: list[ContextHandle[str]] = []
+    # The nursery's group holds the context manager's own nursery group.
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
+        async with trio.open_nursery() as nursery:
+            handles.append(await start_context(nursery, crashes_while_open(log, "c", 1, boom)))
+            await trio.sleep(10)
+    assert trio.current_time() == 1
+    [handle] = handles
+    assert handle.state is ContextState.FAILED
+    with pytest.raises(RuntimeError, match="already failed while open"):
+        await handle.aclose()
+
+
+async def test_cancelling_the_nursery_exits_the_context_manager(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("c", log)
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        nursery.cancel_scope.cancel()
+    assert isinstance(cm.seen, trio.Cancelled)
+    assert handle.state is ContextState.CLOSED
+    assert await handle.aexit() is False
+
+
+async def test_repr_names_the_factory_and_the_state(autojump_clock: trio.testing.MockClock) -> None:
+    seen: list[ContextState] = []
+
+    @asynccontextmanager
+    async def slow() -> AsyncGenerator[None, None]:
+        await trio.sleep(1)
+        yield
+
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, slow())
+        seen.append(handle.state)
+        await handle.aclose()
+    assert seen == [ContextState.OPEN]
+    assert repr(handle) == "<ContextHandle slow closed>"
