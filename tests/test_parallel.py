@@ -26,7 +26,7 @@ from tests.fakes import (
     record,
     time_of,
 )
-from trio_parallel_cm import parallel_with
+from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -466,7 +466,7 @@ async def test_keyboard_interrupt_from_an_enter_exits_the_others(
     ) as caught:
         async with parallel_with(entered, interrupted):
             pytest.fail("the body ran")  # pragma: no cover
-    assert type(caught.value) is BaseExceptionGroup
+    assert type(caught.value) is ParallelBaseExceptionGroup
     assert entered.exited == 1 and entered.seen is kbi
     assert interrupted.exited == 0
 
@@ -564,7 +564,9 @@ async def test_base_exception_members_make_a_base_exception_group(
     with pytest.RaisesGroup(SystemExit) as caught:
         async with parallel_with(a):
             pass
-    assert type(caught.value) is BaseExceptionGroup
+    group: BaseException = caught.value
+    assert type(group) is ParallelBaseExceptionGroup
+    assert not isinstance(group, Exception)
 
 
 async def test_exception_members_make_an_exception_group(
@@ -575,7 +577,10 @@ async def test_exception_members_make_an_exception_group(
     with pytest.RaisesGroup(ValueError) as caught:
         async with parallel_with(a):
             pass
-    assert type(caught.value) is ExceptionGroup
+    group: BaseException = caught.value
+    assert type(group) is ParallelExceptionGroup
+    assert isinstance(group, ExceptionGroup)
+    assert isinstance(group, ParallelBaseExceptionGroup)
 
 
 async def test_names_are_keys_factory_names_or_type_names(

@@ -1,18 +1,32 @@
 """Enter and exit Trio async context managers concurrently, with every guarantee of nested
 ``async with``."""
 
+from ._errors import ContextFailure as ContextFailure
+from ._errors import ParallelBaseExceptionGroup as ParallelBaseExceptionGroup
+from ._errors import ParallelExceptionGroup as ParallelExceptionGroup
+from ._errors import failures_of as failures_of
 from ._handle import ContextHandle as ContextHandle
 from ._handle import ContextState as ContextState
 from ._handle import start_context as start_context
 from ._parallel import ParallelContext as ParallelContext
 from ._parallel import parallel_with as parallel_with
+from ._report import format_failures as format_failures
 from ._stack import ParallelExitStack as ParallelExitStack
+from ._timeline import PhaseEvent as PhaseEvent
+from ._timeline import Timeline as Timeline
 
 __all__ = (
+    "ContextFailure",
     "ContextHandle",
     "ContextState",
+    "ParallelBaseExceptionGroup",
     "ParallelContext",
+    "ParallelExceptionGroup",
     "ParallelExitStack",
+    "PhaseEvent",
+    "Timeline",
+    "failures_of",
+    "format_failures",
     "parallel_with",
     "start_context",
 )

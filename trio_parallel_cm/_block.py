@@ -28,12 +28,21 @@ from typing import Any
 
 import trio
 
-from ._errors import cancelled_part, is_cancellation, make_group, non_cancelled_part, summary
+from ._errors import (
+    ContextFailure,
+    cancelled_part,
+    is_cancellation,
+    make_group,
+    non_cancelled_part,
+    records_of,
+    summary,
+)
 from ._holder import Holder
 from ._stage import Stage
+from ._timeline import Observer
 
 # Block phases.
-NEW, ENTERING, BODY, CLOSING = range(4)
+NEW, STARTING, RUNNING, CLOSING = range(4)
 
 
 class Block:
@@ -45,13 +54,16 @@ class Block:
         "_nursery",
         "_open_failure",
         "_stages",
+        "_started_at",
         "_task",
         "kind",
+        "observer",
         "phase",
     )
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, observer: Observer | None = None) -> None:
         self.kind = kind
+        self.observer = observer
         self.phase = NEW
         self._stages: list[Stage] = []
         self._open_failure: BaseException | None = None
@@ -68,13 +80,14 @@ class Block:
             raise RuntimeError(
                 f"this {self.kind} object was already entered; make a new one for a new block"
             )
-        self.phase = ENTERING
+        self.phase = STARTING
         if not trio.lowlevel.in_trio_task():
             raise RuntimeError(
                 f"{self.kind} must be entered in a Trio task (inside trio.run); "
                 "it relies on Trio's nurseries and cancel scopes"
             )
         self._task = trio.lowlevel.current_task()
+        self._started_at = trio.current_time()
         # Entering is a checkpoint, even with nothing to enter.
         await trio.lowlevel.checkpoint_if_cancelled()
         self._manager = trio.open_nursery()
@@ -91,23 +104,31 @@ class Block:
         if any(stage.ended_early for stage in self._stages):
             scope.cancel()
         scope.__enter__()
-        self.phase = BODY
+        self.phase = RUNNING
 
     async def enter_stage(
         self, holders: list[Holder], keys: list[object] | None, **options: Any
     ) -> Any:
         """Enter a stage of context managers concurrently and return their values."""
-        if self.phase is BODY:
+        if self.phase is RUNNING:
             if trio.lowlevel.current_task() is not self._task:
                 raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
-        elif self.phase is not ENTERING:
+        elif self.phase is not STARTING:
             state = "has started closing" if self.phase is CLOSING else "is not entered"
             raise RuntimeError(f"cannot enter a stage: the {self.kind} {state}")
         index = len(self._stages) + 1 if self.kind == "ParallelExitStack" else None
-        stage = Stage(holders, self._nursery, self, index=index, **options)
+        stage = Stage(
+            holders,
+            self._nursery,
+            self,
+            index=index,
+            started_at=self._started_at,
+            observer=self.observer,
+            **options,
+        )
         await stage.enter()
         self._stages.append(stage)
-        if stage.ended_early and self.phase is BODY:
+        if stage.ended_early and self.phase is RUNNING:
             self._body_scope.cancel()
         values = [holder.value for holder in holders]
         if keys is None:
@@ -118,7 +139,7 @@ class Block:
 
     def ended_while_open(self, holder: Holder) -> None:
         """A holder failed, or ended by itself, while open: cancel the body."""
-        if self.phase is not BODY:
+        if self.phase is not RUNNING:
             return
         if holder.failure is not None and self._open_failure is None:
             self._open_failure = holder.failure
@@ -176,12 +197,17 @@ class Block:
                     return False
                 raise body
         members = [body] if body is not None else []
+        records = records_of(failures)
+        if body is not None:
+            elapsed = trio.current_time() - self._started_at
+            records.insert(0, ContextFailure("body", None, "body", body, elapsed))
         if caught is not None:
             members.append(caught)
         members.extend(failures)
-        phases = [h.phase for s in self._stages for h in s.holders if h.failure in failures]
+        phases = [record.phase for record in records if record.position is not None]
         total = sum(len(stage.holders) for stage in self._stages)
-        group = make_group(summary(total, phases, body_failed=body is not None), members)
+        message = summary(total, phases, body_failed=body is not None)
+        group = make_group(message, members, records)
         try:
             raise group
         finally:

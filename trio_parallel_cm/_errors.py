@@ -12,15 +12,23 @@ Design notes:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
 
+import attrs
 import trio
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+BaseException_co = TypeVar("BaseException_co", bound=BaseException, covariant=True)
+Exception_co = TypeVar("Exception_co", bound=Exception, covariant=True)
 
 ENTERING: Final = "entering"
 OPEN: Final = "open"
@@ -124,9 +132,145 @@ def summary(total: int, phases: Sequence[str], body_failed: bool) -> str:
     return "; ".join(parts)
 
 
-def make_group(message: str, members: Sequence[BaseException]) -> BaseException:
-    """One flat group of ``members``: an ``ExceptionGroup`` when every member allows it."""
-    # BaseExceptionGroup's constructor returns an ExceptionGroup when every member is an
-    # Exception, which is the rule we document.
-    group: BaseException = BaseExceptionGroup(message, list(members))
-    return group
+Phase = Literal["entering", "open", "exiting", "body"]
+
+_RECORD_ATTRIBUTE = "__trio_parallel_cm_failure__"
+
+
+@attrs.frozen
+class ContextFailure:
+    """One failure of a parallel block, as data.
+
+    Attributes:
+        name: the context manager's name (its mapping key, its factory's name, or its
+            type's qualified name), or ``"body"``.
+        position: its position in its stage (argument order), or None for the body.
+        phase: ``"entering"``, ``"open"``, ``"exiting"``, or ``"body"``.
+        exception: the exception, the very object in the group.
+        elapsed: seconds since the block (or ``start_context`` call) started, on
+            Trio's clock, when the failure was recorded.
+        stage: the stage number in a ``ParallelExitStack`` (from 1), else None.
+    """
+
+    name: str
+    position: int | None
+    phase: Phase
+    exception: BaseException = attrs.field(repr=lambda e: f"{type(e).__name__}({e})")
+    elapsed: float
+    stage: int | None = None
+
+
+def record_of(exc: BaseException) -> ContextFailure | None:
+    """The record a context manager's failure carries, if any."""
+    record: ContextFailure | None = getattr(exc, _RECORD_ATTRIBUTE, None)
+    return record
+
+
+def records_of(members: Sequence[BaseException]) -> list[ContextFailure]:
+    """The records that ``members`` carry, in order."""
+    return [record for record in map(record_of, members) if record is not None]
+
+
+def attach_record(exc: BaseException, record: ContextFailure) -> None:
+    """Keep ``record`` on ``exc`` itself, so that it survives any re-wrapping."""
+    with contextlib.suppress(AttributeError):  # an exception type without a __dict__
+        setattr(exc, _RECORD_ATTRIBUTE, record)
+
+
+class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException_co]):
+    """The group raised by ``parallel_with``, ``ParallelExitStack`` and ``start_context``.
+
+    Its message summarises (``"2 of 5 context managers failed (1 entering, 1
+    exiting)"``) and :attr:`failures` gives one :class:`ContextFailure` per member that
+    failed.  ``split``, ``subgroup`` and ``except*`` keep the records of the members they
+    keep.  When every member is an ``Exception`` the group is a
+    :class:`ParallelExceptionGroup` (an ``ExceptionGroup``).
+    """
+
+    def __new__(
+        cls,
+        message: str,
+        exceptions: Sequence[BaseException_co],
+        failures: Sequence[ContextFailure] = (),
+    ) -> Self:
+        self = super().__new__(cls, message, exceptions)
+        self._failures = tuple(failures)
+        return self
+
+    def __init__(
+        self,
+        message: str,
+        exceptions: Sequence[BaseException_co],
+        failures: Sequence[ContextFailure] = (),
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    _failures: tuple[ContextFailure, ...]
+
+    @property
+    def failures(self) -> tuple[ContextFailure, ...]:
+        """One record per failure that is a member of this group, in member order."""
+        return self._failures
+
+    def derive(  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, excs: Sequence[BaseException]
+    ) -> ParallelBaseExceptionGroup[BaseException]:
+        kept = {id(exc) for exc in excs}
+        failures = [record for record in self._failures if id(record.exception) in kept]
+        return make_group(self.message, excs, failures)
+
+
+class ParallelExceptionGroup(  # pyright: ignore[reportIncompatibleMethodOverride]
+    ParallelBaseExceptionGroup[Exception_co], ExceptionGroup[Exception_co]
+):
+    """A :class:`ParallelBaseExceptionGroup` whose members are all ``Exception``."""
+
+
+def make_group(
+    message: str,
+    members: Sequence[BaseException],
+    failures: Sequence[ContextFailure] = (),
+) -> ParallelBaseExceptionGroup[BaseException]:
+    """One flat group of ``members``: a :class:`ParallelExceptionGroup` when it can be."""
+    if all(isinstance(member, Exception) for member in members):
+        exceptions = cast("Sequence[Exception]", members)
+        return ParallelExceptionGroup(message, exceptions, failures)
+    return ParallelBaseExceptionGroup(message, members, failures)
+
+
+def failures_of(exc: BaseException | None) -> list[ContextFailure]:
+    """Every :class:`ContextFailure` found in ``exc``, however it was caught or wrapped.
+
+    Walks ``exc``, the members of groups (nested at any depth) and the ``__cause__`` and
+    ``__context__`` chains, and returns each failure once, in the order found: a group
+    of ours gives its records (the body's included); any other exception that a context
+    manager raised carries its own record.
+    """
+    found: list[ContextFailure] = []
+    seen_records: set[int] = set()
+    seen: set[int] = set()
+    todo: list[BaseException] = [] if exc is None else [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        records: list[ContextFailure] = []
+        if isinstance(current, ParallelBaseExceptionGroup):
+            records.extend(current.failures)  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+        own = record_of(current)  # pyright: ignore[reportUnknownArgumentType]
+        if own is not None:
+            records.append(own)
+        for record in records:
+            if id(record) not in seen_records:
+                seen_records.add(id(record))
+                found.append(record)
+        nested: list[BaseException] = []
+        if isinstance(current, BaseExceptionGroup):
+            nested.extend(current.exceptions)  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+        if current.__cause__ is not None:
+            nested.append(current.__cause__)
+        if current.__context__ is not None:
+            nested.append(current.__context__)
+        todo.extend(reversed(nested))
+    return found

@@ -21,10 +21,11 @@ from typing import Any, Generic, TypeVar, final
 
 import trio
 
-from ._errors import make_group, summary
+from ._errors import make_group, records_of, summary
 from ._holder import CLOSED, ENTERED, NOT_ENTERED, PENDING, Holder
 from ._input import check_options, holders_for
 from ._stage import Stage
+from ._timeline import Observer
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -124,7 +125,8 @@ class ContextHandle(Generic[T_co]):
         if failure is None:
             self._result = holder.suppressed
         elif self._claimed:
-            self._result = make_group(summary(1, [holder.phase], body_failed=False), [failure])
+            message = summary(1, [holder.phase], body_failed=False)
+            self._result = make_group(message, [failure], records_of([failure]))
         elif holder.state is not NOT_ENTERED:
             # Failed while open, or while exiting a cancelled nursery: nobody asked.
             self._result = RuntimeError(
@@ -143,6 +145,7 @@ async def start_context(
     name: str | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ContextHandle[T]:
     """Enter ``cm`` in a new task in ``nursery`` and return a handle once it has entered.
 
@@ -167,6 +170,7 @@ async def start_context(
             with ``trio.TooSlowError``.
         exit_timeout: seconds ``__aexit__`` may take, shielded from cancellation; then
             it is cancelled and fails with ``trio.TooSlowError``.
+        observer: called with a :class:`PhaseEvent` at every phase change.
 
     Example::
 
@@ -180,5 +184,14 @@ async def start_context(
     [holder], _ = holders_for((cm,))
     holder.key = name
     handle: ContextHandle[T] = ContextHandle(holder)
-    await Stage([holder], nursery, handle, shield_open=False, **options).enter()
+    stage = Stage(
+        [holder],
+        nursery,
+        handle,
+        shield_open=False,
+        started_at=trio.current_time(),
+        observer=observer,
+        **options,
+    )
+    await stage.enter()
     return handle

@@ -28,8 +28,21 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 from trio.lowlevel import Abort, RaiseCancelT, current_task, reschedule, wait_task_rescheduled
 
-from ._errors import ENTERING, EXITING, OPEN, add_note, failure_note, own_failure, without
+from ._errors import (
+    ENTERING,
+    EXITING,
+    OPEN,
+    ContextFailure,
+    Phase,
+    add_note,
+    attach_record,
+    failure_note,
+    own_failure,
+    without,
+)
 from ._names import name_of
+from ._timeline import ENTER_FAILED, ENTER_STARTED, EXIT_FAILED, EXIT_STARTED, EXITED
+from ._timeline import ENTERED as ENTERED_EVENT
 
 if TYPE_CHECKING:
     from ._stage import Stage
@@ -71,7 +84,7 @@ class Holder:
         self.state: int = PENDING
         self.suppressed = False
         self.failure: BaseException | None = None
-        self.phase = ENTERING
+        self.phase: Phase = ENTERING
 
     @property
     def name(self) -> str:
@@ -82,8 +95,12 @@ class Holder:
         """Cancelled from inside while open (set by the abort function, behind our back)."""
         return self.state is FAILING
 
-    def _fail(self, exc: BaseException, phase: str) -> None:
-        add_note(exc, failure_note(self.name, self.position, phase, self.stage.index))
+    def _fail(self, exc: BaseException, phase: Phase) -> None:
+        stage = self.stage
+        name = self.name
+        add_note(exc, failure_note(name, self.position, phase, stage.index))
+        elapsed = trio.current_time() - stage.started_at
+        attach_record(exc, ContextFailure(name, self.position, phase, exc, elapsed, stage.index))
         self.failure = exc
         self.phase = phase
 
@@ -116,6 +133,7 @@ class Holder:
         aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
         aexit: Callable[..., Awaitable[bool | None]] = cls.__aexit__
         limiter = stage.limiter
+        observer = stage.observer
         scope = self.scope = trio.CancelScope()
         if stage.enter_timeout is not None:
             # On the holder's own scope, outside the context manager, so nesting stays
@@ -127,6 +145,8 @@ class Holder:
                 try:
                     if limiter is not None:
                         await limiter.acquire()
+                    if observer is not None:
+                        stage.notify(ENTER_STARTED, self)
                     try:
                         self.value = await aenter(cm)
                     finally:
@@ -139,6 +159,9 @@ class Holder:
                         failure = self._too_slow("enter", stage.enter_timeout)
                     if failure is not None:
                         self._fail(failure, ENTERING)
+                    if observer is not None:
+                        stage.notify(ENTER_FAILED, self, failure)
+                    if failure is not None:
                         stage.enter_failed(self)
                     task_status.started()
                     return
@@ -151,6 +174,8 @@ class Holder:
                     self.state = NOT_ENTERED
                     exc_in = self._too_slow("enter", stage.enter_timeout)
                     self._fail(exc_in, ENTERING)
+                    if observer is not None:
+                        stage.notify(ENTER_FAILED, self, exc_in)
                     stage.enter_failed(self)
                     native, tb = False, None
                     task_status.started()
@@ -158,6 +183,8 @@ class Holder:
                     if stage.shield_open:
                         scope.shield = True
                     self.state = ENTERED
+                    if observer is not None:
+                        stage.notify(ENTERED_EVENT, self)
                     task_status.started()
                     self.task = task = current_task()
                     if task.parent_nursery is stage.nursery:
@@ -186,6 +213,8 @@ class Holder:
                     scope.deadline = trio.current_time() + stage.exit_timeout
                 escaped: BaseException | None
                 suppress: bool | None = False
+                if observer is not None and self.state is not NOT_ENTERED:
+                    stage.notify(EXIT_STARTED, self)
                 try:
                     if exc_in is None:
                         suppress = await aexit(cm, None, None, None)
@@ -217,6 +246,8 @@ class Holder:
                     failure = self._too_slow("exit", stage.exit_timeout)
                 if failure is not None:
                     self._fail(failure, OPEN if failing else EXITING)
+                if observer is not None and self.state is not NOT_ENTERED:
+                    stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
                 if failing:
                     stage.ended_while_open(self)
         finally:

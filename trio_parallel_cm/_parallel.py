@@ -15,6 +15,7 @@ import trio
 from ._block import Block
 from ._holder import Holder
 from ._input import check_options, holders_for
+from ._timeline import Observer
 
 T_co = TypeVar("T_co", covariant=True)
 K = TypeVar("K")
@@ -36,12 +37,16 @@ class ParallelContext(Generic[T_co]):
     __slots__ = ("_block", "_holders", "_keys", "_options")
 
     def __init__(
-        self, holders: list[Holder], keys: list[object] | None, options: dict[str, Any]
+        self,
+        holders: list[Holder],
+        keys: list[object] | None,
+        options: dict[str, Any],
+        observer: Observer | None,
     ) -> None:
         self._holders = holders
         self._keys = keys
         self._options = options
-        self._block = Block("parallel_with()")
+        self._block = Block("parallel_with()", observer)
 
     def __repr__(self) -> str:
         names = ", ".join(holder.name for holder in self._holders)
@@ -75,6 +80,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[()]]: ...
 
 
@@ -86,6 +92,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1]]: ...
 
 
@@ -98,6 +105,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2]]: ...
 
 
@@ -111,6 +119,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3]]: ...
 
 
@@ -125,6 +134,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4]]: ...
 
 
@@ -140,6 +150,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5]]: ...
 
 
@@ -156,6 +167,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6]]: ...
 
 
@@ -173,6 +185,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6, T7]]: ...
 
 
@@ -191,6 +204,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6, T7, T8]]: ...
 
 
@@ -202,6 +216,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[dict[K, V]]: ...
 
 
@@ -213,6 +228,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[dict[K, Any]]: ...
 
 
@@ -222,6 +238,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[tuple[Any, ...]]: ...
 
 
@@ -230,6 +247,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    observer: Observer | None = None,
 ) -> ParallelContext[Any]:
     """Enter async context managers concurrently, each in a task of its own.
 
@@ -261,6 +279,8 @@ def parallel_with(
         exit_timeout: seconds each ``__aexit__`` may take, shielded from an outer
             cancellation (a graceful shutdown budget); then it is cancelled and fails
             with ``trio.TooSlowError``.
+        observer: called with a :class:`PhaseEvent` at every phase change of every
+            context manager (a :class:`Timeline`, for example); must not block.
 
     Returns:
         An async context manager, to be entered once, that yields a tuple of the values
@@ -281,4 +301,4 @@ def parallel_with(
     """
     options = check_options(limit=limit, enter_timeout=enter_timeout, exit_timeout=exit_timeout)
     holders, keys = holders_for(cms)  # rejects bad input now, before anything is entered
-    return ParallelContext(holders, keys, options)
+    return ParallelContext(holders, keys, options, observer)

@@ -11,6 +11,7 @@ import trio
 
 from ._block import Block
 from ._input import check_options, holders_for
+from ._timeline import Observer
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -50,8 +51,14 @@ class ParallelExitStack:
 
     __slots__ = ("_block",)
 
-    def __init__(self) -> None:
-        self._block = Block("ParallelExitStack")
+    def __init__(self, *, observer: Observer | None = None) -> None:
+        """Make a stack; enter it with ``async with``.
+
+        Args:
+            observer: called with a :class:`PhaseEvent` at every phase change of every
+                context manager of every stage (a :class:`Timeline`, for example).
+        """
+        self._block = Block("ParallelExitStack", observer)
 
     def __repr__(self) -> str:
         return f"<ParallelExitStack({self._block.names()}) at {id(self):#x}>"

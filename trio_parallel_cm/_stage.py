@@ -31,8 +31,9 @@ from typing import Protocol
 
 import trio
 
-from ._errors import make_group, summary
+from ._errors import make_group, records_of, summary
 from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
+from ._timeline import EventKind, Observer, PhaseEvent, notify
 
 
 class Owner(Protocol):
@@ -65,9 +66,11 @@ class Stage:
         "limiter",
         "native",
         "nursery",
+        "observer",
         "owner",
         "pending",
         "shield_open",
+        "started_at",
     )
 
     def __init__(
@@ -81,6 +84,8 @@ class Stage:
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
         shield_open: bool = True,
+        started_at: float,
+        observer: Observer | None = None,
     ) -> None:
         self.holders = holders
         self.nursery = nursery
@@ -90,6 +95,8 @@ class Stage:
         self.enter_timeout = enter_timeout
         self.exit_timeout = exit_timeout
         self.shield_open = shield_open
+        self.started_at = started_at
+        self.observer = observer
         self.entering = False
         self.entering_scope: trio.CancelScope | None = None
         self.first_failure: BaseException | None = None
@@ -138,6 +145,15 @@ class Stage:
         holder.scope.shield = False
         return True, None, None
 
+    def notify(
+        self, kind: EventKind, holder: Holder, exception: BaseException | None = None
+    ) -> None:
+        assert self.observer is not None
+        event = PhaseEvent(
+            kind, holder.name, holder.position, self.index, trio.current_time(), exception
+        )
+        notify(self.observer, event)
+
     def holder_done(self, holder: Holder) -> BaseException | None:
         self.pending -= 1
         if not self.pending and self.done is not None:
@@ -181,7 +197,7 @@ class Stage:
         members = [caught] if caught is not None else []
         members.extend(self.failures())
         if members:
-            raise make_group(self.message(), members)
+            raise make_group(self.message(), members, records_of(members))
         if caught_later is not None:
             raise caught_later
         # No failure, yet not every holder entered and stayed: the enters were cancelled

@@ -1,0 +1,52 @@
+"""The demo (``python -m trio_parallel_cm``), run on real loopback sockets with tiny delays.
+
+These tests check what the demo shows, never how fast it was: timings belong in benchmarks.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trio_parallel_cm.__main__ import Delays, main, run_demo
+
+TINY = Delays(db=0.002, cache=0.003, queue=0.001, search=0.002, retry=0.004)
+
+
+def listed(output: str, label: str) -> list[str]:
+    """The names the demo lists after ``label`` (on a line of their own)."""
+    [line] = [line for line in output.splitlines() if line.strip().startswith(label)]
+    names = line.split(label, 1)[1].strip()
+    return [] if names == "(none)" else names.split(", ")
+
+
+async def test_demo_shows_both_timings_and_a_readable_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with trio.fail_after(30):  # a hang fails the test instead of blocking the suite
+        await main(TINY)
+    output = capsys.readouterr().out
+
+    timings = [line for line in output.splitlines() if "sequential:" in line]
+    assert len(timings) == 1
+    assert "parallel_with:" in timings[0]
+    assert "x faster)" in timings[0]
+
+    # The refused service is named with its position and phase; the body never ran.
+    assert "ExceptionGroup: 1 of 3 context managers failed (1 entering)" in output
+    assert "- OSError: all attempts to connect to 127.0.0.1:" in output
+    assert "note: open_search (position 2) failed while entering" in output
+    assert "not reached" not in output
+
+    # Whatever had opened when search gave up was closed again.
+    opened = listed(output, "opened before the failure:")
+    closed = listed(output, "connections closed again:")
+    assert "search" not in opened
+    assert set(opened) <= set(closed) <= {"db", "cache"}
+
+
+def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -> None:
+    run_demo(TINY)
+    output = capsys.readouterr().out
+    assert output.startswith("trio_parallel_cm demo: 4 services on 127.0.0.1")
+    assert "note: open_search (position 2) failed while entering" in output

@@ -1,0 +1,210 @@
+"""Observing a block: phase events, and the ``Timeline`` observer that charts them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final, Literal, final
+
+import attrs
+
+EventKind = Literal[
+    "enter_started", "entered", "enter_failed", "exit_started", "exited", "exit_failed"
+]
+
+ENTER_STARTED: Final = "enter_started"
+ENTERED: Final = "entered"
+ENTER_FAILED: Final = "enter_failed"
+EXIT_STARTED: Final = "exit_started"
+EXITED: Final = "exited"
+EXIT_FAILED: Final = "exit_failed"
+
+logger = logging.getLogger("trio_parallel_cm")
+
+
+@attrs.frozen
+class PhaseEvent:
+    """A phase change of one context manager, as an ``observer=`` receives it.
+
+    Attributes:
+        kind: ``"enter_started"``, ``"entered"``, ``"enter_failed"``,
+            ``"exit_started"``, ``"exited"`` or ``"exit_failed"``.
+        name: the context manager's name (as in notes and reports).
+        position: its position in its stage.
+        stage: its stage number in a ``ParallelExitStack`` (from 1), else None.
+        time: ``trio.current_time()`` when it happened.
+        exception: for ``enter_failed`` and ``exit_failed``, the failure (None for an
+            enter that was cancelled because another failed or the caller was cancelled).
+    """
+
+    kind: EventKind
+    name: str
+    position: int
+    stage: int | None
+    time: float
+    exception: BaseException | None = None
+
+
+Observer = Callable[[PhaseEvent], object]
+
+
+def notify(observer: Observer, event: PhaseEvent) -> None:
+    """Call ``observer``; an observer's exception is logged, never raised.
+
+    Observers are diagnostics, called in the holder tasks: a failing one must not stop a
+    context manager from being exited.
+    """
+    try:
+        observer(event)
+    except Exception:
+        logger.exception("trio_parallel_cm observer %r failed on %r", observer, event)
+
+
+@attrs.frozen
+class _Bar:
+    label: str
+    enter: tuple[float, float] | None
+    enter_failed: bool
+    exit: tuple[float, float] | None
+    exit_failed: bool
+
+
+@final
+class Timeline:
+    """An observer that records every phase event, and charts the start-up.
+
+    Pass it as ``observer=``; afterwards, :meth:`render` draws one bar per context
+    manager (its enter and exit segments, the one that held the body back marked), and
+    :meth:`to_chrome_trace` exports the events for Perfetto or ``chrome://tracing``.
+
+    Example::
+
+        timeline = Timeline()
+        async with parallel_with(open_db(), open_cache(), observer=timeline):
+            ...
+        print(timeline.render())
+    """
+
+    def __init__(self) -> None:
+        self.events: list[PhaseEvent] = []
+
+    def __call__(self, event: PhaseEvent) -> None:
+        """Record ``event``."""
+        self.events.append(event)
+
+    def _bars(self) -> list[_Bar]:
+        starts: dict[tuple[int | None, int], dict[str, float]] = {}
+        labels: dict[tuple[int | None, int], str] = {}
+        failed: dict[tuple[int | None, int], set[str]] = {}
+        for event in self.events:
+            key = (event.stage, event.position)
+            stage = "" if event.stage is None else f"{event.stage}."
+            labels.setdefault(key, f"{event.name} [{stage}{event.position}]")
+            starts.setdefault(key, {})[event.kind] = event.time
+            if event.kind in (ENTER_FAILED, EXIT_FAILED):
+                failed.setdefault(key, set()).add(event.kind)
+        bars: list[_Bar] = []
+        for key, times in starts.items():
+            enter_end = times.get(ENTERED, times.get(ENTER_FAILED))
+            exit_end = times.get(EXITED, times.get(EXIT_FAILED))
+            enter = None
+            if ENTER_STARTED in times and enter_end is not None:
+                enter = (times[ENTER_STARTED], enter_end)
+            exit = None
+            if EXIT_STARTED in times and exit_end is not None:
+                exit = (times[EXIT_STARTED], exit_end)
+            kinds = failed.get(key, set())
+            bars.append(_Bar(labels[key], enter, ENTER_FAILED in kinds, exit, EXIT_FAILED in kinds))
+        return bars
+
+    def critical(self) -> list[str]:
+        """The context managers that held the body back: in each stage, the last to enter."""
+        last: dict[int | None, PhaseEvent] = {}
+        for event in self.events:
+            if event.kind == ENTERED:
+                best = last.get(event.stage)
+                if best is None or event.time > best.time:
+                    last[event.stage] = event
+        return [
+            f"{e.name} [{'' if e.stage is None else f'{e.stage}.'}{e.position}]"
+            for e in last.values()
+        ]
+
+    def render(self, width: int = 50) -> str:
+        """A text chart: one bar per context manager, ``=`` entering, ``-`` exiting.
+
+        ``X`` ends a segment that failed; ``*`` marks the critical path, the context
+        manager that held the body back (per stage).  Times are seconds since the first
+        event.
+        """
+        bars = self._bars()
+        if not bars:
+            return "(no events)"
+        t0 = min(event.time for event in self.events)
+        span = max(event.time for event in self.events) - t0
+        scale = (width - 1) / span if span > 0 else 0.0
+        critical = set(self.critical())
+        label_width = max(len(bar.label) for bar in bars)
+
+        def column(t: float) -> int:
+            return round((t - t0) * scale)
+
+        lines = [f"{'':{label_width + 2}} 0 s{'':{max(width - 8, 1)}}{span:.3f} s"]
+        for bar in bars:
+            cells = [" "] * width
+            details: list[str] = []
+            for segment, char, failed, what in (
+                (bar.enter, "=", bar.enter_failed, "enter"),
+                (bar.exit, "-", bar.exit_failed, "exit"),
+            ):
+                if segment is None:
+                    continue
+                start, end = column(segment[0]), column(segment[1])
+                for i in range(start, end + 1):
+                    cells[i] = char
+                if failed:
+                    cells[end] = "X"
+                outcome = " failed" if failed else ""
+                details.append(f"{what} {segment[1] - segment[0]:.3f} s{outcome}")
+            mark = "*" if bar.label in critical else " "
+            lines.append(
+                f"{mark} {bar.label:<{label_width}} |{''.join(cells)}| {', '.join(details)}"
+            )
+        lines.append("= entering, - exiting, X failed, * held the body back")
+        return "\n".join(lines)
+
+    def to_chrome_trace(self) -> dict[str, Any]:
+        """The events in the Chrome trace event format (a JSON-serialisable dict).
+
+        ``json.dump`` it to a file and open it in https://ui.perfetto.dev or
+        ``chrome://tracing``: one track per context manager, one slice per phase.
+        """
+        trace: list[dict[str, Any]] = []
+        for tid, bar in enumerate(self._bars(), start=1):
+            trace.append(
+                {
+                    "name": "thread_name",
+                    "ph": "M",
+                    "pid": 1,
+                    "tid": tid,
+                    "args": {"name": bar.label},
+                }
+            )
+            for segment, what, failed in (
+                (bar.enter, "enter", bar.enter_failed),
+                (bar.exit, "exit", bar.exit_failed),
+            ):
+                if segment is not None:
+                    trace.append(
+                        {
+                            "name": f"{what} {bar.label}",
+                            "cat": what,
+                            "ph": "X",
+                            "ts": segment[0] * 1e6,
+                            "dur": (segment[1] - segment[0]) * 1e6,
+                            "pid": 1,
+                            "tid": tid,
+                            "args": {"failed": failed},
+                        }
+                    )
+        return {"traceEvents": trace, "displayTimeUnit": "ms"}
