@@ -159,6 +159,7 @@ class Block:
     ) -> bool:
         """``__aexit__``: unwind the stages, close the nursery, raise one group."""
         self.phase = CLOSING
+        body_ended = trio.current_time()
         remaining: BaseException | None
         try:
             remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
@@ -199,7 +200,7 @@ class Block:
         members = [body] if body is not None else []
         records = records_of(failures)
         if body is not None:
-            elapsed = trio.current_time() - self._started_at
+            elapsed = body_ended - self._started_at
             records.insert(0, ContextFailure("body", None, "body", body, elapsed))
         if caught is not None:
             members.append(caught)

@@ -41,12 +41,12 @@ def format_failures(exc: BaseException, *, tracebacks: bool = False) -> str:
     _format(exc, 0, "", None, lines, seen)
     if tracebacks:
         shown: set[int] = set()
-        for member in _leaves_to_trace(exc):
+        for member, record in _leaves_to_trace(exc):
             if id(member) in shown:
                 continue
             shown.add(id(member))
             lines.append("")
-            lines.append(f"Traceback of {_headline(member, record_of(member))}:")
+            lines.append(f"Traceback of {_headline(member, record)}:")
             text = "".join(traceback.format_exception(member)).rstrip("\n")
             lines.extend(INDENT + line for line in text.splitlines())
     return "\n".join(lines)
@@ -127,13 +127,16 @@ def _location(exc: BaseException) -> str:
     return f"{Path(code.co_filename).name}:{tb.tb_lineno} in {code.co_name}"
 
 
-def _leaves_to_trace(exc: BaseException) -> list[BaseException]:
-    """The failures whose tracebacks a full report shows: the members of our groups."""
+def _leaves_to_trace(
+    exc: BaseException,
+) -> list[tuple[BaseException, ContextFailure | None]]:
+    """The failures whose tracebacks a full report shows (the members of our groups)."""
     if isinstance(exc, ParallelBaseExceptionGroup):
-        return list(exc.exceptions)  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+        by_exception = {id(r.exception): r for r in exc.failures}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        return [(m, by_exception.get(id(m))) for m in exc.exceptions]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
     if isinstance(exc, BaseExceptionGroup):
-        found: list[BaseException] = []
+        found: list[tuple[BaseException, ContextFailure | None]] = []
         for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
             found.extend(_leaves_to_trace(member))  # pyright: ignore[reportUnknownArgumentType]
         return found
-    return [exc]
+    return [(exc, record_of(exc))]

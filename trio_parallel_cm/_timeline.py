@@ -104,7 +104,7 @@ class Timeline:
             if event.kind in (ENTER_FAILED, EXIT_FAILED):
                 failed.setdefault(key, set()).add(event.kind)
         bars: list[_Bar] = []
-        for key, times in starts.items():
+        for key, times in sorted(starts.items(), key=lambda item: (item[0][0] or 0, item[0][1])):
             enter_end = times.get(ENTERED, times.get(ENTER_FAILED))
             exit_end = times.get(EXITED, times.get(EXIT_FAILED))
             enter = None
@@ -149,21 +149,23 @@ class Timeline:
         def column(t: float) -> int:
             return round((t - t0) * scale)
 
-        lines = [f"{'':{label_width + 2}} 0 s{'':{max(width - 8, 1)}}{span:.3f} s"]
+        end = f"{span:.3f} s"
+        lines = [f"{'':{label_width + 4}}0 s{'':{max(width - 3 - len(end), 1)}}{end}"]
         for bar in bars:
             cells = [" "] * width
             details: list[str] = []
-            for segment, char, failed, what in (
+            segments: list[tuple[tuple[float, float] | None, str, bool, str]] = [
                 (bar.enter, "=", bar.enter_failed, "enter"),
                 (bar.exit, "-", bar.exit_failed, "exit"),
-            ):
+            ]
+            for segment, char, failed, what in segments:
                 if segment is None:
                     continue
-                start, end = column(segment[0]), column(segment[1])
-                for i in range(start, end + 1):
+                first, last = column(segment[0]), column(segment[1])
+                for i in range(first, last + 1):
                     cells[i] = char
                 if failed:
-                    cells[end] = "X"
+                    cells[last] = "X"
                 outcome = " failed" if failed else ""
                 details.append(f"{what} {segment[1] - segment[0]:.3f} s{outcome}")
             mark = "*" if bar.label in critical else " "

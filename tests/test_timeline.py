@@ -1,0 +1,132 @@
+"""Observers and the ``Timeline``: every phase change, as data and as a chart."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+from tests.examples import example_main, expected_output
+from tests.fakes import FakeCM, Log
+from trio_parallel_cm import (
+    ParallelExitStack,
+    PhaseEvent,
+    Timeline,
+    parallel_with,
+    start_context,
+)
+
+
+async def test_every_phase_change_reaches_the_observer_with_its_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    events: list[PhaseEvent] = []
+    error = OSError("refused")
+    with pytest.RaisesGroup(OSError):
+        async with parallel_with(
+            {
+                "ok": FakeCM("ok", log, enter_delay=1, exit_delay=2),
+                "bad": FakeCM("bad", log, enter_delay=3, enter_error=error),
+                "slow": FakeCM("slow", log, enter_delay=5),
+            },
+            observer=events.append,
+        ):
+            pass  # pragma: no cover
+    seen = sorted((e.time, e.name, e.kind, e.exception) for e in events)
+    assert seen == [
+        (0, "bad", "enter_started", None),
+        (0, "ok", "enter_started", None),
+        (0, "slow", "enter_started", None),
+        (1, "ok", "entered", None),
+        (3, "bad", "enter_failed", error),
+        (3, "ok", "exit_started", None),
+        (3, "slow", "enter_failed", None),  # cancelled: no failure of its own
+        (5, "ok", "exited", None),
+    ]
+
+
+async def test_exit_failures_are_observed(autojump_clock: trio.testing.MockClock) -> None:
+    log: Log = []
+    events: list[PhaseEvent] = []
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(
+            nursery, FakeCM("c", log, exit_error=KeyError()), observer=events.append
+        )
+        with pytest.RaisesGroup(KeyError):
+            await handle.aclose()
+    assert [e.kind for e in events] == ["enter_started", "entered", "exit_started", "exit_failed"]
+    assert isinstance(events[-1].exception, KeyError)
+
+
+async def test_a_failing_observer_is_logged_and_changes_nothing(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: Log = []
+
+    def broken(event: PhaseEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    cm = FakeCM("c", log)
+    with caplog.at_level(logging.ERROR, logger="trio_parallel_cm"):
+        async with parallel_with(cm, observer=broken):
+            pass
+    assert cm.exited == 1
+    assert len(caplog.records) == 4
+    assert "observer" in caplog.records[0].getMessage()
+
+
+async def test_the_documented_timeline_renders_as_documented(
+    autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await example_main("timeline")()
+    assert capsys.readouterr().out == expected_output("timeline")
+
+
+async def test_timeline_marks_failures_and_the_critical_path_per_stage(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    with pytest.RaisesGroup(KeyError):
+        async with ParallelExitStack(observer=timeline) as stack:
+            await stack.enter_all(FakeCM("a", log, enter_delay=1), FakeCM("b", log, enter_delay=2))
+            await stack.enter(FakeCM("c", log, enter_delay=1, exit_error=KeyError()))
+    assert timeline.critical() == ["FakeCM [1.1]", "FakeCM [2.0]"]
+    chart = timeline.render(width=20)
+    [row] = [line for line in chart.splitlines() if "[2.0]" in line]
+    assert row.startswith("* FakeCM [2.0]")
+    assert "X|" in row or "X " in row
+    assert row.endswith("enter 1.000 s, exit 0.000 s failed")
+
+
+async def test_chrome_trace_is_json_with_one_track_per_context_manager(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    async with parallel_with(
+        FakeCM("a", log, enter_delay=1), FakeCM("b", log, exit_delay=2), observer=timeline
+    ):
+        pass
+    trace = json.loads(json.dumps(timeline.to_chrome_trace()))
+    names = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M"}
+    assert names == {1: "FakeCM [0]", 2: "FakeCM [1]"}
+    slices = sorted(
+        (e["tid"], e["cat"], e["ts"], e["dur"]) for e in trace["traceEvents"] if e["ph"] == "X"
+    )
+    start = slices[0][2]
+    assert [(tid, cat, ts - start, dur) for tid, cat, ts, dur in slices] == [
+        (1, "enter", 0, 1e6),
+        (1, "exit", 1e6, 0),
+        (2, "enter", 0, 0),
+        (2, "exit", 1e6, 2e6),
+    ]
+
+
+def test_an_empty_timeline_renders_a_placeholder() -> None:
+    assert Timeline().render() == "(no events)"
+    assert Timeline().to_chrome_trace() == {"traceEvents": [], "displayTimeUnit": "ms"}
