@@ -32,10 +32,14 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert "parallel_with:" in timings[0]
     assert "x faster)" in timings[0]
 
+    # The start-up timeline: a bar per service, the slowest one marked.
+    assert sum(" |" in line for line in output.splitlines()) == 4
+    assert "* held the body back" in output
+
     # The refused service is named with its position and phase; the body never ran.
-    assert "ExceptionGroup: 1 of 3 context managers failed (1 entering)" in output
-    assert "- OSError: all attempts to connect to 127.0.0.1:" in output
-    assert "note: open_search (position 2) failed while entering" in output
+    assert "1 of 3 context managers failed (1 entering)" in output
+    assert "- open_search (position 2) failed while entering after" in output
+    assert "OSError: all attempts to connect to 127.0.0.1:" in output
     assert "not reached" not in output
 
     # Whatever had opened when search gave up was closed again.
@@ -49,4 +53,4 @@ def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -
     run_demo(TINY)
     output = capsys.readouterr().out
     assert output.startswith("trio_parallel_cm demo: 4 services on 127.0.0.1")
-    assert "note: open_search (position 2) failed while entering" in output
+    assert "open_search (position 2) failed while entering" in output

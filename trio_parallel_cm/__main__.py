@@ -10,18 +10,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, cast
+from typing import Final, NamedTuple
 
 import trio
 
-from trio_parallel_cm import parallel_with
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
+from trio_parallel_cm import ParallelExceptionGroup, Timeline, format_failures, parallel_with
 
 HOST: Final = "127.0.0.1"
 CONNECT_ATTEMPTS: Final = 3
@@ -151,8 +147,13 @@ async def _compare_timings(services: Services) -> None:
     sequential = trio.current_time() - start
 
     start = trio.current_time()
+    timeline = Timeline()
     async with parallel_with(
-        open_db(services), open_cache(services), open_queue(services), open_search(services)
+        open_db(services),
+        open_cache(services),
+        open_queue(services),
+        open_search(services),
+        observer=timeline,
     ) as (db, cache, queue, search):
         for stream in (db, cache, queue, search):  # the work would go here
             await stream.send_all(b"ping\n")
@@ -161,14 +162,9 @@ async def _compare_timings(services: Services) -> None:
     speedup = sequential / parallel if parallel > 0 else float("inf")
     print(f"   sequential: {sequential:.2f} s   parallel_with: {parallel:.2f} s", end="")
     print(f"   ({speedup:.1f}x faster)")
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    # trio.open_tcp_stream raises OSError from a group of the errors of each attempt.
-    cause = exc.__cause__
-    if isinstance(cause, ExceptionGroup):
-        return list(cast("ExceptionGroup[Exception]", cause).exceptions)
-    return [] if cause is None else [cause]
+    print("\n   The parallel start-up and shutdown, as a Timeline observer saw them:")
+    for line in timeline.render(width=40).splitlines():
+        print(f"   {line}")
 
 
 async def _show_failure(services: Services) -> None:
@@ -176,14 +172,10 @@ async def _show_failure(services: Services) -> None:
         async with parallel_with(open_db(services), open_cache(services), open_search(services)):
             print("   (not reached: the body runs only once every service is open)")
     # On Python 3.11+, `except* OSError as group:` catches the same group.
-    except ExceptionGroup as group:
-        print(f"   {type(group).__name__}: {group.message}")
-        for exc in group.exceptions:
-            print(f"   - {type(exc).__name__}: {exc}")
-            for cause in _causes(exc):
-                print(f"       caused by {type(cause).__name__}: {cause}")
-            for note in getattr(exc, "__notes__", []):
-                print(f"       note: {note}")
+    except ParallelExceptionGroup as group:
+        print("   format_failures(group) says:")
+        for line in format_failures(group).splitlines():
+            print(f"   {line}")
     print(f"   opened before the failure: {', '.join(services.opened) or '(none)'}")
     print(f"   connections closed again:  {', '.join(services.closed) or '(none)'}")
 
