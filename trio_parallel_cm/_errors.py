@@ -16,7 +16,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
 import trio
@@ -27,8 +27,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-BaseException_co = TypeVar("BaseException_co", bound=BaseException, covariant=True)
-Exception_co = TypeVar("Exception_co", bound=Exception, covariant=True)
 
 ENTERING: Final = "entering"
 OPEN: Final = "open"
@@ -177,7 +175,7 @@ def attach_record(exc: BaseException, record: ContextFailure) -> None:
         setattr(exc, _RECORD_ATTRIBUTE, record)
 
 
-class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException_co]):
+class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
     """The group raised by ``parallel_with``, ``ParallelExitStack`` and ``start_context``.
 
     Its message summarises (``"2 of 5 context managers failed (1 entering, 1
@@ -190,7 +188,7 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException_co]):
     def __new__(
         cls,
         message: str,
-        exceptions: Sequence[BaseException_co],
+        exceptions: Sequence[BaseException],
         failures: Sequence[ContextFailure] = (),
     ) -> Self:
         self = super().__new__(cls, message, exceptions)
@@ -200,7 +198,7 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException_co]):
     def __init__(
         self,
         message: str,
-        exceptions: Sequence[BaseException_co],
+        exceptions: Sequence[BaseException],
         failures: Sequence[ContextFailure] = (),
     ) -> None:
         super().__init__(message, exceptions)
@@ -214,14 +212,14 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException_co]):
 
     def derive(  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
         self, excs: Sequence[BaseException]
-    ) -> ParallelBaseExceptionGroup[BaseException]:
+    ) -> ParallelBaseExceptionGroup:
         kept = {id(exc) for exc in excs}
         failures = [record for record in self._failures if id(record.exception) in kept]
         return make_group(self.message, excs, failures)
 
 
 class ParallelExceptionGroup(  # pyright: ignore[reportIncompatibleMethodOverride]
-    ParallelBaseExceptionGroup[Exception_co], ExceptionGroup[Exception_co]
+    ParallelBaseExceptionGroup, ExceptionGroup[Exception]
 ):
     """A :class:`ParallelBaseExceptionGroup` whose members are all ``Exception``."""
 
@@ -230,7 +228,7 @@ def make_group(
     message: str,
     members: Sequence[BaseException],
     failures: Sequence[ContextFailure] = (),
-) -> ParallelBaseExceptionGroup[BaseException]:
+) -> ParallelBaseExceptionGroup:
     """One flat group of ``members``: a :class:`ParallelExceptionGroup` when it can be."""
     if all(isinstance(member, Exception) for member in members):
         exceptions = cast("Sequence[Exception]", members)

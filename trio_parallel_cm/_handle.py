@@ -48,10 +48,11 @@ class ContextHandle(Generic[T_co]):
     Any task may close it; the holder task runs ``__aexit__``.
     """
 
-    __slots__ = ("_claimed", "_closed", "_holder", "_result")
+    __slots__ = ("_claimed", "_closed", "_holder", "_result", "_stage")
 
     def __init__(self, holder: Holder) -> None:
         self._holder = holder
+        self._stage: Stage
         self._claimed = False
         self._closed = trio.Event()
         self._result: bool | BaseException | None = None
@@ -99,7 +100,7 @@ class ContextHandle(Generic[T_co]):
         caught: BaseException | None = None
         if holder.state is ENTERED:
             self._claimed = True
-            caught = await holder.stage.exit(exc, native=False)
+            caught = await self._stage.exit(exc, native=False)
         elif not self._closed.is_set():
             with trio.CancelScope(shield=True):
                 await self._closed.wait()
@@ -193,5 +194,6 @@ async def start_context(
         observer=observer,
         **options,
     )
+    handle._stage = stage  # pyright: ignore[reportPrivateUsage]
     await stage.enter()
     return handle

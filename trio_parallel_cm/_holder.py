@@ -66,7 +66,6 @@ class Holder:
         "phase",
         "position",
         "scope",
-        "stage",
         "state",
         "suppressed",
         "task",
@@ -77,7 +76,6 @@ class Holder:
         self.cm: Any = cm
         self.position = position
         self.key = key
-        self.stage: Stage
         self.value: Any = None
         self.scope: trio.CancelScope
         self.task: trio.lowlevel.Task
@@ -95,8 +93,7 @@ class Holder:
         """Cancelled from inside while open (set by the abort function, behind our back)."""
         return self.state is FAILING
 
-    def _fail(self, exc: BaseException, phase: Phase) -> None:
-        stage = self.stage
+    def _fail(self, stage: Stage, exc: BaseException, phase: Phase) -> None:
         name = self.name
         add_note(exc, failure_note(name, self.position, phase, stage.index))
         elapsed = trio.current_time() - stage.started_at
@@ -119,14 +116,13 @@ class Holder:
         if unshield:
             self.scope.shield = False
 
-    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+    async def run(self, stage: Stage, *, task_status: trio.TaskStatus[None]) -> None:
         """The holder task.  Started by ``nursery.start``.
 
         Never raises, except in a handle's holder (``start_context``): a failure that no
         ``aclose()`` claimed is raised into the handle's nursery, as structured
         concurrency wants.
         """
-        stage = self.stage
         cm: Any = self.cm
         # As `async with` does, look both methods up on the type before entering.
         cls: Any = type(cm)  # pyright: ignore[reportUnknownVariableType]
@@ -158,7 +154,7 @@ class Holder:
                     if failure is None and scope.cancel_called:
                         failure = self._too_slow("enter", stage.enter_timeout)
                     if failure is not None:
-                        self._fail(failure, ENTERING)
+                        self._fail(stage, failure, ENTERING)
                     if observer is not None:
                         stage.notify(ENTER_FAILED, self, failure)
                     if failure is not None:
@@ -173,7 +169,7 @@ class Holder:
                     # same.  It is entered, so it exits at once with that failure.
                     self.state = NOT_ENTERED
                     exc_in = self._too_slow("enter", stage.enter_timeout)
-                    self._fail(exc_in, ENTERING)
+                    self._fail(stage, exc_in, ENTERING)
                     if observer is not None:
                         stage.notify(ENTER_FAILED, self, exc_in)
                     stage.enter_failed(self)
@@ -186,6 +182,9 @@ class Holder:
                     if observer is not None:
                         stage.notify(ENTERED_EVENT, self)
                     task_status.started()
+                    # The task status refers to the starter's nursery, and through it to
+                    # the finished starter task: do not keep them alive while open.
+                    del task_status
                     self.task = task = current_task()
                     if task.parent_nursery is stage.nursery:
                         try:
@@ -245,7 +244,7 @@ class Holder:
                 if stage.exit_timeout is not None and scope.cancel_called and failure is None:
                     failure = self._too_slow("exit", stage.exit_timeout)
                 if failure is not None:
-                    self._fail(failure, OPEN if failing else EXITING)
+                    self._fail(stage, failure, OPEN if failing else EXITING)
                 if observer is not None and self.state is not NOT_ENTERED:
                     stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
                 if failing:

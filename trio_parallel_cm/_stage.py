@@ -24,6 +24,7 @@ Design notes:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from types import TracebackType
@@ -34,6 +35,9 @@ import trio
 from ._errors import make_group, records_of, summary
 from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
 from ._timeline import EventKind, Observer, PhaseEvent, notify
+
+HOLDER_TASK_NAME = "trio_parallel_cm holder"
+STARTER_TASK_NAME = "trio_parallel_cm starter"
 
 
 class Owner(Protocol):
@@ -108,8 +112,6 @@ class Stage:
         self.native = False
         self.pending = 0
         self.done: trio.Event | None = None
-        for holder in holders:
-            holder.stage = self
 
     # ---- called by holders, in their own tasks ---------------------------------------
 
@@ -172,16 +174,17 @@ class Stage:
         holders = self.holders
         self.pending = len(holders)
         self.entering = True
-        start = self.nursery.start
+        # Fixed task names: trio would otherwise format one for every task.
+        start = functools.partial(self.nursery.start, name=HOLDER_TASK_NAME)
         caught: BaseException | None = None
         try:
             if len(holders) == 1:
-                await start(holders[0].run)
+                await start(holders[0].run, self)
             else:
                 async with trio.open_nursery() as entering:
                     self.entering_scope = entering.cancel_scope
                     for holder in holders:
-                        entering.start_soon(start, holder.run)
+                        entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
         except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
             caught = exc
         if (
