@@ -693,3 +693,30 @@ async def test_entering_as_the_caller_is_cancelled_exits_with_its_own_cancelled(
     assert late.exited == 1
     assert isinstance(late.seen, trio.Cancelled)
     assert late.exit_task is late.enter_task
+
+
+async def test_body_errors_raised_while_we_cancel_it_are_reported_before_the_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    (other,) = fakes(log, "other")
+    boom = ValueError("background")
+    cleanup = KeyError("cleanup failed")
+
+    async def fails_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            raise cleanup
+
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(pytest.RaisesExc(KeyError, check=lambda e: e is cleanup)),
+        pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is boom)),
+        match=r"^the body raised; 1 of 2 context managers failed \(1 open\)$",
+    ):
+        async with parallel_with(other, crashes_while_open(log, "crasher", 1, boom)):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fails_when_cancelled)
+                await trio.sleep(10)
+    # The others received the failure while open, not the body's leftovers.
+    assert members(other.seen) == [boom]

@@ -6,7 +6,17 @@ import pytest
 import trio
 import trio.testing
 
-from tests.fakes import FakeCM, Log, crashes_while_open, events, members, notes, record, time_of
+from tests.fakes import (
+    FakeCM,
+    Log,
+    crashes_while_open,
+    ends_while_open,
+    events,
+    members,
+    notes,
+    record,
+    time_of,
+)
 from trio_parallel_cm import ParallelExitStack
 
 
@@ -164,3 +174,35 @@ async def test_outer_cancellation_while_a_stage_enters(
     assert isinstance(quick.seen, trio.Cancelled)
     assert isinstance(first.seen, trio.Cancelled)
     assert first.exited == quick.exited == 1
+
+
+async def test_the_earlier_stage_receives_everything_the_later_one_lets_through(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    early = FakeCM("early", log)
+    stop_failure = OSError("app failed to stop")
+    body_error = KeyError("body")
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(KeyError, check=lambda e: e is body_error),
+        pytest.RaisesExc(OSError, check=lambda e: e is stop_failure),
+    ):
+        async with ParallelExitStack() as stack:
+            await stack.enter(early)
+            await stack.enter(FakeCM("late", log, exit_error=stop_failure))
+            raise body_error
+    # Several exceptions on their way out reach the earlier stage as one group.
+    assert members(early.seen) == [body_error, stop_failure]
+
+
+async def test_a_member_ending_by_itself_while_its_stage_enters_cancels_the_body(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    async with ParallelExitStack() as stack:
+        await stack.enter(FakeCM("first", log))
+        await stack.enter_all(ends_while_open(log, "timer", 1), FakeCM("slow", log, enter_delay=2))
+        with pytest.raises(trio.Cancelled):
+            await trio.lowlevel.checkpoint()
+        record(log, "body", "cancelled")
+    assert time_of(log, "body", "cancelled") == 2
