@@ -167,3 +167,36 @@ async def test_start_context_raises_the_dedicated_group(
             await start_context(nursery, FakeCM("c", log, enter_error=OSError()), name="db")
     [record] = records(caught.value)
     assert (record.name, record.phase, record.elapsed) == ("db", "entering", 0.0)
+
+
+async def test_derived_groups_count_what_they_keep(autojump_clock: trio.testing.MockClock) -> None:
+    group = await failing_block([])
+    match, rest = split(group, KeyError)
+    assert str(match).startswith("1 of 3 context managers failed (1 exiting)")
+    assert str(rest).startswith("the body raised; 1 of 3 context managers failed (1 exiting)")
+
+
+async def test_a_cancel_scope_splitting_the_group_keeps_the_body_record(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+
+    async def fails_shielded() -> None:
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1)
+        raise ValueError("child")
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
+        with trio.CancelScope() as outer:
+            async with parallel_with(FakeCM("a", log)), trio.open_nursery() as nursery:
+                nursery.start_soon(fails_shielded)
+                outer.cancel()
+                await trio.sleep_forever()
+    # The scope derived a new body group without its Cancelled: it is still the body's.
+    [record] = records(caught.value)
+    assert (record.name, record.phase, record.exception) == (
+        "body",
+        "body",
+        members(caught.value)[0],
+    )
+    assert str(caught.value).startswith("the body raised (1 sub-exception)")

@@ -130,3 +130,28 @@ async def test_chrome_trace_is_json_with_one_track_per_context_manager(
 def test_an_empty_timeline_renders_a_placeholder() -> None:
     assert Timeline().render() == "(no events)"
     assert Timeline().to_chrome_trace() == {"traceEvents": [], "displayTimeUnit": "ms"}
+
+
+async def test_a_cancelled_enter_is_not_drawn_as_a_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    with pytest.RaisesGroup(OSError):
+        async with parallel_with(
+            {
+                "ok": FakeCM("ok", log),
+                "bad": FakeCM("bad", log, enter_delay=1, enter_error=OSError()),
+                "slow": FakeCM("slow", log, enter_delay=5),
+            },
+            observer=timeline,
+        ):
+            pass  # pragma: no cover
+    rows = {line.split(" [")[0].strip(" *"): line for line in timeline.render(20).splitlines()}
+    assert rows["bad"].endswith("enter 1.000 s failed")
+    assert "X|" in rows["bad"]
+    assert rows["slow"].endswith("enter 1.000 s cancelled")
+    assert "/|" in rows["slow"]
+    # The body never ran: nothing held it back.
+    assert timeline.critical() == []
+    assert "*" not in "".join(line[0] for line in rows.values())

@@ -208,7 +208,7 @@ class Block:
         phases = [record.phase for record in records if record.position is not None]
         total = sum(len(stage.holders) for stage in self._stages)
         message = summary(total, phases, body_failed=body is not None)
-        group = make_group(message, members, records)
+        group = make_group(message, members, records, total)
         try:
             raise group
         finally:

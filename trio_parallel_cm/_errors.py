@@ -127,7 +127,7 @@ def summary(total: int, phases: Sequence[str], body_failed: bool) -> str:
         )
         noun = "context manager" if total == 1 else "context managers"
         parts.append(f"{len(phases)} of {total} {noun} failed ({counts})")
-    return "; ".join(parts)
+    return "; ".join(parts) or "no failure"
 
 
 Phase = Literal["entering", "open", "exiting", "body"]
@@ -148,6 +148,12 @@ class ContextFailure:
         elapsed: seconds since the block (or ``start_context`` call) started, on
             Trio's clock, when the failure was recorded.
         stage: the stage number in a ``ParallelExitStack`` (from 1), else None.
+
+    Example::
+
+        except* ConnectionError as group:
+            for failure in failures_of(group):
+                metrics.increment(f"startup.{failure.name}.{failure.phase}")
     """
 
     name: str
@@ -181,8 +187,18 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
     Its message summarises (``"2 of 5 context managers failed (1 entering, 1
     exiting)"``) and :attr:`failures` gives one :class:`ContextFailure` per member that
     failed.  ``split``, ``subgroup`` and ``except*`` keep the records of the members they
-    keep.  When every member is an ``Exception`` the group is a
-    :class:`ParallelExceptionGroup` (an ``ExceptionGroup``).
+    keep (and their message counts what they keep).  When every member is an
+    ``Exception`` the group is a :class:`ParallelExceptionGroup` (an ``ExceptionGroup``).
+
+    Example::
+
+        try:
+            async with parallel_with(open_db(), open_cache()) as (db, cache):
+                ...
+        except ParallelExceptionGroup as group:
+            for failure in group.failures:
+                log.error("%s failed while %s", failure.name, failure.phase)
+            raise
     """
 
     def __new__(
@@ -190,9 +206,11 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
         message: str,
         exceptions: Sequence[BaseException],
         failures: Sequence[ContextFailure] = (),
+        total: int = 0,
     ) -> Self:
         self = super().__new__(cls, message, exceptions)
         self._failures = tuple(failures)
+        self._total = total
         return self
 
     def __init__(
@@ -200,10 +218,28 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
         message: str,
         exceptions: Sequence[BaseException],
         failures: Sequence[ContextFailure] = (),
+        total: int = 0,
     ) -> None:
         super().__init__(message, exceptions)
 
     _failures: tuple[ContextFailure, ...]
+    _total: int
+
+    def _record_for(self, exc: BaseException) -> ContextFailure | None:
+        """The record of ``exc``, a member kept by ``split``: itself, or a derived group.
+
+        ``split`` keeps leaves by identity but derives new nested groups (a body group
+        less its ``Cancelled``): such a member is the one whose leaves it holds.
+        """
+        for record in self._failures:
+            if record.exception is exc:
+                return record
+        if isinstance(exc, BaseExceptionGroup):
+            kept = _leaf_ids(exc)  # pyright: ignore[reportUnknownArgumentType]
+            for record in self._failures:
+                if kept <= _leaf_ids(record.exception):
+                    return attrs.evolve(record, exception=exc)
+        return None
 
     @property
     def failures(self) -> tuple[ContextFailure, ...]:
@@ -213,9 +249,14 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
     def derive(  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
         self, excs: Sequence[BaseException]
     ) -> ParallelBaseExceptionGroup:
-        kept = {id(exc) for exc in excs}
-        failures = [record for record in self._failures if id(record.exception) in kept]
-        return make_group(self.message, excs, failures)
+        failures = [record for record in map(self._record_for, excs) if record is not None]
+        message = self.message
+        if self._failures:
+            # Count what is kept: a stale "the body raised" would mislead.
+            phases = [record.phase for record in failures if record.position is not None]
+            body = any(record.position is None for record in failures)
+            message = summary(self._total, phases, body_failed=body)
+        return make_group(message, excs, failures, self._total)
 
 
 class ParallelExceptionGroup(  # pyright: ignore[reportIncompatibleMethodOverride]
@@ -224,16 +265,27 @@ class ParallelExceptionGroup(  # pyright: ignore[reportIncompatibleMethodOverrid
     """A :class:`ParallelBaseExceptionGroup` whose members are all ``Exception``."""
 
 
+def _leaf_ids(exc: BaseException) -> set[int]:
+    if isinstance(exc, BaseExceptionGroup):
+        return {leaf for member in exc.exceptions for leaf in _leaf_ids(member)}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
+    return {id(exc)}
+
+
 def make_group(
     message: str,
     members: Sequence[BaseException],
     failures: Sequence[ContextFailure] = (),
+    total: int = 0,
 ) -> ParallelBaseExceptionGroup:
-    """One flat group of ``members``: a :class:`ParallelExceptionGroup` when it can be."""
+    """One flat group of ``members``: a :class:`ParallelExceptionGroup` when it can be.
+
+    ``total`` is how many context managers the block had, for the messages of the groups
+    that ``split`` and ``subgroup`` derive.
+    """
     if all(isinstance(member, Exception) for member in members):
         exceptions = cast("Sequence[Exception]", members)
-        return ParallelExceptionGroup(message, exceptions, failures)
-    return ParallelBaseExceptionGroup(message, members, failures)
+        return ParallelExceptionGroup(message, exceptions, failures, total)
+    return ParallelBaseExceptionGroup(message, members, failures, total)
 
 
 def failures_of(exc: BaseException | None) -> list[ContextFailure]:

@@ -32,7 +32,13 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class ContextState(enum.Enum):
-    """Where a :class:`ContextHandle`'s context manager is in its life."""
+    """Where a :class:`ContextHandle`'s context manager is in its life.
+
+    Example::
+
+        if handle.state is ContextState.OPEN:
+            await handle.aclose()
+    """
 
     ENTERING = "entering"
     OPEN = "open"
@@ -46,6 +52,15 @@ class ContextHandle(Generic[T_co]):
     """A context manager held open by its own task; returned by :func:`start_context`.
 
     Any task may close it; the holder task runs ``__aexit__``.
+
+    Example::
+
+        async with trio.open_nursery() as nursery:
+            handle = await start_context(nursery, open_db())
+            assert handle.state is ContextState.OPEN
+            nursery.start_soon(serve, handle.value)
+            ...
+            await handle.aclose()  # from any task: the holder task runs __aexit__
     """
 
     __slots__ = ("_claimed", "_closed", "_holder", "_result", "_stage")
@@ -127,7 +142,7 @@ class ContextHandle(Generic[T_co]):
             self._result = holder.suppressed
         elif self._claimed:
             message = summary(1, [holder.phase], body_failed=False)
-            self._result = make_group(message, [failure], records_of([failure]))
+            self._result = make_group(message, [failure], records_of([failure]), 1)
         elif holder.state is not NOT_ENTERED:
             # Failed while open, or while exiting a cancelled nursery: nobody asked.
             self._result = RuntimeError(

@@ -291,6 +291,7 @@ def parallel_with(
             manager (a coroutine, a synchronous context manager, ...).
         ValueError: before anything is entered, for the same object passed twice, or an
             option out of range.
+        RuntimeError: on entering the same object twice, or outside a Trio task.
 
     Example::
 

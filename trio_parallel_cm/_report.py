@@ -67,8 +67,12 @@ def _format(
     seen.add(id(exc))
     record = record or record_of(exc)
     own_note = None
+    if record is not None and record.position is not None:
+        own_note = failure_note(record.name, record.position, record.phase, record.stage)
     if isinstance(exc, ParallelBaseExceptionGroup):
-        lines.append(f"{indent}{prefix}{exc.message}")  # pyright: ignore[reportUnknownMemberType]
+        # A nested block that failed as a context manager is named like any failure.
+        line = exc.message if record is None else f"{_who(record)}: {exc.message}"
+        lines.append(f"{indent}{prefix}{line}")
         by_exception = {id(r.exception): r for r in exc.failures}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
         for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
             member_record: ContextFailure | None = by_exception.get(id(member))  # pyright: ignore[reportUnknownArgumentType]
@@ -77,8 +81,6 @@ def _format(
         line = f"{indent}{prefix}{_headline(exc, record)}"
         location = _location(exc)
         lines.append(f"{line} [{location}]" if location else line)
-        if record is not None and record.position is not None:
-            own_note = failure_note(record.name, record.position, record.phase, record.stage)
         if isinstance(exc, BaseExceptionGroup):
             for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
                 _format(member, depth + 1, "- ", None, lines, seen)  # pyright: ignore[reportUnknownArgumentType]
@@ -92,15 +94,18 @@ def _format(
 
 def _headline(exc: BaseException, record: ContextFailure | None) -> str:
     described = f"{_type_name(exc)}: {_message(exc)}" if str(exc) else _type_name(exc)
-    if record is None:
-        return described
+    return described if record is None else f"{_who(record)}: {described}"
+
+
+def _who(record: ContextFailure) -> str:
+    """Who failed, in which phase, and when."""
     when = f"{record.elapsed:.3f} s"
     if record.position is None:
-        return f"body raised after {when}: {described}"
+        return f"body raised after {when}"
     where = f"position {record.position}"
     if record.stage is not None:
         where = f"stage {record.stage}, {where}"
-    return f"{record.name} ({where}) failed while {record.phase} after {when}: {described}"
+    return f"{record.name} ({where}) failed while {record.phase} after {when}"
 
 
 def _type_name(exc: BaseException) -> str:

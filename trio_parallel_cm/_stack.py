@@ -248,7 +248,7 @@ class ParallelExitStack:
                 with ``trio.TooSlowError``.
 
         Returns:
-            The values: a tuple in argument order, or a dict with the mapping's keys.
+            A tuple of the values in argument order, or a dict with the mapping's keys.
         """
         options = check_options(limit=limit, enter_timeout=enter_timeout, exit_timeout=exit_timeout)
         holders, keys = holders_for(cms)

@@ -200,7 +200,7 @@ class Stage:
         members = [caught] if caught is not None else []
         members.extend(self.failures())
         if members:
-            raise make_group(self.message(), members, records_of(members))
+            raise make_group(self.message(), members, records_of(members), len(self.holders))
         if caught_later is not None:
             raise caught_later
         # No failure, yet not every holder entered and stayed: the enters were cancelled

@@ -35,6 +35,14 @@ class PhaseEvent:
         time: ``trio.current_time()`` when it happened.
         exception: for ``enter_failed`` and ``exit_failed``, the failure (None for an
             enter that was cancelled because another failed or the caller was cancelled).
+
+    Example::
+
+        def log_phase(event: PhaseEvent) -> None:
+            logger.info("%s [%d] %s", event.name, event.position, event.kind)
+
+        async with parallel_with(open_db(), open_cache(), observer=log_phase):
+            ...
     """
 
     kind: EventKind
@@ -64,7 +72,7 @@ def notify(observer: Observer, event: PhaseEvent) -> None:
 class _Bar:
     label: str
     enter: tuple[float, float] | None
-    enter_failed: bool
+    enter_end: str  # "" entered, "failed", or "cancelled" (another failed, or the caller)
     exit: tuple[float, float] | None
     exit_failed: bool
 
@@ -101,7 +109,7 @@ class Timeline:
             stage = "" if event.stage is None else f"{event.stage}."
             labels.setdefault(key, f"{event.name} [{stage}{event.position}]")
             starts.setdefault(key, {})[event.kind] = event.time
-            if event.kind in (ENTER_FAILED, EXIT_FAILED):
+            if event.kind == EXIT_FAILED or (event.kind == ENTER_FAILED and event.exception):
                 failed.setdefault(key, set()).add(event.kind)
         bars: list[_Bar] = []
         for key, times in sorted(starts.items(), key=lambda item: (item[0][0] or 0, item[0][1])):
@@ -114,28 +122,40 @@ class Timeline:
             if EXIT_STARTED in times and exit_end is not None:
                 exit = (times[EXIT_STARTED], exit_end)
             kinds = failed.get(key, set())
-            bars.append(_Bar(labels[key], enter, ENTER_FAILED in kinds, exit, EXIT_FAILED in kinds))
+            outcome = (
+                "failed" if ENTER_FAILED in kinds else "cancelled" if ENTER_FAILED in times else ""
+            )
+            bars.append(_Bar(labels[key], enter, outcome, exit, EXIT_FAILED in kinds))
         return bars
 
     def critical(self) -> list[str]:
-        """The context managers that held the body back: in each stage, the last to enter."""
+        """The context managers that held the body back: in each stage, the last to enter.
+
+        A stage in which an enter failed or was cancelled held nothing back (its body
+        never ran), so it has none.
+        """
         last: dict[int | None, PhaseEvent] = {}
+        incomplete: set[int | None] = set()
         for event in self.events:
-            if event.kind == ENTERED:
+            if event.kind == ENTER_FAILED:
+                incomplete.add(event.stage)
+            elif event.kind == ENTERED:
                 best = last.get(event.stage)
                 if best is None or event.time > best.time:
                     last[event.stage] = event
         return [
             f"{e.name} [{'' if e.stage is None else f'{e.stage}.'}{e.position}]"
-            for e in last.values()
+            for stage, e in last.items()
+            if stage not in incomplete
         ]
 
     def render(self, width: int = 50) -> str:
         """A text chart: one bar per context manager, ``=`` entering, ``-`` exiting.
 
-        ``X`` ends a segment that failed; ``*`` marks the critical path, the context
-        manager that held the body back (per stage).  Times are seconds since the first
-        event.
+        ``X`` ends a segment that failed, ``/`` an enter cancelled (because another
+        failed, or the caller was cancelled); ``*`` marks the critical path, the context
+        manager that held the body back (per stage that entered completely).  Times are
+        seconds since the first event.
         """
         bars = self._bars()
         if not bars:
@@ -154,25 +174,25 @@ class Timeline:
         for bar in bars:
             cells = [" "] * width
             details: list[str] = []
-            segments: list[tuple[tuple[float, float] | None, str, bool, str]] = [
-                (bar.enter, "=", bar.enter_failed, "enter"),
-                (bar.exit, "-", bar.exit_failed, "exit"),
+            segments: list[tuple[tuple[float, float] | None, str, str, str]] = [
+                (bar.enter, "=", bar.enter_end, "enter"),
+                (bar.exit, "-", "failed" if bar.exit_failed else "", "exit"),
             ]
-            for segment, char, failed, what in segments:
+            for segment, char, end, what in segments:
                 if segment is None:
                     continue
                 first, last = column(segment[0]), column(segment[1])
                 for i in range(first, last + 1):
                     cells[i] = char
-                if failed:
-                    cells[last] = "X"
-                outcome = " failed" if failed else ""
+                if end:
+                    cells[last] = "X" if end == "failed" else "/"
+                outcome = f" {end}" if end else ""
                 details.append(f"{what} {segment[1] - segment[0]:.3f} s{outcome}")
             mark = "*" if bar.label in critical else " "
             lines.append(
                 f"{mark} {bar.label:<{label_width}} |{''.join(cells)}| {', '.join(details)}"
             )
-        lines.append("= entering, - exiting, X failed, * held the body back")
+        lines.append("= entering, - exiting, X failed, / cancelled, * held the body back")
         return "\n".join(lines)
 
     def to_chrome_trace(self) -> dict[str, Any]:
@@ -192,9 +212,9 @@ class Timeline:
                     "args": {"name": bar.label},
                 }
             )
-            for segment, what, failed in (
-                (bar.enter, "enter", bar.enter_failed),
-                (bar.exit, "exit", bar.exit_failed),
+            for segment, what, outcome in (
+                (bar.enter, "enter", bar.enter_end or "ok"),
+                (bar.exit, "exit", "failed" if bar.exit_failed else "ok"),
             ):
                 if segment is not None:
                     trace.append(
@@ -206,7 +226,7 @@ class Timeline:
                             "dur": (segment[1] - segment[0]) * 1e6,
                             "pid": 1,
                             "tid": tid,
-                            "args": {"failed": failed},
+                            "args": {"outcome": outcome},
                         }
                     )
         return {"traceEvents": trace, "displayTimeUnit": "ms"}

@@ -37,7 +37,8 @@ async def main() -> None:
         await trio.sleep(0.5)  # the body
     print(timeline.render(width=40))
     trace = timeline.to_chrome_trace()
-    print(f"{len(trace['traceEvents'])} trace events, {len(json.dumps(trace))} bytes of JSON")
+    events, size = len(trace["traceEvents"]), len(json.dumps(trace))
+    print(f"{events} trace events, {size} bytes of JSON")
 
 
 if __name__ == "__main__":
