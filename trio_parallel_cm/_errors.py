@@ -51,17 +51,29 @@ def contains_cancelled(exc: BaseException) -> bool:
     return False
 
 
+def leaf_ids(exc: BaseException) -> set[int]:
+    """The identities of the exceptions that ``exc`` is made of (itself, if not a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return {leaf for member in exc.exceptions for leaf in leaf_ids(member)}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
+    return {id(exc)}
+
+
 def without(exc: BaseException, other: BaseException) -> BaseException | None:
-    """``exc`` less the exception object ``other`` (by identity), or None if nothing is left.
+    """``exc`` less the exceptions of ``other`` (by identity), or None if nothing is left.
 
     A context manager that re-raises the exception it was given is not a new failure; one
-    that raises a new group containing it contributes the rest of that group.
+    that raises a new group containing it contributes the rest of that group.  Leaves are
+    compared, not groups: a context manager that passes a group it received through a
+    cancel scope or a nursery (``trio.open_nursery()`` does) re-raises a *copy* of it,
+    made by ``split``, holding the same leaves.
     """
-    if exc is other:
+    received = leaf_ids(other)
+    if leaf_ids(exc) <= received or exc is other:
         return None
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(lambda e: e is other)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownLambdaType,reportUnknownVariableType]
-    return exc
+    if not isinstance(exc, BaseExceptionGroup) or not received & leaf_ids(exc):
+        return exc  # as it is: ``split`` would return a copy even if nothing matched
+    rest: BaseException | None = exc.split(lambda e: id(e) in received)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownLambdaType,reportUnknownVariableType]
+    return rest
 
 
 def own_failure(exc: BaseException, name: str) -> BaseException | None:
@@ -92,10 +104,15 @@ def cancelled_part(exc: BaseException) -> BaseException | None:
 
 
 def non_cancelled_part(exc: BaseException) -> BaseException | None:
-    """``exc`` less its ``Cancelled`` members: itself, the rest of a group, or None."""
+    """``exc`` less its ``Cancelled`` members: itself, the rest of a group, or None.
+
+    ``exc`` itself, the very object, when it holds no ``Cancelled``: ``split`` copies.
+    """
+    if not contains_cancelled(exc):
+        return exc
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
-    return None if isinstance(exc, trio.Cancelled) else exc
+    return None
 
 
 def add_note(exc: BaseException, note: str) -> None:
@@ -235,9 +252,9 @@ class ParallelBaseExceptionGroup(BaseExceptionGroup[BaseException]):
             if record.exception is exc:
                 return record
         if isinstance(exc, BaseExceptionGroup):
-            kept = _leaf_ids(exc)  # pyright: ignore[reportUnknownArgumentType]
+            kept = leaf_ids(exc)  # pyright: ignore[reportUnknownArgumentType]
             for record in self._failures:
-                if kept <= _leaf_ids(record.exception):
+                if kept <= leaf_ids(record.exception):
                     return attrs.evolve(record, exception=exc)
         return None
 
@@ -263,12 +280,6 @@ class ParallelExceptionGroup(  # pyright: ignore[reportIncompatibleMethodOverrid
     ParallelBaseExceptionGroup, ExceptionGroup[Exception]
 ):
     """A :class:`ParallelBaseExceptionGroup` whose members are all ``Exception``."""
-
-
-def _leaf_ids(exc: BaseException) -> set[int]:
-    if isinstance(exc, BaseExceptionGroup):
-        return {leaf for member in exc.exceptions for leaf in _leaf_ids(member)}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
-    return {id(exc)}
 
 
 def make_group(

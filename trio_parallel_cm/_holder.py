@@ -143,6 +143,7 @@ class Holder:
             # right; lifted once entered.
             scope.deadline = trio.current_time() + stage.enter_timeout
         unclaimed: BaseException | None = None
+        from_outside = False
         try:
             with scope:
                 try:
@@ -196,6 +197,13 @@ class Holder:
                             await wait_task_rescheduled(self._abort)
                         except BaseException as exc:  # cancelled while open: see _abort
                             native, exc_in, tb = False, exc, exc.__traceback__
+                            if not stage.shield_open:
+                                # A handle's holder is not shielded: was the cancellation
+                                # from outside it (its nursery)?  Shielded for a moment,
+                                # the task sees the context manager's own scopes only.
+                                scope.shield = True
+                                from_outside = not _cancelled()
+                                scope.shield = False
                         else:
                             native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
                     else:
@@ -232,9 +240,8 @@ class Holder:
                     if limiter is not None:
                         limiter.release()
                 # Cancelled while open: from inside the context manager (it failed, or
-                # ended by itself), unless a handle's nursery was cancelled, which is an
-                # ordinary exit.  Asked now that the context manager's scopes are gone.
-                failing = self.failing and (stage.shield_open or not _cancelled())
+                # ended by itself), unless a handle's nursery was: an ordinary exit.
+                failing = self.failing and not from_outside
                 if self.state is NOT_ENTERED:
                     # Timed out as it entered: its exit's outcome adds nothing.
                     escaped = None
