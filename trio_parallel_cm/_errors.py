@@ -68,12 +68,13 @@ def without(exc: BaseException, other: BaseException) -> BaseException | None:
     made by ``split``, holding the same leaves.
     """
     received = leaf_ids(other)
-    if leaf_ids(exc) <= received or exc is other:
+    raised = leaf_ids(exc)
+    if raised <= received or exc is other:
         return None
-    if not isinstance(exc, BaseExceptionGroup) or not received & leaf_ids(exc):
+    if not received & raised:
         return exc  # as it is: ``split`` would return a copy even if nothing matched
-    rest: BaseException | None = exc.split(lambda e: id(e) in received)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownLambdaType,reportUnknownVariableType]
-    return rest
+    group = cast("BaseExceptionGroup[BaseException]", exc)  # several leaves: a group
+    return group.split(lambda e: id(e) in received)[1]
 
 
 def own_failure(exc: BaseException, name: str) -> BaseException | None:
