@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs bench fuzz clean
+.PHONY: demo test lint typecheck pytest docs bench bench-quick bench-profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,10 +33,18 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
-test: lint typecheck pytest docs
+# The benchmarks' smoke test: every implementation runs; no timing is checked.
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
+test: lint typecheck pytest docs bench-quick
+
+# The full comparison (about 6 minutes), with tables and docs/_static/benchmarks.png.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_overhead.py
+	$(BIN)/python benchmarks/run.py
+
+bench-profile: $(STAMP)
+	$(BIN)/python benchmarks/profile_parallel.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage docs/_build

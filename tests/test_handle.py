@@ -149,3 +149,59 @@ async def test_repr_names_the_factory_and_the_state(autojump_clock: trio.testing
         await handle.aclose()
     assert seen == [ContextState.OPEN]
     assert repr(handle) == "<ContextHandle slow closed>"
+
+
+async def test_cancelled_as_it_enters_a_failing_exit_is_reported_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    error = OSError("cleanup failed")
+
+    class EntersShieldedFailsToExit(FakeCM):
+        # Finishes entering after start_context was cancelled; its exit fails at once
+        # (a checkpoint first would meet the cancellation, and fail with nothing).
+        async def __aenter__(self) -> str:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2)
+            return "late"
+
+        async def __aexit__(self, *args: object) -> bool:
+            raise error
+
+    async with trio.open_nursery() as nursery:
+        with (
+            trio.move_on_after(1),
+            pytest.RaisesGroup(pytest.RaisesExc(OSError, check=lambda e: e is error)),
+        ):
+            await start_context(nursery, EntersShieldedFailsToExit("c", log))
+        assert nursery.child_tasks == frozenset()
+
+
+async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_cancelled_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    boom = ValueError("background")
+
+    @asynccontextmanager
+    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[None, None]:
+        try:
+            async with crashes_while_open(log, "c", 1, boom):
+                yield
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2)
+
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(
+            ValueError,
+            check=lambda g: (
+                notes(g) == ["crashes_then_cleans_up_slowly (position 0) failed while open"]
+            ),
+        ),
+        KeyError,
+    ):
+        async with trio.open_nursery() as nursery:
+            await start_context(nursery, crashes_then_cleans_up_slowly())
+            await trio.sleep(1.5)
+            raise KeyError("cancels the nursery during the cleanup")

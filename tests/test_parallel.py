@@ -720,3 +720,35 @@ async def test_body_errors_raised_while_we_cancel_it_are_reported_before_the_fai
                 await trio.sleep(10)
     # The others received the failure while open, not the body's leftovers.
     assert members(other.seen) == [boom]
+
+
+# ---- regressions found by the fault-injection harness ------------------------------------
+
+
+async def test_groups_are_delivered_and_reported_as_the_very_objects(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # BaseExceptionGroup.split copies even when nothing matches: no split may sneak in.
+    log: Log = []
+    own = ExceptionGroup("own", [IndexError()])
+    body = ExceptionGroup("body", [KeyError()])
+    a = FakeCM("a", log, exit_error=own)
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(KeyError, check=lambda g: g is body),
+        pytest.RaisesGroup(IndexError, check=lambda g: g is own),
+    ):
+        async with parallel_with(a):
+            raise body
+    assert a.seen is body
+
+
+async def test_a_group_passed_back_through_a_nursery_is_not_a_second_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # trio.open_nursery() re-raises a copy of the group it receives (same leaves).
+    body = ExceptionGroup("body", [KeyError("k")])
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(KeyError, check=lambda g: g is body), match="^the body raised$"
+    ):
+        async with parallel_with(trio.open_nursery()):
+            raise body

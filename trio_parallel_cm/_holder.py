@@ -169,7 +169,8 @@ class Holder:
                         stage.enter_failed(self)
                     task_status.started()
                     return
-                scope.deadline = math.inf
+                if stage.enter_timeout is not None:
+                    scope.deadline = math.inf
                 exc_in: BaseException | None
                 tb: TracebackType | None
                 if scope.cancel_called:
