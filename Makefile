@@ -46,5 +46,9 @@ bench: $(STAMP)
 bench-profile: $(STAMP)
 	$(BIN)/python benchmarks/profile_parallel.py
 
+# A long exploration of the fault-injection harness (25 to 50 minutes).
+fuzz: $(STAMP)
+	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py -k "fuzz or exhaustive" -q
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage docs/_build

@@ -31,6 +31,7 @@ import trio
 from ._errors import (
     ContextFailure,
     cancelled_part,
+    contains_cancelled,
     is_cancellation,
     make_group,
     non_cancelled_part,
@@ -160,11 +161,15 @@ class Block:
         """``__aexit__``: unwind the stages, close the nursery, raise one group."""
         self.phase = CLOSING
         body_ended = trio.current_time()
-        remaining: BaseException | None
-        try:
-            remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
-        except BaseException as new:  # the scope split a group: this is what is left
-            remaining = new
+        remaining: BaseException | None = exc
+        if exc is None or not contains_cancelled(exc):
+            # Only a Cancelled concerns the scope; given a group, it would split (copy) it.
+            self._body_scope.__exit__(None, None, None)
+        else:
+            try:
+                remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
+            except BaseException as new:  # the scope split a group: this is what is left
+                remaining = new
         failure = self._open_failure
         # What propagates, as nested `async with` blocks would pass it outwards; `body` is
         # what of the body's exception is still to be reported.

@@ -6,8 +6,10 @@ Design notes:
   stage of ``parallel_with`` starts its holders, so ``__aenter__`` and ``__aexit__`` run in
   that one task whoever asks for the exit.  Driving ``__aenter__``/``__aexit__`` by hand from
   different tasks corrupts Trio's cancel-scope stack.
-* There is no body to protect, so the holder is not shielded while open: cancelling the
-  nursery exits the context manager, whose ``__aexit__`` sees the cancellation.
+* Cancelling the nursery exits the context manager, whose ``__aexit__`` sees the
+  cancellation.  The holder is shielded while open all the same, so that a cancellation
+  reaching it can only be the context manager's own (a failure while open); a watcher
+  task beside it takes the nursery's cancellation and passes it on (see ``Holder._watch``).
 * A failure is raised exactly once: to the ``aexit``/``aclose`` caller that asked for the
   exit, or, when nobody asked (it failed while open, or while exiting because the nursery
   was cancelled), into the nursery from the holder task, as structured concurrency wants.
@@ -206,7 +208,7 @@ async def start_context(
         [holder],
         nursery,
         handle,
-        shield_open=False,
+        watch_outside=True,
         started_at=trio.current_time(),
         observer=observer,
         **options,

@@ -53,6 +53,8 @@ from ._timeline import ENTERED as ENTERED_EVENT
 if TYPE_CHECKING:
     from ._stage import Stage
 
+WATCHER_TASK_NAME = "trio_parallel_cm handle watcher"
+
 # Holder states.  Small ints, compared with ``is``.
 PENDING: Final = 0  # __aenter__ not yet returned
 ENTERED: Final = 1  # open, parked until released
@@ -68,6 +70,7 @@ class Holder:
     __slots__ = (
         "cm",
         "failure",
+        "from_outside",
         "key",
         "phase",
         "position",
@@ -76,6 +79,7 @@ class Holder:
         "suppressed",
         "task",
         "value",
+        "watcher",
     )
 
     def __init__(self, cm: Any, position: int, key: object = None) -> None:
@@ -89,6 +93,8 @@ class Holder:
         self.suppressed = False
         self.failure: BaseException | None = None
         self.phase: Phase = ENTERING
+        self.from_outside = False
+        self.watcher: trio.lowlevel.Task | None = None
 
     @property
     def name(self) -> str:
@@ -143,7 +149,6 @@ class Holder:
             # right; lifted once entered.
             scope.deadline = trio.current_time() + stage.enter_timeout
         unclaimed: BaseException | None = None
-        from_outside = False
         try:
             with scope:
                 try:
@@ -185,8 +190,7 @@ class Holder:
                     native, tb = False, None
                     task_status.started()
                 else:
-                    if stage.shield_open:
-                        scope.shield = True
+                    scope.shield = True
                     self.state = ENTERED
                     if observer is not None:
                         stage.notify(ENTERED_EVENT, self)
@@ -194,17 +198,12 @@ class Holder:
                     del task_status  # see the design notes
                     self.task = task = current_task()
                     if task.parent_nursery is stage.nursery:
+                        if stage.watch_outside:
+                            stage.nursery.start_soon(self._watch, name=WATCHER_TASK_NAME)
                         try:
                             await wait_task_rescheduled(self._abort)
                         except BaseException as exc:  # cancelled while open: see _abort
                             native, exc_in, tb = False, exc, exc.__traceback__
-                            if not stage.shield_open:
-                                # A handle's holder is not shielded: was the cancellation
-                                # from outside it (its nursery)?  Shielded for a moment,
-                                # the task sees the context manager's own scopes only.
-                                scope.shield = True
-                                from_outside = not _cancelled()
-                                scope.shield = False
                         else:
                             native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
                     else:
@@ -241,8 +240,9 @@ class Holder:
                     if limiter is not None:
                         limiter.release()
                 # Cancelled while open: from inside the context manager (it failed, or
-                # ended by itself), unless a handle's nursery was: an ordinary exit.
-                failing = self.failing and not from_outside
+                # ended by itself), unless a handle's watcher saw its nursery cancelled
+                # first: then it is an ordinary exit.
+                failing = self.failing and not self.from_outside
                 if self.state is NOT_ENTERED:
                     # Timed out as it entered: its exit's outcome adds nothing.
                     escaped = None
@@ -263,9 +263,41 @@ class Holder:
                 if failing:
                     stage.ended_while_open(self)
         finally:
+            if self.watcher is not None:
+                watcher, self.watcher = self.watcher, None
+                reschedule(watcher)
             unclaimed = stage.holder_done(self)
         if unclaimed is not None:
             raise unclaimed
+
+    async def _watch(self) -> None:
+        """A handle's watcher: tells its holder that a cancellation came from outside.
+
+        A handle's holder is shielded while open, like every holder, so that only the
+        context manager's own scopes can cancel it: a cancellation that reaches it is then
+        the context manager failing or ending by itself.  Its nursery's cancellation (or an
+        outer scope's) reaches this unshielded task instead, whose abort function marks it
+        at once, before any other task runs, and which then lifts the holder's shield so
+        that ``__aexit__`` meets that cancellation natively.
+        """
+        if self.state is CLOSED or self.state is NOT_ENTERED:
+            return
+        self.watcher = current_task()
+        try:
+            await wait_task_rescheduled(self._outside)
+        except trio.Cancelled:
+            # Its own Cancelled, at the top of its own task: it has passed it on.
+            if self.state is ENTERED or self.state is FAILING:
+                self.scope.shield = False
+            elif self.state is EXITING_STATE and self.scope.deadline == math.inf:
+                self.scope.shield = False  # unless an exit timeout shields its budget
+
+    def _outside(self, raise_cancel: RaiseCancelT) -> Abort:
+        # Only if it is still open: a context manager that failed first failed while open.
+        if self.state is ENTERED:
+            self.from_outside = True
+        self.watcher = None
+        return Abort.SUCCEEDED
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")

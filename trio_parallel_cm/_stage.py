@@ -73,8 +73,8 @@ class Stage:
         "observer",
         "owner",
         "pending",
-        "shield_open",
         "started_at",
+        "watch_outside",
     )
 
     def __init__(
@@ -87,7 +87,7 @@ class Stage:
         limit: int | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
-        shield_open: bool = True,
+        watch_outside: bool = False,
         started_at: float,
         observer: Observer | None = None,
     ) -> None:
@@ -98,7 +98,7 @@ class Stage:
         self.limiter = None if limit is None else trio.CapacityLimiter(limit)
         self.enter_timeout = enter_timeout
         self.exit_timeout = exit_timeout
-        self.shield_open = shield_open
+        self.watch_outside = watch_outside
         self.started_at = started_at
         self.observer = observer
         self.entering = False

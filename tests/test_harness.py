@@ -1,0 +1,336 @@
+"""Fault injection (issue #5): every invariant of ``docs/semantics.rst``, after every scenario.
+
+* ``test_exhaustive``: every combination of two context managers over ``BEHAVIOURS`` x
+  ``BODIES`` x ``CANCELS`` (``tests/harness.py``), for ``parallel_with``, for a
+  ``ParallelExitStack`` with one context manager per stage and for ``start_context``
+  (in CI the last two take two of the four cancellations; a long run takes all).
+* ``test_fuzz_*``: hypothesis explores the large space (up to five context managers, any
+  script, events that tie, ``limit=``, the mapping form, two stages split anywhere), with
+  ``TPCM_FUZZ_EXAMPLES`` examples per test (default 200); ``make fuzz`` runs 100000.
+  Set ``TPCM_FUZZ_SEED`` to explore other examples than the derandomized ones.
+* ``test_known_bug_*``: strict xfails, one per name in ``KNOWN_BUGS``, which ``check``
+  tolerates meanwhile.
+* The rest checks the checker: it catches naive implementations, its scenarios reproduce.
+
+Each scenario runs in its own ``trio.run`` on a virtual clock with a seeded scheduler, so a
+failing scenario printed here reproduces with ``run_scenario(<that repr>)``.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import re
+import sys
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from itertools import islice
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+import trio
+from hypothesis import HealthCheck, given, seed, settings
+
+from tests.conftest import HANG_SECONDS
+from tests.harness import (
+    BEHAVIOURS,
+    BODIES,
+    CANCELS,
+    KNOWN_BUGS,
+    Body,
+    Ending,
+    Fault,
+    HangReporter,
+    Mode,
+    OpenFailure,
+    Outcome,
+    Scenario,
+    Script,
+    ScriptedCM,
+    check,
+    exhaustive,
+    run_scenario,
+    scenarios,
+)
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
+FUZZ_SEED = os.environ.get("TPCM_FUZZ_SEED")
+HANGS = HangReporter()
+
+
+def fuzz(test: F) -> F:
+    """Hypothesis settings for the fuzz tests: reproducible in CI, sized by the environment."""
+    configured = settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=FUZZ_SEED is None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )(test)
+    return configured if FUZZ_SEED is None else seed(int(FUZZ_SEED))(configured)
+
+
+def violations(scenario: Scenario) -> list[str]:
+    """Run ``scenario`` and check it."""
+    # The suite's watchdog is per test; a long exploration re-arms it per scenario.
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.stderr)
+    with HANGS.watch(scenario):
+        outcome = run_scenario(scenario)
+    return check(scenario, outcome)
+
+
+def report(failures: Sequence[tuple[Scenario, list[str]]], total: int) -> str:
+    lines = [f"{len(failures)} of {total} scenarios break an invariant:"]
+    for scenario, problems in failures[:20]:
+        lines.append(f"run_scenario({scenario!r})")
+        lines += [f"    - {problem}" for problem in problems]
+    return "\n".join(lines)
+
+
+# ---- the small space, exhaustively ---------------------------------------------------------
+
+#: A long run (``make fuzz``) enumerates every outer cancellation in every mode; to stay
+#: fast under coverage, CI takes only "none" and "while the body runs" for the stack and
+#: the handles (``parallel_with`` gets them all).
+LONG_RUN = FUZZ_EXAMPLES >= 10_000
+
+
+def cancels_for(mode: Mode) -> tuple[float | None, ...]:
+    return CANCELS if mode is Mode.PARALLEL or LONG_RUN else (None, 1.25)
+
+
+def exhaustive_size(cancels: int) -> int:
+    """How many scenarios ``exhaustive`` yields: it guards against the space shrinking."""
+    pairs = len(BEHAVIOURS) ** 2
+    without_nursery = sum(
+        1
+        for a in BEHAVIOURS.values()
+        for b in BEHAVIOURS.values()
+        if not (a.has_nursery or b.has_nursery)
+    )
+    spawning = sum(1 for body in BODIES.values() if body.spawn is not None)
+    return (pairs * len(BODIES) - without_nursery * spawning) * cancels
+
+
+@pytest.mark.parametrize("mode", [Mode.PARALLEL, Mode.STACK, Mode.HANDLES])
+def test_exhaustive(mode: Mode) -> None:
+    failures: list[tuple[Scenario, list[str]]] = []
+    total = 0
+    for scenario in exhaustive(mode, cancels=cancels_for(mode)):
+        total += 1
+        problems = violations(scenario)
+        if problems:
+            failures.append((scenario, problems))
+    assert not failures, report(failures, total)
+    assert total == exhaustive_size(len(cancels_for(mode)))
+
+
+# ---- the large space, by hypothesis ----------------------------------------------------------
+
+
+def assert_holds(scenario: Scenario) -> None:
+    problems = violations(scenario)
+    assert not problems, report([(scenario, problems)], 1)
+
+
+@fuzz
+@given(scenarios([Mode.PARALLEL, Mode.MAPPING]))
+def test_fuzz_parallel_with(scenario: Scenario) -> None:
+    assert_holds(scenario)
+
+
+@fuzz
+@given(scenarios([Mode.STACK]))
+def test_fuzz_parallel_exit_stack(scenario: Scenario) -> None:
+    assert_holds(scenario)
+
+
+@fuzz
+@given(scenarios([Mode.HANDLES]))
+def test_fuzz_start_context(scenario: Scenario) -> None:
+    assert_holds(scenario)
+
+
+# ---- bugs this harness found, fixed: their scenarios stay as regressions ---------------------
+
+CRASHES_NEXT_TO_A_NURSERY = Scenario(
+    (
+        Script(enter_delay=1, exit_delay=1, nursery=True),
+        Script(enter_delay=1, open_failure=OpenFailure.CRASH, open_after=1.5),
+    ),
+    Body(delay=3),
+)
+
+REGRESSIONS = {
+    # A nursery re-raises a copy of the group it receives: not a second failure.
+    "echoes": CRASHES_NEXT_TO_A_NURSERY,
+    "echoes the body group": Scenario((Script(nursery=True),), Body(ending=Ending.GROUP)),
+    # BaseExceptionGroup.split copies: groups are delivered and reported as themselves.
+    "copies": Scenario((Script(exit_fault=Fault.GROUP),), Body(ending=Ending.ERROR)),
+    # start_context cancelled as it enters, its forced exit failing: reported once.
+    "start-twice": Scenario(
+        (Script(enter_delay=None, exit_delay=None, exit_fault=Fault.ERROR),),
+        mode=Mode.HANDLES,
+        cancel_at=0,
+    ),
+    # A handle's crash while open stays "open" when its nursery is cancelled later.
+    "handle-phase": Scenario(
+        (
+            Script(
+                enter_delay=1,
+                open_failure=OpenFailure.CRASH,
+                open_after=1.5,
+                exit_delay=2,
+                shield_exit=True,
+            ),
+        ),
+        Body(delay=1, ending=Ending.ERROR),
+        mode=Mode.HANDLES,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_fixed_bug_stays_fixed(name: str) -> None:
+    scenario = REGRESSIONS[name]
+    assert check(scenario, run_scenario(scenario), frozenset()) == []
+
+
+def test_no_bug_is_tolerated() -> None:
+    assert frozenset() == KNOWN_BUGS
+
+
+# ---- checking the checker ------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def gathered(cms: Sequence[ScriptedCM]) -> AsyncGenerator[Sequence[object], None]:
+    """The classic hand-written version: enters gathered in a nursery, exits in the body."""
+    values: list[object] = [None] * len(cms)
+
+    async def enter(i: int, cm: ScriptedCM) -> None:
+        values[i] = await cm.__aenter__()
+
+    async with trio.open_nursery() as nursery:
+        for i, cm in enumerate(cms):
+            nursery.start_soon(enter, i, cm)
+    try:
+        yield tuple(values)
+    finally:
+        for cm in reversed(cms):
+            await cm.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def nested(cms: Sequence[ScriptedCM]) -> AsyncGenerator[Sequence[object], None]:
+    """Nested ``async with``: correct, but neither concurrent nor in tasks of their own."""
+    async with AsyncExitStack() as stack:
+        yield tuple([await stack.enter_async_context(cm) for cm in cms])
+
+
+def test_the_checker_catches_a_gathering_implementation() -> None:
+    plain = Scenario((Script(enter_delay=1, exit_delay=1), Script(enter_delay=2)))
+    problems = check(plain, run_scenario(plain, gathered))
+    assert "cm0: __aexit__ ran in another task than __aenter__" in problems
+
+    with_nursery = attrs.evolve(plain, scripts=(Script(enter_delay=1, nursery=True),))
+    problems = check(with_nursery, run_scenario(with_nursery, gathered))
+    assert any("corrupted" in problem for problem in problems)
+    assert "cm0 entered but was exited 0 times" in problems
+
+    error = Scenario(
+        (Script(enter_delay=1), Script(exit_fault=Fault.ERROR)), Body(ending=Ending.ERROR)
+    )
+    problems = check(error, run_scenario(error, gathered))
+    assert "the body's ValueError('body') appears 0 times, not 1" in problems
+    assert any("cm1's failure has the notes []" in problem for problem in problems)
+
+
+def test_the_checker_catches_nested_async_with() -> None:
+    scenario = Scenario((Script(enter_delay=1, exit_delay=1), Script(enter_delay=2)))
+    problems = check(scenario, run_scenario(scenario, nested))
+    assert "cm0 was entered in the body's task" in problems
+    assert "the enters started at [0.0, 1.0], not all at once" in problems
+
+
+def test_the_checker_catches_a_tampered_record() -> None:
+    scenario = Scenario((Script(enter_delay=1),), Body(delay=1))
+    outcome = run_scenario(scenario)
+    assert check(scenario, outcome) == []
+    outcome.cms[0].rec.exit_calls = 2
+    outcome.tasks_after += 1
+    assert check(scenario, outcome) == [
+        "1 task(s) outlived the block",
+        "cm0 entered but was exited 2 times",
+    ]
+
+
+def test_the_checker_sees_a_pure_cancellation_that_is_wrapped() -> None:
+    scenario = Scenario((Script(),), Body(delay=5), cancel_at=1)
+    outcome = run_scenario(scenario)
+    assert check(scenario, outcome) == []
+    assert type(outcome.raised) is trio.Cancelled
+    assert outcome.outer is not None and outcome.outer.cancelled_caught
+    outcome.raised = wrapped = BaseExceptionGroup("wrapped", [outcome.raised])
+    problems = check(scenario, outcome)
+    assert f"a pure cancellation came out as {wrapped!r}, not a bare Cancelled" in problems
+
+
+# ---- reproducibility -----------------------------------------------------------------------
+
+RACY = Scenario(
+    (
+        Script(enter_delay=1, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=1),
+        Script(enter_delay=1, open_failure=OpenFailure.FAIL_AFTER, open_after=2, nursery=True),
+        Script(enter_delay=2, exit_fault=Fault.GROUP, suppress=True),
+    ),
+    Body(delay=1, ending=Ending.ERROR, spawn=1, cleanup=1),
+    cancel_at=2,
+    seed=7,
+)
+
+
+def trace(outcome: Outcome) -> list[object]:
+    """What happened, in order, without object identities."""
+
+    def text(exc: BaseException | None) -> str:
+        return re.sub(r" at 0x[0-9a-f]+", "", repr(exc))
+
+    events: list[object] = [text(outcome.raised), outcome.timeline.seq]
+    for cm in outcome.cms:
+        rec = cm.rec
+        moments = (rec.enter_start, rec.enter_end, rec.exit_start, rec.exit_end)
+        events += [moments, text(rec.seen), text(rec.exit_raised), rec.fired_in]
+    return events
+
+
+def test_a_scenario_runs_the_same_way_every_time() -> None:
+    first = trace(run_scenario(RACY))
+    assert all(trace(run_scenario(RACY)) == first for _ in range(20))
+
+
+def test_a_scenario_repr_reproduces_it() -> None:
+    namespace = {
+        "Scenario": Scenario,
+        "Script": Script,
+        "Body": Body,
+        "Fault": Fault,
+        "OpenFailure": OpenFailure,
+        "Ending": Ending,
+        "Mode": Mode,
+    }
+    for scenario in [RACY, CRASHES_NEXT_TO_A_NURSERY, *islice(exhaustive(Mode.STACK), 500)]:
+        assert eval(repr(scenario), namespace) == scenario
+
+
+def test_a_scenario_is_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="no nursery"):
+        Scenario((Script(),), Body(spawn=0))
+    with pytest.raises(ValueError, match="no limit"):
+        Scenario(mode=Mode.HANDLES, limit=1)
