@@ -301,8 +301,3 @@ class Holder:
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")
-
-
-def _cancelled() -> bool:
-    """Whether the current task is effectively cancelled."""
-    return trio.current_effective_deadline() == -math.inf
