@@ -743,6 +743,20 @@ class Expected:
     reported: Moment
 
 
+def interrupted_ends(out: Outcome) -> list[Moment]:
+    """When the context managers interrupted while the body ran finished their cleanup."""
+    end = out.block_body_end
+    assert end is not None
+    return [
+        cm.rec.exit_end
+        for cm in out.cms
+        if ended_by_itself(cm)
+        and cm.rec.exit_start is not None
+        and cm.rec.exit_start.seq < end.seq
+        and cm.rec.exit_end is not None
+    ]
+
+
 def ended_by_itself(cm: ScriptedCM) -> bool:
     """It failed, or ended, while open: its own scope cancelled its holder, which exited."""
     rec = cm.rec
@@ -775,6 +789,14 @@ def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[
         phases.add(EXITING)
     elif out.outer.cancel_called and out.scenario.cancel_at == cm.rec.fired_time:
         phases.add(EXITING)  # released by the outer cancellation at that very instant
+    elif (
+        out.scenario.mode is Mode.HANDLES
+        and out.body_end is not None
+        and out.body_end.time == cm.rec.fired_time
+    ):
+        # Its nursery was cancelled (by the body's end) at that very instant: a handle's
+        # failure counts as one while open only if it came before that cancellation.
+        phases.add(EXITING)
     elif cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time:
         # An aborted holder exits at once; this one waited for an exit slot (``limit=``),
         # so it may have been released (natively) before its own scope fired.
@@ -930,12 +952,15 @@ def _check_times(out: Outcome) -> list[str]:
                     f"manager had entered ({max(ends)})"
                 )
         if out.body_start is not None and end is not None:
+            # ... once the body has ended and every context manager interrupted while it
+            # ran (failing or ending by itself) has finished its cleanup (4).
+            release = max([end.time, *(m.time for m in interrupted_ends(out))])
             for cm in cms:
                 start = cm.rec.exit_start
-                if start is not None and not ended_by_itself(cm) and start.time != end.time:
+                if start is not None and not ended_by_itself(cm) and start.time != release:
                     problems.append(
                         f"{cm.name} began to exit at {start.time}, not as the body ended "
-                        f"({end.time})"
+                        f"and the interrupted ones had cleaned up ({release})"
                     )
     if sc.mode is not Mode.HANDLES and not out.outer.cancel_called:
         # 5, 7. Neither a failure nor the body's exception cancels a cleanup.
@@ -1243,12 +1268,28 @@ def _check_delivery(
             reported.append((e.reported.seq, node))
     body = out.body_raised
     body_error = None if body is None or has_cancelled(body) else body
-    # Released as the body ends, the exits receive the first failure while open reported
-    # by then (4); when the stage could not enter, the first failure of all (6).  With a
-    # limit, `__aexit__` may be called later than that.
+    # Released as the body ends, the exits receive the failure of the first context
+    # manager interrupted while the body ran (4: the first to begin failing, in order of
+    # interruption); when the stage could not enter, the first failure of all (6).  With
+    # a limit, `__aexit__` may be called later than that.
     end = out.block_body_end
     if out.body_start is not None and end is not None:
-        reported = [(seq, node) for seq, node in reported if seq < end.seq]
+        order = {
+            cm.index: start.seq
+            for cm in out.cms
+            if ended_by_itself(cm) and (start := cm.rec.exit_start) is not None
+        }
+        by_index = {
+            id(node): e.cm.index
+            for e in expected_failures(out)
+            for node in [located.get(e.cm.index, e.exact)]
+            if node is not None
+        }
+        reported = [
+            (order[by_index[id(node)]], node)
+            for _, node in reported
+            if by_index.get(id(node)) in order and order[by_index[id(node)]] < end.seq
+        ]
     for cm in out.cms:
         if cm.rec.exit_start is None or ended_by_itself(cm):
             continue

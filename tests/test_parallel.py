@@ -752,3 +752,34 @@ async def test_a_group_passed_back_through_a_nursery_is_not_a_second_failure(
     ):
         async with parallel_with(trio.open_nursery()):
             raise body
+
+
+async def test_a_failure_while_open_cancels_the_body_at_once_not_after_its_cleanup(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # As nested `async with` would: the crash cancels the body when it happens; the others
+    # exit once the failing one has cleaned up, and receive its failure.
+    log: Log = []
+    (other,) = fakes(log, "other")
+    boom = ValueError("background")
+
+    @asynccontextmanager
+    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[None, None]:
+        try:
+            async with crashes_while_open(log, "crasher", 1, boom):
+                yield
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(3)
+            record(log, "crasher", "cleaned up")
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
+        async with parallel_with(other, crashes_then_cleans_up_slowly()):
+            try:
+                await trio.sleep(10)
+            finally:
+                record(log, "body", "cancelled")
+    assert time_of(log, "body", "cancelled") == 1
+    assert time_of(log, "crasher", "cleaned up") == 4
+    assert time_of(log, "other", "exit") == 4
+    assert members(other.seen) == [boom]

@@ -51,9 +51,9 @@ class Block:
 
     __slots__ = (
         "_body_scope",
+        "_interrupted",
         "_manager",
         "_nursery",
-        "_open_failure",
         "_stages",
         "_started_at",
         "_task",
@@ -67,7 +67,7 @@ class Block:
         self.observer = observer
         self.phase = NEW
         self._stages: list[Stage] = []
-        self._open_failure: BaseException | None = None
+        self._interrupted: list[Holder] = []  # in the order they were, while the body ran
         self._manager: AbstractAsyncContextManager[trio.Nursery]
         self._nursery: trio.Nursery
         self._body_scope: trio.CancelScope
@@ -138,13 +138,11 @@ class Block:
 
     # ---- the stages' side ---------------------------------------------------------------
 
-    def ended_while_open(self, holder: Holder) -> None:
-        """A holder failed, or ended by itself, while open: cancel the body."""
-        if self.phase is not RUNNING:
-            return
-        if holder.failure is not None and self._open_failure is None:
-            self._open_failure = holder.failure
-        self._body_scope.cancel()
+    def interrupted(self, holder: Holder) -> None:
+        """A holder is failing, or ending by itself, while the body runs: cancel it."""
+        if self.phase is RUNNING:
+            self._interrupted.append(holder)
+            self._body_scope.cancel()
 
     def holder_done(self, holder: Holder) -> None:
         """Holders of a block never raise into its nursery."""
@@ -170,12 +168,16 @@ class Block:
                 remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
             except BaseException as new:  # the scope split a group: this is what is left
                 remaining = new
-        failure = self._open_failure
+        # The others receive the failure, first in time, of those that were interrupted
+        # while the body ran: known once their cleanup is over.
+        caught: BaseException | None = None
+        for stage in self._stages:
+            caught = await stage.settle() or caught
+        failure = next((h.failure for h in self._interrupted if h.failure is not None), None)
         # What propagates, as nested `async with` blocks would pass it outwards; `body` is
         # what of the body's exception is still to be reported.
         body = remaining
         propagating = [failure] if failure is not None else [] if body is None else [body]
-        caught: BaseException | None = None
         for stage in reversed(self._stages):
             deliver, native = _delivery(propagating)
             caught = await stage.exit(deliver, native=native) or caught

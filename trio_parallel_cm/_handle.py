@@ -134,7 +134,7 @@ class ContextHandle(Generic[T_co]):
 
     # ---- stage owner callbacks ----------------------------------------------------------
 
-    def ended_while_open(self, holder: Holder) -> None:
+    def interrupted(self, holder: Holder) -> None:
         """Nothing to cancel: its failure is raised in the nursery (see holder_done)."""
 
     def holder_done(self, holder: Holder) -> BaseException | None:

@@ -204,6 +204,10 @@ class Holder:
                             await wait_task_rescheduled(self._abort)
                         except BaseException as exc:  # cancelled while open: see _abort
                             native, exc_in, tb = False, exc, exc.__traceback__
+                            if not self.from_outside:
+                                # It failed or ends by itself: as nested `async with`
+                                # would, cancel the body now, not after the cleanup.
+                                stage.interrupted(self)
                         else:
                             native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
                     else:

@@ -43,8 +43,8 @@ STARTER_TASK_NAME = "trio_parallel_cm starter"
 class Owner(Protocol):
     """What a stage tells the object it belongs to."""
 
-    def ended_while_open(self, holder: Holder) -> None:
-        """``holder`` failed (``holder.failure``) or ended by itself after entering."""
+    def interrupted(self, holder: Holder) -> None:
+        """``holder``, open, is failing or ending by itself: it is cleaning up."""
 
     def holder_done(self, holder: Holder) -> BaseException | None:
         """``holder`` finished; return an exception for its task to raise, if any."""
@@ -73,6 +73,7 @@ class Stage:
         "observer",
         "owner",
         "pending",
+        "settled",
         "started_at",
         "watch_outside",
     )
@@ -112,16 +113,23 @@ class Stage:
         self.native = False
         self.pending = 0
         self.done: trio.Event | None = None
+        self.settled: trio.Event | None = None
 
     # ---- called by holders, in their own tasks ---------------------------------------
 
     def enter_failed(self, holder: Holder) -> None:
         self._abandon_entering(holder)
 
+    def interrupted(self, holder: Holder) -> None:
+        # While entering, wait for the verdict (ended_while_open): a context manager that
+        # ends cleanly lets the others finish entering.
+        if not self.entering:
+            self.owner.interrupted(holder)
+
     def ended_while_open(self, holder: Holder) -> None:
         if not self.entering:
-            self.owner.ended_while_open(holder)
-        elif holder.failure is not None:
+            return  # the owner knew at once (interrupted), and reads holder.failure
+        if holder.failure is not None:
             self._abandon_entering(holder)
         else:
             # Python cannot skip the body of `async with` without raising, so the others
@@ -160,6 +168,8 @@ class Stage:
         self.pending -= 1
         if not self.pending and self.done is not None:
             self.done.set()
+        if self.settled is not None:
+            self.settled.set()
         return self.owner.holder_done(holder)
 
     # ---- called by the owner, in the owner's task -------------------------------------
@@ -187,6 +197,9 @@ class Stage:
                         entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
         except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
             caught = exc
+        # One interrupted while the others entered: its verdict decides whether the body
+        # may run (a failure is handled like an enter failure), so wait for its cleanup.
+        caught = await self.settle() or caught
         if (
             caught is None
             and self.first_failure is None
@@ -236,6 +249,27 @@ class Stage:
             if self.pending:
                 with trio.CancelScope(shield=True):
                     await done.wait()
+        return caught
+
+    async def settle(self) -> BaseException | None:
+        """Wait for the holders failing (or ending by themselves) while open to finish.
+
+        Their failure, first in time, is what the others receive: it is known only once
+        their cleanup is over.  Like ``exit``, an outer cancellation reaches that cleanup;
+        what interrupted the wait is returned.
+        """
+        caught: BaseException | None = None
+        while any(holder.state is FAILING for holder in self.holders):
+            self.settled = settled = trio.Event()
+            if caught is None and trio.current_effective_deadline() != -math.inf:
+                try:
+                    await settled.wait()
+                except BaseException as exc:  # kept, and raised after every holder finished
+                    caught = exc
+                continue
+            self._unshield_exiting()
+            with trio.CancelScope(shield=True):
+                await settled.wait()
         return caught
 
     def _unshield_exiting(self) -> None:
