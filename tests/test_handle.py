@@ -205,3 +205,26 @@ async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_can
             await start_context(nursery, crashes_then_cleans_up_slowly())
             await trio.sleep(1.5)
             raise KeyError("cancels the nursery during the cleanup")
+
+
+async def test_a_failing_exit_after_the_nursery_is_cancelled_fails_while_exiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    error = OSError("could not say goodbye")
+
+    class FailsWhenCancelled(FakeCM):
+        async def __aexit__(self, *args: object) -> bool:
+            assert isinstance(args[1], trio.Cancelled)
+            raise error
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            OSError,
+            check=lambda e: e is error and notes(e) == ["conn (position 0) failed while exiting"],
+        ),
+        KeyError,
+    ):
+        async with trio.open_nursery() as nursery:
+            await start_context(nursery, FailsWhenCancelled("c", log), name="conn")
+            raise KeyError("cancels the nursery")
