@@ -145,10 +145,10 @@ class ContextHandle(Generic[T_co]):
         elif self._claimed:
             message = summary(1, [holder.phase], body_failed=False)
             self._result = make_group(message, [failure], records_of([failure]), 1)
-        elif holder.state is not NOT_ENTERED and not self._stage.abandoned:
+        elif holder.state is not NOT_ENTERED and not self._stage.entering:
             # Failed while open, or while exiting a cancelled nursery: nobody asked.
-            # (Not when ``start_context`` was cancelled as it entered: the holder never
-            # reached the nursery, and ``start_context`` raises the failure itself.)
+            # (Not while ``start_context`` is still entering: it raises the failure
+            # itself, and no handle was returned.)
             self._result = RuntimeError(
                 f"{holder.name} already failed while {holder.phase}; "
                 "its failure was raised in its nursery"

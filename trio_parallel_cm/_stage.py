@@ -200,8 +200,13 @@ class Stage:
         # One interrupted while the others entered: its verdict decides whether the body
         # may run (a failure is handled like an enter failure), so wait for its cleanup.
         caught = await self.settle() or caught
+        # The caller's own Cancelled is raised, unwrapped, if nothing else is.
+        cancelled: BaseException | None = None
+        if isinstance(caught, trio.Cancelled):
+            cancelled, caught = caught, None
         if (
             caught is None
+            and cancelled is None
             and self.first_failure is None
             and not self.abandoned
             and not any(holder.state is NOT_ENTERED for holder in holders)
@@ -210,12 +215,16 @@ class Stage:
             return
         deliver = caught if self.first_failure is None else self.first_failure
         caught_later = await self.exit(deliver, native=deliver is None)
+        if isinstance(caught_later, trio.Cancelled):
+            cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
         members.extend(self.failures())
         if members:
             raise make_group(self.message(), members, records_of(members), len(self.holders))
         if caught_later is not None:
             raise caught_later
+        if cancelled is not None:
+            raise cancelled
         # No failure, yet not every holder entered and stayed: the enters were cancelled
         # from outside, and so is this task, which now meets its own Cancelled.
         await trio.lowlevel.checkpoint()
