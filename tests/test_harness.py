@@ -179,6 +179,32 @@ REGRESSIONS = {
         mode=Mode.HANDLES,
         cancel_at=0,
     ),
+    # An outer cancellation while one that failed during the enters cleans up: the
+    # caller's Cancelled is never a member of the group raised.
+    "cancelled-member": Scenario(
+        (
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=1),
+        ),
+        Body(delay=None, child_for=1),
+        split=0,
+        cancel_at=1.5,
+    ),
+    # A handle failing before start_context returned: raised by start_context only.
+    "start-raises-once": Scenario(
+        (
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=1, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=None),
+        ),
+        Body(delay=None, child_for=1),
+        mode=Mode.HANDLES,
+        split=0,
+        seed=1,
+    ),
     # A handle's crash while open stays "open" when its nursery is cancelled later.
     "handle-phase": Scenario(
         (
