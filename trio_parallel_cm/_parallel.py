@@ -16,18 +16,9 @@ from ._block import Block
 from ._holder import Holder
 from ._input import check_options, holders_for
 from ._timeline import Observer
+from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
 T_co = TypeVar("T_co", covariant=True)
-K = TypeVar("K")
-V = TypeVar("V")
-T1 = TypeVar("T1")
-T2 = TypeVar("T2")
-T3 = TypeVar("T3")
-T4 = TypeVar("T4")
-T5 = TypeVar("T5")
-T6 = TypeVar("T6")
-T7 = TypeVar("T7")
-T8 = TypeVar("T8")
 
 
 @final
