@@ -183,3 +183,30 @@ async def test_start_context_timeouts(autojump_clock: trio.testing.MockClock) ->
 def test_bad_options_are_value_errors(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parallel_with(**options)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+async def test_entering_just_as_the_enter_timeout_passes_is_too_slow_all_the_same(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Its __aenter__ cannot be interrupted and returns after the deadline, without a
+    # checkpoint: it entered, too late; it exits at once, with the TooSlowError.
+    log: Log = []
+    seen: list[BaseException | None] = []
+
+    class Uninterruptible(FakeCM):
+        async def __aenter__(self) -> str:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(3)
+            return "late"
+
+        async def __aexit__(self, *args: object) -> bool:
+            seen.append(args[1])  # type: ignore[arg-type]
+            return False
+
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(trio.TooSlowError, match="did not enter within 2 s")
+    ) as caught:
+        async with parallel_with(Uninterruptible("late", log), enter_timeout=2):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert seen == [caught.value.exceptions[0]]
+    assert trio.current_time() == 3

@@ -10,7 +10,7 @@ import trio.testing
 
 from tests.examples import example_main, expected_output
 from tests.fakes import FakeCM, Log
-from trio_parallel_cm import format_failures, parallel_with
+from trio_parallel_cm import ParallelExitStack, format_failures, parallel_with
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -71,3 +71,23 @@ async def test_tracebacks_follow_the_summary_on_request(
     assert "Traceback of FakeCM (position 0) failed while exiting after 0.000 s" in full
     assert 'raise KeyError("body")' in full
     assert short.splitlines()[0] == "the body raised; 1 of 1 context manager failed (1 exiting)"
+
+
+async def test_nested_stack_failures_and_multiline_messages(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    with pytest.RaisesGroup(OSError) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(FakeCM("db", log))
+            await stack.enter(FakeCM("app", log, exit_error=OSError("line one\nline two")))
+    [line] = format_failures(caught.value).splitlines()[1:]
+    assert line.startswith(
+        "  - FakeCM (stage 2, position 0) failed while exiting after 0.000 s: "
+        "OSError: line one ... [fakes.py:"
+    )
+    # A failure shown in a group and again in a full report's tracebacks appears once each.
+    full = format_failures(
+        BaseExceptionGroup("twice", [caught.value, caught.value]), tracebacks=True
+    )
+    assert full.count("Traceback of FakeCM (stage 2, position 0)") == 1
