@@ -1285,24 +1285,39 @@ def _check_delivery(
             for node in [located.get(e.cm.index, e.exact)]
             if node is not None
         }
-        reported = [
-            (order[by_index[id(node)]], node)
+        candidates = [
+            (order[by_index[id(node)]], node, out.cms[by_index[id(node)]].rec.fired_time)
             for _, node in reported
-            if by_index.get(id(node)) in order and order[by_index[id(node)]] < end.seq
+            if by_index.get(id(node)) in order
         ]
+        # With a limit, `__aexit__` (whose start orders the interruptions here) may wait
+        # for a slot: then only the time its own scope fired tells, and a tie with the
+        # body's end may go either way.
+        reported = [
+            (seq, node)
+            for seq, node, fired in candidates
+            if (seq < end.seq if sc.limit is None else fired is not None and fired < end.time)
+        ]
+        tied = [
+            (seq, node)
+            for seq, node, fired in candidates
+            if sc.limit is not None and fired == end.time
+        ]
+    else:
+        tied: list[tuple[int, BaseException]] = []
+    fallback = body_error if out.body_start is not None else None
     for cm in out.cms:
         if cm.rec.exit_start is None or ended_by_itself(cm):
             continue
-        earlier = reported
-        if earlier:
-            want = min(earlier, key=lambda pair: pair[0])[1]
-            why = "the first failure"
-        elif out.body_start is not None and body_error is not None:
-            want, why = body_error, "the body's exception"
-        else:
-            want, why = None, "no exception"
-        if not _same(cm.rec.seen, want, tolerate):
-            problems.append(f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {why} ({want!r})")
+        wants: list[BaseException | None] = [
+            min(earlier, key=lambda pair: pair[0])[1] if earlier else fallback
+            for earlier in (reported, reported + tied)
+        ]
+        if not any(_same(cm.rec.seen, want, tolerate) for want in wants):
+            why = "the first failure" if reported else "the body's outcome"
+            problems.append(
+                f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {why} ({wants[0]!r})"
+            )
     return problems
 
 
