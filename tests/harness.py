@@ -1298,13 +1298,13 @@ def _check_delivery(
             for seq, node, fired in candidates
             if (seq < end.seq if sc.limit is None else fired is not None and fired < end.time)
         ]
-        tied = [
+        tied: list[tuple[int, BaseException]] = [
             (seq, node)
             for seq, node, fired in candidates
             if sc.limit is not None and fired == end.time
         ]
     else:
-        tied: list[tuple[int, BaseException]] = []
+        tied = []
     fallback = body_error if out.body_start is not None else None
     for cm in out.cms:
         if cm.rec.exit_start is None or ended_by_itself(cm):
