@@ -945,12 +945,26 @@ def _check_times(out: Outcome) -> list[str]:
         if starts - {out.block_start.time}:
             problems.append(f"the enters started at {sorted(starts)}, not all at once")
         if out.body_start is not None and cms:
-            ends = [cm.rec.enter_end.time for cm in cms if cm.rec.enter_end is not None]
-            if len(ends) == len(cms) and out.body_start.time != max(ends):
-                problems.append(
-                    f"the body started at {out.body_start.time}, not when the last context "
-                    f"manager had entered ({max(ends)})"
-                )
+            entered = [cm.rec.enter_end for cm in cms if cm.rec.enter_end is not None]
+            if len(entered) == len(cms):
+                last = max(entered, key=lambda moment: moment.seq)
+                # One interrupted while others entered holds the body back until its
+                # cleanup tells whether it failed (4).
+                settled = [
+                    cm.rec.exit_end.time
+                    for cm in cms
+                    if ended_by_itself(cm)
+                    and cm.rec.exit_start is not None
+                    and cm.rec.exit_end is not None
+                    and cm.rec.exit_start.seq < last.seq
+                ]
+                expected = max([last.time, *settled])
+                if out.body_start.time != expected:
+                    problems.append(
+                        f"the body started at {out.body_start.time}, not when the last "
+                        f"context manager had entered and any interrupted one had cleaned "
+                        f"up ({expected})"
+                    )
         if out.body_start is not None and end is not None:
             # ... once the body has ended and every context manager interrupted while it
             # ran (failing or ending by itself) has finished its cleanup (4).
@@ -1260,12 +1274,12 @@ def _check_delivery(
         problems.append("one Cancelled was received in two tasks")
     if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or outer.cancel_called:
         return problems
-    reported: list[tuple[int, BaseException]] = []
+    pairs: list[tuple[int, BaseException]] = []
     for e in expected_failures(out):
         node = located.get(e.cm.index, e.exact)
         note = notes(node)[0] if node is not None and notes(node) else min(e.notes)
         if node is not None and note.endswith((ENTERING, OPEN)):
-            reported.append((e.reported.seq, node))
+            pairs.append((e.reported.seq, node))
     body = out.body_raised
     body_error = None if body is None or has_cancelled(body) else body
     # Released as the body ends, the exits receive the failure of the first context
@@ -1287,32 +1301,41 @@ def _check_delivery(
         }
         candidates = [
             (order[by_index[id(node)]], node, out.cms[by_index[id(node)]].rec.fired_time)
-            for _, node in reported
+            for _, node in pairs
             if by_index.get(id(node)) in order
         ]
         # With a limit, `__aexit__` (whose start orders the interruptions here) may wait
-        # for a slot: then only the time its own scope fired tells, and a tie with the
-        # body's end may go either way.
-        reported = [
-            (seq, node)
+        # for a slot: then only the time its own scope fired tells, and a tie (with the
+        # body's end, or between them) may go either way.
+        reported: list[tuple[int, BaseException, float | None]] = [
+            (seq, node, fired)
             for seq, node, fired in candidates
             if (seq < end.seq if sc.limit is None else fired is not None and fired < end.time)
         ]
-        tied: list[tuple[int, BaseException]] = [
-            (seq, node)
+        tied: list[tuple[int, BaseException, float | None]] = [
+            (seq, node, fired)
             for seq, node, fired in candidates
             if sc.limit is not None and fired == end.time
         ]
     else:
-        tied = []
+        reported, tied = [(seq, node, None) for seq, node in pairs], []
     fallback = body_error if out.body_start is not None else None
+
+    def firsts(
+        earlier: list[tuple[int, BaseException, float | None]],
+    ) -> list[BaseException | None]:
+        if not earlier:
+            return [fallback]
+        if sc.limit is None:
+            first = min(seq for seq, _, _ in earlier)
+            return [node for seq, node, _ in earlier if seq == first]
+        soonest = min(fired or 0.0 for _, _, fired in earlier)
+        return [node for _, node, fired in earlier if (fired or 0.0) == soonest]
+
+    wants = firsts(reported) + (firsts(reported + tied) if tied else [])
     for cm in out.cms:
         if cm.rec.exit_start is None or ended_by_itself(cm):
             continue
-        wants: list[BaseException | None] = [
-            min(earlier, key=lambda pair: pair[0])[1] if earlier else fallback
-            for earlier in (reported, reported + tied)
-        ]
         if not any(_same(cm.rec.seen, want, tolerate) for want in wants):
             why = "the first failure" if reported else "the body's outcome"
             problems.append(
