@@ -978,10 +978,15 @@ def _check_times(out: Outcome) -> list[str]:
                     )
     if sc.mode is not Mode.HANDLES and not out.outer.cancel_called:
         # 5, 7. Neither a failure nor the body's exception cancels a cleanup.
+        # (A stage entered in a body that an earlier stage's context manager interrupted
+        # is inside that cancellation, as inner `async with` blocks would be.)
+        interrupted_stage_1 = sc.mode is Mode.STACK and any(
+            ended_by_itself(cm) and out.stage_of[cm.index] == 1 for cm in cms
+        )
         problems += [
             f"{cm.name}'s exit was cancelled though nothing outside was"
             for cm in cms
-            if cm.rec.exit_cancelled
+            if cm.rec.exit_cancelled and not (interrupted_stage_1 and out.stage_of[cm.index] == 2)
         ]
     if out.child_start is not None and sc.body.spawn is not None:
         owner = cms[sc.body.spawn].rec.exit_end
