@@ -797,6 +797,13 @@ def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[
         # Its nursery was cancelled (by the body's end) at that very instant: a handle's
         # failure counts as one while open only if it came before that cancellation.
         phases.add(EXITING)
+    elif out.scenario.mode is Mode.HANDLES and any(
+        other is not cm and other.rec.fired_in == OPEN and other.rec.fired_time == cm.rec.fired_time
+        for other in out.cms
+    ):
+        # Another handle failed at that very instant, and its failure, raised into the
+        # nursery, may have cancelled it first.
+        phases.add(EXITING)
     elif cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time:
         # An aborted holder exits at once; this one waited for an exit slot (``limit=``),
         # so it may have been released (natively) before its own scope fired.
@@ -948,22 +955,30 @@ def _check_times(out: Outcome) -> list[str]:
             entered = [cm.rec.enter_end for cm in cms if cm.rec.enter_end is not None]
             if len(entered) == len(cms):
                 last = max(entered, key=lambda moment: moment.seq)
+
                 # One interrupted while others entered holds the body back until its
                 # cleanup tells whether it failed (4).
-                settled = [
-                    cm.rec.exit_end.time
-                    for cm in cms
-                    if ended_by_itself(cm)
-                    and cm.rec.exit_start is not None
-                    and cm.rec.exit_end is not None
-                    and cm.rec.exit_start.seq < last.seq
-                ]
-                expected = max([last.time, *settled])
-                if out.body_start.time != expected:
+                # (One interrupted at the very instant the last entered may count either
+                # way: the stage may or may not have finished entering.)
+                def settled(ties: bool) -> list[float]:
+                    return [
+                        cm.rec.exit_end.time
+                        for cm in cms
+                        if ended_by_itself(cm)
+                        and cm.rec.exit_start is not None
+                        and cm.rec.exit_end is not None
+                        and (
+                            cm.rec.exit_start.seq < last.seq
+                            or (ties and cm.rec.exit_start.time == last.time)
+                        )
+                    ]
+
+                expected = {max([last.time, *settled(ties)]) for ties in (False, True)}
+                if out.body_start.time not in expected:
                     problems.append(
                         f"the body started at {out.body_start.time}, not when the last "
                         f"context manager had entered and any interrupted one had cleaned "
-                        f"up ({expected})"
+                        f"up ({min(expected)})"
                     )
         if out.body_start is not None and end is not None:
             # ... once the body has ended and every context manager interrupted while it
