@@ -27,7 +27,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 def records(group: BaseException | None) -> tuple[ContextFailure, ...]:
     """``group.failures``, failing the test if ``group`` is not one of ours."""
     assert isinstance(group, ParallelBaseExceptionGroup)
-    failures: tuple[ContextFailure, ...] = group.failures  # pyright: ignore[reportUnknownMemberType]
+    failures: tuple[ContextFailure, ...] = group.failures
     return failures
 
 
@@ -87,7 +87,7 @@ async def test_split_subgroup_and_except_star_keep_the_records_of_what_they_keep
     sub, _ = split(group, OSError)
     assert [f.exception for f in records(sub)] == members(sub)
     assert isinstance(group, BaseExceptionGroup)
-    same = group.subgroup(lambda e: e is sub or isinstance(e, OSError))  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownLambdaType,reportUnknownArgumentType]
+    same = group.subgroup(lambda e: e is sub or isinstance(e, OSError))  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownLambdaType]
     assert [f.exception for f in records(same)] == members(sub)  # pyright: ignore[reportUnknownArgumentType]
 
     if sys.version_info >= (3, 11):

@@ -51,7 +51,7 @@ def test_anything_else_is_rejected(obj: object, hint: str) -> None:
 def test_a_bad_mapping_value_is_named_by_its_key() -> None:
     log: Log = []
     with pytest.raises(TypeError, match="the value for key 'cache'"):
-        parallel_with({"db": FakeCM("a", log), "cache": 3})  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        parallel_with({"db": FakeCM("a", log), "cache": 3})  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue,reportArgumentType]
 
 
 def test_the_same_object_twice_is_a_value_error() -> None:

@@ -199,8 +199,13 @@ async def test_entering_just_as_the_enter_timeout_passes_is_too_slow_all_the_sam
                 await trio.sleep(3)
             return "late"
 
-        async def __aexit__(self, *args: object) -> bool:
-            seen.append(args[1])  # type: ignore[arg-type]
+        async def __aexit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> bool:
+            seen.append(exc)
             return False
 
     with pytest.RaisesGroup(

@@ -35,8 +35,8 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
-def fakes(log: Log, *names: str, **kwargs: object) -> list[FakeCM]:
-    return [FakeCM(name, log, **kwargs) for name in names]  # type: ignore[arg-type]
+def fakes(log: Log, *names: str, enter_delay: float = 0, exit_delay: float = 0) -> list[FakeCM]:
+    return [FakeCM(name, log, enter_delay, exit_delay) for name in names]
 
 
 # ---- 1. task ownership -------------------------------------------------------------------
@@ -275,8 +275,8 @@ async def test_suppressing_a_cancellation_suppresses_the_body_cancellation(
         async def __aenter__(self) -> None:
             pass
 
-        async def __aexit__(self, *exc_info: object) -> bool:
-            seen.append(exc_info[1])  # type: ignore[arg-type]
+        async def __aexit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
+            seen.append(exc)
             return True
 
     with trio.CancelScope() as scope:

@@ -100,7 +100,7 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
 def cancelled_part(exc: BaseException) -> BaseException | None:
     """The ``Cancelled`` part of ``exc``: itself, the matching subgroup, or None."""
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[0]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        return exc.split(trio.Cancelled)[0]  # pyright: ignore[reportUnknownMemberType]
     return exc if isinstance(exc, trio.Cancelled) else None
 
 
@@ -319,8 +319,8 @@ def failures_of(exc: BaseException | None) -> list[ContextFailure]:
         seen.add(id(current))
         records: list[ContextFailure] = []
         if isinstance(current, ParallelBaseExceptionGroup):
-            records.extend(current.failures)  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
-        own = record_of(current)  # pyright: ignore[reportUnknownArgumentType]
+            records.extend(current.failures)
+        own = record_of(current)
         if own is not None:
             records.append(own)
         for record in records:

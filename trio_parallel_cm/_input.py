@@ -19,7 +19,7 @@ def _close_coroutines(objects: Sequence[object]) -> None:
     # was never awaited" warning follows our TypeError.
     for obj in objects:
         if isinstance(obj, Coroutine):
-            obj.close()  # pyright: ignore[reportUnknownMemberType]
+            obj.close()
 
 
 def _problem(obj: object, where: str) -> TypeError | None:

@@ -73,10 +73,10 @@ def _format(
         # A nested block that failed as a context manager is named like any failure.
         line = exc.message if record is None else f"{_who(record)}: {exc.message}"
         lines.append(f"{indent}{prefix}{line}")
-        by_exception = {id(r.exception): r for r in exc.failures}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
-        for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
-            member_record: ContextFailure | None = by_exception.get(id(member))  # pyright: ignore[reportUnknownArgumentType]
-            _format(member, depth + 1, "- ", member_record, lines, seen)  # pyright: ignore[reportUnknownArgumentType]
+        by_exception = {id(r.exception): r for r in exc.failures}
+        for member in exc.exceptions:
+            member_record: ContextFailure | None = by_exception.get(id(member))
+            _format(member, depth + 1, "- ", member_record, lines, seen)
     else:
         line = f"{indent}{prefix}{_headline(exc, record)}"
         location = _location(exc)
@@ -137,8 +137,8 @@ def _leaves_to_trace(
 ) -> list[tuple[BaseException, ContextFailure | None]]:
     """The failures whose tracebacks a full report shows (the members of our groups)."""
     if isinstance(exc, ParallelBaseExceptionGroup):
-        by_exception = {id(r.exception): r for r in exc.failures}  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
-        return [(m, by_exception.get(id(m))) for m in exc.exceptions]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownArgumentType]
+        by_exception = {id(r.exception): r for r in exc.failures}
+        return [(m, by_exception.get(id(m))) for m in exc.exceptions]
     if isinstance(exc, BaseExceptionGroup):
         found: list[tuple[BaseException, ContextFailure | None]] = []
         for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
