@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo needs the package alone; `make test` installs everything (and so the demo's too).
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint typecheck pytest docs bench bench-quick bench-profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(DEMO_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(DEMO_STAMP)
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,docs,bench]"
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m trio_parallel_cm
 
 lint: $(STAMP)

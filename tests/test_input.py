@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tests.fakes import FakeCM, Log
-from trio_parallel_cm import parallel_with
+from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
 
 
 async def open_db() -> None:
@@ -35,17 +35,69 @@ def test_a_coroutine_is_rejected_and_closed_without_a_warning() -> None:
 
 def test_a_synchronous_context_manager_is_rejected_by_name() -> None:
     # (contextlib.nullcontext would not do: it is an async context manager too.)
-    with pytest.raises(TypeError, match=r"argument 0 .* is a synchronous context manager"):
+    with pytest.raises(
+        TypeError,
+        match=r"^argument 0 \(.*\) does not support the asynchronous context manager protocol "
+        r"\(missed __aenter__ and __aexit__ methods\): it is a synchronous context manager\.",
+    ):
         parallel_with(contextlib.ExitStack())  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
 
 
+class OnlyEnter:
+    async def __aenter__(self) -> None:
+        pass  # pragma: no cover
+
+
+class OnlyExit:
+    async def __aexit__(self, *exc: object) -> None:
+        pass  # pragma: no cover
+
+
 @pytest.mark.parametrize(
-    ("obj", "hint"),
-    [(42, r"has no __aenter__ and __aexit__\.$"), (FakeCM, "Did you forget to call it")],
+    ("obj", "missed"),
+    [
+        (OnlyEnter(), r"\(missed __aexit__ method\)$"),
+        (OnlyExit(), r"\(missed __aenter__ method\)$"),
+        (42, r"\(missed __aenter__ and __aexit__ methods\)$"),
+        (FakeCM, r"\(missed __aenter__ and __aexit__ methods\)\. Did you forget to call it\?$"),
+    ],
 )
-def test_anything_else_is_rejected(obj: object, hint: str) -> None:
-    with pytest.raises(TypeError, match=f"is not an async context manager.*{hint}"):
+def test_the_message_names_exactly_the_methods_missed(obj: object, missed: str) -> None:
+    # CPython 3.11+: "'A' object does not support the asynchronous context manager
+    # protocol (missed __aexit__ method)"; we name the missed methods in every case.
+    with pytest.raises(
+        TypeError,
+        match=r"^argument 0 \(.*\) does not support the asynchronous context manager "
+        f"protocol {missed}",
+    ):
         parallel_with(obj)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+def test_methods_set_on_the_instance_do_not_count_as_async_with_ignores_them() -> None:
+    obj = OnlyEnter()
+    obj.__aexit__ = OnlyExit().__aexit__  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    with pytest.raises(TypeError, match=r"\(missed __aexit__ method\)$"):
+        parallel_with(obj)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+async def test_start_context_and_enter_name_their_own_argument() -> None:
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(
+            TypeError, match=r"^the cm argument of start_context\(\) \(42\) does not support"
+        ):
+            await start_context(nursery, 42)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    async with ParallelExitStack() as stack:
+        with pytest.raises(TypeError, match=r"^the cm argument of enter\(\) \(42\) does not"):
+            await stack.enter(42)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def test_an_observer_that_cannot_be_called_is_rejected_before_anything_is_entered() -> None:
+    log: Log = []
+    with pytest.raises(TypeError, match=r"^observer must be a callable taking a PhaseEvent"):
+        parallel_with(FakeCM("a", log), observer=[])  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+    with pytest.raises(TypeError, match=r"^observer must be a callable"):
+        ParallelExitStack(observer=3)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert log == []
 
 
 def test_a_bad_mapping_value_is_named_by_its_key() -> None:

@@ -173,15 +173,29 @@ async def test_start_context_timeouts(autojump_clock: trio.testing.MockClock) ->
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"limit": 0}, "limit must be a whole number of at least 1"),
-        ({"limit": 1.5}, "limit must be a whole number"),
-        ({"limit": True}, "limit must be a whole number"),
-        ({"enter_timeout": -1}, "enter_timeout must be a number of seconds"),
-        ({"exit_timeout": float("nan")}, "exit_timeout must be a number of seconds"),
+        ({"limit": 0}, "limit must be a whole number of at least 1, not 0"),
+        ({"enter_timeout": -1}, "enter_timeout must be a number of seconds, at least 0, not -1"),
+        ({"exit_timeout": float("nan")}, "exit_timeout must be a number of seconds, at least 0"),
     ],
 )
-def test_bad_options_are_value_errors(options: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_options_out_of_range_are_value_errors(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}"):
+        parallel_with(**options)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"limit": 1.5}, r"limit must be an int \(a whole number of at least 1\), not 1\.5"),
+        ({"limit": True}, r"limit must be an int .*, not True"),
+        ({"enter_timeout": "5"}, r"enter_timeout must be a number of seconds \(int or float\)"),
+        ({"exit_timeout": False}, r"exit_timeout must be a number of seconds .*, not False"),
+    ],
+)
+def test_options_of_the_wrong_type_are_type_errors(
+    options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^{message}"):
         parallel_with(**options)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue,reportArgumentType]
 
 

@@ -808,3 +808,27 @@ async def test_an_open_block_keeps_no_starter_task_alive(
         gc.collect()
         assert len(starters) == 3
         assert [ref() for ref in starters] == [None, None, None]
+
+
+async def test_generator_exit_thrown_into_the_body_comes_out_in_a_group_as_from_a_nursery() -> None:
+    # An async generator suspended inside a block and closed: aclose() throws GeneratorExit
+    # at the yield.  Every __aexit__ receives it, and it leaves the block wrapped in a
+    # group, as it leaves trio.open_nursery() (strict exception groups).
+    log: Log = []
+    cms = [FakeCM("a", log), FakeCM("b", log)]
+
+    async def in_parallel_with() -> AsyncGenerator[int, None]:
+        async with parallel_with(*cms):
+            yield 1
+
+    async def in_a_nursery() -> AsyncGenerator[int, None]:
+        async with trio.open_nursery():
+            yield 1
+
+    for make in (in_a_nursery, in_parallel_with):
+        agen = make()
+        assert await agen.__anext__() == 1
+        with pytest.RaisesGroup(GeneratorExit):
+            await agen.aclose()
+    assert all(isinstance(cm.seen, GeneratorExit) for cm in cms)
+    assert cms[0].seen is cms[1].seen

@@ -25,7 +25,7 @@ import trio
 
 from ._errors import make_group, records_of, summary
 from ._holder import CLOSED, ENTERED, NOT_ENTERED, PENDING, Holder
-from ._input import check_options, holders_for
+from ._input import check_observer, check_options, holder_for
 from ._stage import Stage
 from ._timeline import Observer
 
@@ -201,7 +201,8 @@ async def start_context(
             await handle.aclose()  # from any task: the owning task runs __aexit__
     """
     options = check_options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
-    [holder], _ = holders_for((cm,))
+    check_observer(observer)
+    holder = holder_for(cm, "the cm argument of start_context()")
     holder.key = name
     handle: ContextHandle[T] = ContextHandle(holder)
     stage = Stage(

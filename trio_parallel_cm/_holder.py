@@ -20,6 +20,12 @@ Design notes:
   no parking lot, and the abort function tells an inner cancellation apart from a release.
 * The holder records its outcome for the owner, which builds one group.  It raises only in
   a handle's holder, where a failure nobody asked for belongs to the nursery.
+* ``__aexit__`` is called while the exception it receives is being handled in the holder
+  task, as the interpreter calls it for ``async with``: an exception it raises then gets
+  that exception as its implicit ``__context__`` ("During handling of the above
+  exception...").  Making it the handled exception takes a ``raise``, which would add the
+  holder's frame to its traceback (and could set its context): both are put back before
+  anything else runs, because other holders read that same object (see ``call_aexit``).
 * Once started, it drops its task status: that object keeps the starter's nursery, and the
   finished starter task, alive (about 2 KB per open context manager).
 """
@@ -62,6 +68,32 @@ EXITING_STATE: Final = 2  # released by the owner: __aexit__ runs or is about to
 FAILING: Final = 3  # cancelled from inside while open: it failed, or ended by itself
 CLOSED: Final = 4  # __aexit__ finished
 NOT_ENTERED: Final = 5  # __aenter__ raised or was cancelled
+
+
+async def call_aexit(
+    aexit: Callable[..., Awaitable[bool | None]],
+    cm: Any,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> bool | None:
+    """``await aexit(cm, type(exc), exc, tb)``, chaining as nested ``async with`` does.
+
+    The interpreter calls ``__aexit__`` while the block's exception is being handled, so an
+    exception that ``__aexit__`` raises gets it as its implicit ``__context__`` (an
+    explicit ``__context__ = None``, or a context already set, is kept: Python's own
+    chaining decides, cycles included).  ``exc`` itself is left exactly as it was: the
+    ``raise`` that makes it the handled exception would add this frame to its traceback,
+    and other holders read it concurrently, so its traceback and context are put back
+    before the first checkpoint.
+    """
+    if exc is None:
+        return await aexit(cm, None, None, None)
+    traceback, context = exc.__traceback__, exc.__context__
+    try:
+        raise exc  # noqa: TRY301  # the point: to handle it here
+    except BaseException:  # now the handled exception of this task, as in `async with`
+        exc.__traceback__, exc.__context__ = traceback, context
+        return await aexit(cm, type(exc), exc, tb)
 
 
 class Holder:
@@ -232,10 +264,7 @@ class Holder:
                 if observer is not None and self.state is not NOT_ENTERED:
                     stage.notify(EXIT_STARTED, self)
                 try:
-                    if exc_in is None:
-                        suppress = await aexit(cm, None, None, None)
-                    else:
-                        suppress = await aexit(cm, type(exc_in), exc_in, tb)
+                    suppress = await call_aexit(aexit, cm, exc_in, tb)
                 except BaseException as exc:  # a failure while exiting is recorded
                     escaped = exc
                 else:

@@ -22,8 +22,19 @@ def _close_coroutines(objects: Sequence[object]) -> None:
             obj.close()
 
 
+PROTOCOL = ("__aenter__", "__aexit__")
+
+
 def _problem(obj: object, where: str) -> TypeError | None:
-    if is_async_cm(obj):
+    """What is wrong with ``obj`` as an async context manager, named exactly; or None.
+
+    Worded as Python words it (``async with 42`` raises "'int' object does not support
+    the asynchronous context manager protocol"; from 3.11 it adds "(missed __aexit__
+    method)" when only that one is missing), and more precise: always the methods missed.
+    """
+    cls = type(obj)
+    missed = [method for method in PROTOCOL if not hasattr(cls, method)]
+    if not missed:
         return None
     if isinstance(obj, Coroutine):
         return TypeError(
@@ -31,18 +42,20 @@ def _problem(obj: object, where: str) -> TypeError | None:
             "context-manager factory awaited, or an async function passed? Pass the context "
             "manager itself, as in `parallel_with(open_db())`, not `await open_db()`."
         )
-    cls = type(obj)
-    if hasattr(cls, "__enter__") and hasattr(cls, "__exit__"):
-        return TypeError(
-            f"{where} ({obj!r}) is a synchronous context manager; parallel_with takes async "
-            "context managers (objects with __aenter__ and __aexit__). Enter it with a plain "
-            "`with` around or inside the block."
-        )
-    hint = " Did you forget to call it?" if callable(obj) else ""
-    return TypeError(
-        f"{where} ({obj!r}) is not an async context manager: it has no __aenter__ and "
-        f"__aexit__.{hint}"
+    methods = " and ".join(missed) + (" methods" if len(missed) > 1 else " method")
+    message = (
+        f"{where} ({obj!r}) does not support the asynchronous context manager protocol "
+        f"(missed {methods})"
     )
+    if len(missed) == len(PROTOCOL):
+        if hasattr(cls, "__enter__") and hasattr(cls, "__exit__"):
+            message += (
+                ": it is a synchronous context manager. Enter it with a plain `with` around "
+                "or inside the block."
+            )
+        elif callable(obj):
+            message += ". Did you forget to call it?"
+    return TypeError(message)
 
 
 def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | None]:
@@ -80,17 +93,34 @@ def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | Non
     ], keys
 
 
+def holder_for(cm: object, where: str) -> Holder:
+    """A holder for one context manager given as ``where`` (a ``TypeError`` if it is not one)."""
+    problem = _problem(cm, where)
+    if problem is not None:
+        _close_coroutines([cm])
+        raise problem
+    return Holder(cm, 0)
+
+
 def check_options(
     *,
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
 ) -> dict[str, Any]:
-    """The stage options, checked; ``ValueError`` for one out of range."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):  # pyright: ignore[reportUnnecessaryIsInstance]
-        raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
+    """The stage options, checked: ``TypeError`` for a wrong type, ``ValueError`` for a
+    value out of range."""
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"limit must be an int (a whole number of at least 1), not {limit!r}")
+        if limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
     for name, value in (("enter_timeout", enter_timeout), ("exit_timeout", exit_timeout)):
-        if value is not None and not value >= 0:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"{name} must be a number of seconds (int or float), not {value!r}")
+        if not value >= 0:
             raise ValueError(f"{name} must be a number of seconds, at least 0, not {value!r}")
     options: dict[str, Any] = {}
     if limit is not None:
@@ -100,3 +130,11 @@ def check_options(
     if exit_timeout is not None:
         options["exit_timeout"] = exit_timeout
     return options
+
+
+def check_observer(observer: object) -> None:
+    """``TypeError`` for an ``observer=`` that cannot be called with the events."""
+    if observer is not None and not callable(observer):
+        raise TypeError(
+            f"observer must be a callable taking a PhaseEvent (a Timeline, say), not {observer!r}"
+        )

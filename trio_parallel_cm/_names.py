@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
@@ -9,13 +10,22 @@ from typing import Any
 def name_of(cm: object, key: object = None) -> str:
     """The name of a context manager: its mapping key, its factory's name, or its type's.
 
-    ``@asynccontextmanager`` objects keep the async generator they drive as ``gen``, named
-    after the factory: ``open_db()`` is named ``open_db``.  (Their ``func`` attribute is
-    deleted on entering.)  Anything else is named by the qualified name of its type.
+    * ``@asynccontextmanager`` objects keep what their function returned as ``gen``, named
+      after the function: ``open_db()`` is named ``open_db``, also when the function is not
+      an async generator (a coroutine function fails on entering, and is named all the
+      same), and when it was called through a ``functools.partial``.  (Their ``func``
+      attribute is deleted on entering; ``gen`` stays.)
+    * ``contextlib.aclosing(thing)`` is named after what it closes: ``aclosing(ticks)``.
+    * Anything else is named by the qualified name of its type (``nullcontext``,
+      ``NurseryManager``, ``Connection``).
     """
     if key is not None:
         return str(key)
     gen: Any = getattr(cm, "gen", None)
-    if inspect.isasyncgen(gen):
+    if inspect.isasyncgen(gen) or inspect.iscoroutine(gen) or inspect.isgenerator(gen):
         return str(gen.__name__)
+    thing: object = getattr(cm, "thing", None)  # what an aclosing closes
+    if isinstance(cm, contextlib.aclosing):
+        inner = getattr(thing, "__name__", None)
+        return f"aclosing({inner})" if isinstance(inner, str) else "aclosing"
     return type(cm).__qualname__

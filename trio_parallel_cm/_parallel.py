@@ -14,7 +14,7 @@ import trio
 
 from ._block import Block
 from ._holder import Holder
-from ._input import check_options, holders_for
+from ._input import check_observer, check_options, holders_for
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -279,7 +279,9 @@ def parallel_with(
 
     Raises:
         TypeError: before anything is entered, for anything that is not an async context
-            manager (a coroutine, a synchronous context manager, ...).
+            manager (the message names the methods it misses, and says so for a
+            coroutine or a synchronous context manager), an option of the wrong type, or
+            an ``observer`` that cannot be called.
         ValueError: before anything is entered, for the same object passed twice, or an
             option out of range.
         RuntimeError: on entering the same object twice, or outside a Trio task.
@@ -292,5 +294,6 @@ def parallel_with(
             ctx["db"], ctx["cache"]
     """
     options = check_options(limit=limit, enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+    check_observer(observer)
     holders, keys = holders_for(cms)  # rejects bad input now, before anything is entered
     return ParallelContext(holders, keys, options, observer)

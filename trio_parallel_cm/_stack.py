@@ -10,7 +10,7 @@ from typing import Any, TypeVar, final, overload
 import trio
 
 from ._block import Block
-from ._input import check_options, holders_for
+from ._input import check_observer, check_options, holder_for, holders_for
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -49,6 +49,7 @@ class ParallelExitStack:
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 context manager of every stage (a :class:`Timeline`, for example).
         """
+        check_observer(observer)
         self._block = Block("ParallelExitStack", observer)
 
     def __repr__(self) -> str:
@@ -260,6 +261,6 @@ class ParallelExitStack:
             exit_timeout: as for :meth:`enter_all`.
         """
         options = check_options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
-        holders, _ = holders_for((cm,))
+        holders = [holder_for(cm, "the cm argument of enter()")]
         [value] = await self._block.enter_stage(holders, None, **options)
         return value  # type: ignore[no-any-return]

@@ -1,0 +1,370 @@
+"""Exceptions raised by ``__aexit__`` chain (``__context__``) exactly as nested blocks chain them.
+
+The reference is the interpreter itself (each test runs the same context managers in
+nested ``async with`` blocks and compares) and CPython's own tests of ``ExitStack`` and
+``AsyncExitStack`` (Lib/test/test_contextlib.py: ``test_exit_exception_chaining_reference``,
+``test_exit_exception_explicit_none_context``, ``test_exit_exception_with_existing_context``,
+``test_exit_exception_traceback``), replayed here with one context manager per stage.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import traceback
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import FrameType, TracebackType
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fakes import FakeCM, Log, crashes_while_open, members
+from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+
+class Raises:
+    """A plain class (not ``@asynccontextmanager``) whose ``__aexit__`` raises ``error``."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.seen: BaseException | None = None
+
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self.seen = exc
+        raise self.error
+
+
+class RaisesWithContext:
+    """``__aexit__`` raises ``inner``, and ``outer`` while handling it."""
+
+    def __init__(self, outer: BaseException, inner: BaseException) -> None:
+        self.outer, self.inner = outer, inner
+
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        try:
+            raise self.inner
+        except BaseException:
+            raise self.outer  # noqa: B904  # chained implicitly, as in CPython's test
+
+
+class Suppresses:
+    def __init__(self) -> None:
+        self.seen: BaseException | None = None
+
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self.seen = exc
+        return True
+
+
+def chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and its ``__context__`` chain (failing the test on a cycle)."""
+    found: list[BaseException] = []
+    while exc is not None:
+        assert all(exc is not seen for seen in found), "a cycle in the __context__ chain"
+        found.append(exc)
+        exc = exc.__context__
+    return found
+
+
+def frames(tb: TracebackType | None) -> list[str]:
+    return [frame.name for frame in traceback.extract_tb(tb)]
+
+
+async def nested_reference(error: BaseException, body: BaseException) -> BaseException:
+    """What ``async with Raises(error): raise body`` raises: the interpreter's answer."""
+    try:
+        async with Raises(error):
+            raise body
+    except BaseException as exc:
+        return exc
+    raise AssertionError("nothing raised")  # pragma: no cover
+
+
+async def test_an_exit_failure_has_the_body_exception_as_context_as_nested_blocks_give() -> None:
+    reference = await nested_reference(KeyError("cleanup"), ZeroDivisionError("body"))
+    assert [type(e) for e in chain(reference)] == [KeyError, ZeroDivisionError]
+
+    body = ZeroDivisionError("body")
+    first, second = Raises(KeyError("a")), Raises(KeyError("b"))
+    with pytest.RaisesGroup(ZeroDivisionError, KeyError, KeyError) as caught:
+        async with parallel_with(first, second):
+            raise body
+    body_member, *failures = members(caught.value)
+    assert body_member is body
+    # Each concurrent exit's failure chains to the very object the body raised.
+    assert [chain(f) for f in failures] == [[first.error, body], [second.error, body]]
+    assert first.seen is second.seen is body
+
+
+async def test_the_delivered_exception_is_left_untouched() -> None:
+    body = ZeroDivisionError("body")
+    cms = [Raises(KeyError(n)) for n in range(3)]
+    seen_frames: list[str] = []
+    seen_tb: TracebackType | None = None
+    with pytest.RaisesGroup(ZeroDivisionError, KeyError, KeyError, KeyError):
+        async with parallel_with(*cms):
+            try:
+                raise body
+            finally:
+                seen_frames = frames(body.__traceback__)
+                seen_tb = body.__traceback__
+    # Neither a holder's frame in its traceback nor a context or cause of its own.
+    assert frames(body.__traceback__) == seen_frames
+    assert body.__traceback__ is seen_tb
+    assert body.__context__ is None
+    assert body.__cause__ is None
+    # And as the group's member it chains to nothing: the group is not its context.
+    assert chain(body) == [body]
+
+
+async def test_an_exit_reraising_what_it_received_does_not_make_it_its_own_context() -> None:
+    body = ZeroDivisionError("body")
+
+    class Reraises:
+        async def __aenter__(self) -> None:
+            pass
+
+        async def __aexit__(
+            self,
+            kind: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> bool:
+            assert exc is not None
+            raise exc
+
+    with pytest.RaisesGroup(ZeroDivisionError) as caught:
+        async with parallel_with(Reraises(), Reraises()):
+            raise body
+    # Re-raising is letting it through, not a second failure; nothing points at itself.
+    assert members(caught.value) == [body]
+    assert chain(body) == [body]
+
+
+async def test_an_enter_failure_is_the_context_of_the_exits_it_causes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    entered = Raises(KeyError("cleanup"))
+    failing = FakeCM("b", log, enter_delay=1, enter_error=OSError("refused"))
+    # Nested: `async with entered, failing:` passes the OSError to entered.__aexit__.
+    with pytest.RaisesGroup(OSError, KeyError) as caught:
+        async with parallel_with(entered, failing):
+            pytest.fail("the body ran")  # pragma: no cover
+    [refused, cleanup] = sorted(members(caught.value), key=lambda e: type(e).__name__ != "OSError")
+    assert entered.seen is refused
+    assert chain(cleanup) == [cleanup, refused]
+
+
+async def test_a_failure_while_open_is_the_context_of_the_other_exits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    other = Raises(KeyError("cleanup"))
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError), KeyError) as caught:
+        async with parallel_with(crashes_while_open(log, "c", 1, ValueError("crash")), other):
+            await trio.sleep_forever()
+    crash, cleanup = members(caught.value)
+    assert other.seen is crash
+    assert chain(cleanup) == [cleanup, crash]
+
+
+async def test_an_outer_cancellation_is_the_context_of_an_exit_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    cm = Raises(KeyError("cleanup"))
+    with pytest.RaisesGroup(KeyError) as caught:
+        with trio.move_on_after(1):  # takes its Cancelled out of the group
+            async with parallel_with(cm):
+                await trio.sleep_forever()
+    [cleanup] = members(caught.value)
+    # As nested: the Cancelled its own task met is what it was handling.
+    assert isinstance(cm.seen, trio.Cancelled)
+    assert chain(cleanup) == [cleanup, cm.seen]
+
+
+async def test_a_handle_aexit_exception_is_the_context_of_its_exit_failure() -> None:
+    given = ZeroDivisionError("given")
+    cm = Raises(KeyError("cleanup"))
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        with pytest.RaisesGroup(KeyError) as caught:
+            await handle.aexit(given)
+    [cleanup] = members(caught.value)
+    assert chain(cleanup) == [cleanup, given]
+    assert given.__traceback__ is None and given.__context__ is None
+
+
+async def test_cpython_chaining_reference_replayed_in_stages() -> None:
+    # test_exit_exception_chaining_reference, one context manager per stage.
+    index, key, attribute = IndexError(), KeyError(), AttributeError()
+    value, suppresses = ValueError(), Suppresses()
+    with pytest.RaisesGroup(KeyError, IndexError) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(Raises(index))
+            await stack.enter(RaisesWithContext(key, attribute))
+            await stack.enter(suppresses)
+            await stack.enter(Raises(value))
+            _ = 1 / 0
+    assert members(caught.value) == [index, key]  # stage order
+    assert chain(index) == [index, key, attribute]  # the inner ones were suppressed
+    # The inner stages: what stage 3 received chains to the body's exception.
+    division, seen_value = members(suppresses.seen)  # one group of both
+    assert isinstance(division, ZeroDivisionError)
+    assert chain(seen_value) == [value, division]
+
+
+@asynccontextmanager
+async def explicit_none_context() -> AsyncGenerator[None, None]:
+    try:
+        yield
+    except BaseException:
+        exc = LookupError("mine")
+        try:
+            raise exc
+        finally:
+            exc.__context__ = None
+
+
+class ExplicitNoneContext:
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        error = LookupError("mine")
+        try:
+            raise error
+        finally:
+            error.__context__ = None
+
+
+@pytest.mark.parametrize("make", [explicit_none_context, ExplicitNoneContext])
+async def test_an_explicit_none_context_is_kept(make: Callable[[], Any]) -> None:
+    # test_exit_exception_explicit_none_context
+    with pytest.RaisesGroup(IndexError, LookupError) as caught:
+        async with parallel_with(make()):
+            raise IndexError
+    _, mine = members(caught.value)
+    assert mine.__context__ is None
+
+
+def raise_nested(inner: BaseException, outer: BaseException) -> None:
+    try:
+        raise inner
+    finally:
+        raise outer
+
+
+class RaisesNested:
+    def __init__(self, inner: BaseException, outer: BaseException) -> None:
+        self.inner, self.outer = inner, outer
+
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        raise_nested(self.inner, self.outer)
+        return False  # pragma: no cover
+
+
+async def test_an_existing_context_is_kept() -> None:
+    # test_exit_exception_with_existing_context, one context manager per stage, with the
+    # body raising nothing (see the next test for the body's exception).
+    exc2, exc3, exc4, exc5 = (Exception(n) for n in range(2, 6))
+    with pytest.RaisesGroup(Exception, Exception) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(RaisesNested(exc4, exc5))
+            await stack.enter(RaisesNested(exc2, exc3))
+    assert members(caught.value) == [exc5, exc3]  # stage order
+    assert chain(exc5) == [exc5, exc4, exc3, exc2]
+
+
+async def test_with_the_body_raising_too_a_stage_receives_one_group_and_chains_to_it() -> None:
+    # Where we differ on purpose: nested blocks would pass exc3 alone (exc1 only as its
+    # context); a stage receives both as one group, and that group is the context.
+    exc1, exc2, exc3, exc4, exc5 = (Exception(n) for n in range(1, 6))
+    with pytest.RaisesGroup(Exception, Exception, Exception) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(RaisesNested(exc4, exc5))
+            await stack.enter(RaisesNested(exc2, exc3))
+            raise exc1
+    assert members(caught.value) == [exc1, exc5, exc3]
+    assert chain(exc3) == [exc3, exc2, exc1]
+    received = exc4.__context__
+    assert isinstance(received, BaseExceptionGroup)
+    assert list(received.exceptions) == [exc1, exc3]  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+
+
+async def test_chaining_matches_async_exit_stack_with_asynccontextmanager_objects() -> None:
+    # test_exit_exception_with_correct_context: generators already chain; nothing doubles.
+    @asynccontextmanager
+    async def raises_in_finally(exc: BaseException) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            raise exc
+
+    def errors() -> list[BaseException]:
+        return [Exception(n) for n in range(1, 4)]
+
+    exc1, exc2, exc3 = errors()
+    reference: list[BaseException] = []
+    try:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(raises_in_finally(exc3))
+            await stack.enter_async_context(raises_in_finally(exc2))
+            raise exc1
+    except Exception as exc:
+        reference.append(exc)
+    assert chain(reference[0]) == [exc3, exc2, exc1]
+    ours1, ours2, ours3 = errors()
+    with pytest.RaisesGroup(Exception, Exception, Exception):
+        async with ParallelExitStack() as ours:
+            await ours.enter(raises_in_finally(ours3))
+            await ours.enter(raises_in_finally(ours2))
+            raise ours1
+    assert chain(ours2) == [ours2, ours1]
+    assert isinstance(ours3.__context__, BaseExceptionGroup)  # both propagate: one group
+
+
+async def test_the_chaining_frame_holds_no_reference_to_the_failure() -> None:
+    # The failure's traceback holds the frame that called __aexit__: if that frame held the
+    # failure, they would form a reference cycle, left for the garbage collector.
+    cm = Raises(KeyError("cleanup"))
+    with pytest.RaisesGroup(ZeroDivisionError, KeyError):
+        async with parallel_with(cm):
+            raise ZeroDivisionError
+    tb = cm.error.__traceback__
+    callers: list[FrameType] = []
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "call_aexit":
+            callers.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert len(callers) == 1
+    assert not any(referent is cm.error for referent in gc.get_referents(callers[0]))
+    assert all(value is not cm.error for value in callers[0].f_locals.values())
