@@ -798,17 +798,35 @@ def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[
         # failure counts as one while open only if it came before that cancellation.
         phases.add(EXITING)
     elif out.scenario.mode is Mode.HANDLES and any(
-        other is not cm and other.rec.fired_in == OPEN and other.rec.fired_time == cm.rec.fired_time
-        for other in out.cms
+        other is not cm and _failed_at(other, cm.rec.fired_time) for other in out.cms
     ):
-        # Another handle failed at that very instant, and its failure, raised into the
-        # nursery, may have cancelled it first.
+        # Another handle failed at that very instant, or its failure (raised into the
+        # nursery once its cleanup was over) reached the nursery then: it may have
+        # cancelled the nursery first.
         phases.add(EXITING)
-    elif cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time:
+    elif (cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time) or (
+        out.scenario.limit is not None
+        and out.body_end is not None
+        and cm.rec.fired_time is not None
+        and out.body_end.time < cm.rec.fired_time
+    ):
         # An aborted holder exits at once; this one waited for an exit slot (``limit=``),
-        # so it may have been released (natively) before its own scope fired.
+        # so it may have been released (natively) before its own scope fired: also when
+        # the slot came free at the very instant its scope fired.
         phases.add(EXITING)
     return phases
+
+
+def _failed_at(cm: ScriptedCM, when: float | None) -> bool:
+    """``cm`` failed while open at ``when``, or its exit raised a failure then."""
+    rec = cm.rec
+    if rec.fired_in == OPEN and rec.fired_time == when:
+        return True
+    return (
+        rec.exit_end is not None
+        and rec.exit_end.time == when
+        and any(not isinstance(leaf, trio.Cancelled) for leaf in leaves(rec.exit_raised))
+    )
 
 
 def expected_failures(out: Outcome, tolerate: frozenset[str] = frozenset()) -> list[Expected]:

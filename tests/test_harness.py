@@ -219,6 +219,50 @@ REGRESSIONS = {
         Body(delay=1, ending=Ending.ERROR),
         mode=Mode.HANDLES,
     ),
+    # One crashing at the very instant the body ends, its task not yet run: it fails
+    # after the body, and the others exit at once (not after its cleanup, with nothing).
+    "tie-with-body-end": Scenario(
+        (
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=1),
+        ),
+        Body(delay=1, child_for=1),
+        split=0,
+    ),
+    # Not a library bug (an oracle tie): a handle crashing at the instant another's
+    # failure reaches the nursery may count as failing while open or while exiting.
+    "handle-tie-with-nursery-cancel": Scenario(
+        (
+            Script(enter_delay=1, open_failure=OpenFailure.CRASH, exit_delay=1),
+            Script(enter_delay=1, open_failure=OpenFailure.CRASH, exit_delay=None),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        Body(delay=None, child_for=1),
+        mode=Mode.HANDLES,
+        split=0,
+        seed=1,
+    ),
+    # Not a library bug (an oracle tie): released by the outer cancellation at 1.5, cm0
+    # waits for the exit slot (limit=1); its own scope fires at 2.5, the very instant the
+    # slot comes free, so its exit failure is one while exiting.
+    "limit-slot-tie-with-own-scope": Scenario(
+        (
+            Script(
+                enter_delay=1,
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=2.5,
+                exit_delay=None,
+                exit_fault=Fault.ERROR,
+            ),
+            Script(enter_delay=None, open_after=0.5, exit_delay=1, shield_exit=True, nursery=True),
+        ),
+        Body(delay=1, child_for=1),
+        split=0,
+        cancel_at=1.5,
+        limit=1,
+        seed=1,
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""Checked by mypy and pyright, never run: the types ``parallel_with`` yields."""
+"""Checked by mypy and pyright, never run: the types that every public overload gives."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
 from typing_extensions import assert_type
 
-from trio_parallel_cm import parallel_with
+from trio_parallel_cm import ContextHandle, ParallelExitStack, parallel_with, start_context
 
 
 @asynccontextmanager
@@ -39,3 +40,22 @@ async def mapping() -> None:
     cms: dict[str, Any] = {"a": open_int(), "b": open_str()}
     async with parallel_with(cms) as mixed:
         assert_type(mixed, dict[str, Any])
+
+
+async def stages() -> None:
+    async with ParallelExitStack() as stack:
+        assert_type(stack, ParallelExitStack)
+        assert_type(await stack.enter_all(open_int()), tuple[int])
+        assert_type(await stack.enter_all(open_int(), open_str()), tuple[int, str])
+        assert_type(await stack.enter_all(*[open_int()] * 9), tuple[Any, ...])
+        assert_type(await stack.enter_all({"a": open_int()}), dict[str, int])
+        cms: dict[str, Any] = {"a": open_int(), "b": open_str()}
+        assert_type(await stack.enter_all(cms), dict[str, Any])
+        assert_type(await stack.enter(open_str()), str)
+
+
+async def handles(nursery: trio.Nursery) -> None:
+    handle = await start_context(nursery, open_int())
+    assert_type(handle, ContextHandle[int])
+    assert_type(handle.value, int)
+    assert_type(await handle.aexit(None), bool)

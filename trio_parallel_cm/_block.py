@@ -169,10 +169,13 @@ class Block:
             except BaseException as new:  # the scope split a group: this is what is left
                 remaining = new
         # The others receive the failure, first in time, of those that were interrupted
-        # while the body ran: known once their cleanup is over.
+        # while the body ran: known once their cleanup is over.  Only those: one whose own
+        # scope fired at the instant the body ended, but whose task has not yet run (so
+        # has not called `interrupted`), fails after the body and exits with the others.
         caught: BaseException | None = None
         for stage in self._stages:
-            caught = await stage.settle() or caught
+            mine = [h for h in self._interrupted if h in stage.holders]
+            caught = await stage.settle(mine) or caught
         failure = next((h.failure for h in self._interrupted if h.failure is not None), None)
         # What propagates, as nested `async with` blocks would pass it outwards; `body` is
         # what of the body's exception is still to be reported.

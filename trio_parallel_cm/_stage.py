@@ -260,15 +260,16 @@ class Stage:
                     await done.wait()
         return caught
 
-    async def settle(self) -> BaseException | None:
+    async def settle(self, holders: Sequence[Holder] | None = None) -> BaseException | None:
         """Wait for the holders failing (or ending by themselves) while open to finish.
 
         Their failure, first in time, is what the others receive: it is known only once
         their cleanup is over.  Like ``exit``, an outer cancellation reaches that cleanup;
-        what interrupted the wait is returned.
+        what interrupted the wait is returned.  ``holders``: only those (of this stage).
         """
+        watched = self.holders if holders is None else holders
         caught: BaseException | None = None
-        while any(holder.state is FAILING for holder in self.holders):
+        while any(holder.state is FAILING for holder in watched):
             self.settled = settled = trio.Event()
             if caught is None and trio.current_effective_deadline() != -math.inf:
                 try:
