@@ -45,11 +45,18 @@ class Raises:
         raise self.error
 
 
-class RaisesWithContext:
-    """``__aexit__`` raises ``inner``, and ``outer`` while handling it."""
+def raise_nested(inner: BaseException, outer: BaseException) -> None:
+    try:
+        raise inner
+    finally:
+        raise outer
 
-    def __init__(self, outer: BaseException, inner: BaseException) -> None:
-        self.outer, self.inner = outer, inner
+
+class RaisesNested:
+    """``__aexit__`` raises ``outer`` while ``inner`` propagates (CPython's ``raise_nested``)."""
+
+    def __init__(self, inner: BaseException, outer: BaseException) -> None:
+        self.inner, self.outer = inner, outer
 
     async def __aenter__(self) -> None:
         pass
@@ -57,10 +64,8 @@ class RaisesWithContext:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        try:
-            raise self.inner
-        except BaseException:
-            raise self.outer  # noqa: B904  # chained implicitly, as in CPython's test
+        raise_nested(self.inner, self.outer)
+        return False  # pragma: no cover
 
 
 class Suppresses:
@@ -223,7 +228,7 @@ async def test_cpython_chaining_reference_replayed_in_stages() -> None:
     with pytest.RaisesGroup(KeyError, IndexError) as caught:
         async with ParallelExitStack() as stack:
             await stack.enter(Raises(index))
-            await stack.enter(RaisesWithContext(key, attribute))
+            await stack.enter(RaisesNested(attribute, key))
             await stack.enter(suppresses)
             await stack.enter(Raises(value))
             _ = 1 / 0
@@ -269,27 +274,6 @@ async def test_an_explicit_none_context_is_kept(make: Callable[[], Any]) -> None
             raise IndexError
     _, mine = members(caught.value)
     assert mine.__context__ is None
-
-
-def raise_nested(inner: BaseException, outer: BaseException) -> None:
-    try:
-        raise inner
-    finally:
-        raise outer
-
-
-class RaisesNested:
-    def __init__(self, inner: BaseException, outer: BaseException) -> None:
-        self.inner, self.outer = inner, outer
-
-    async def __aenter__(self) -> None:
-        pass
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        raise_nested(self.inner, self.outer)
-        return False  # pragma: no cover
 
 
 async def test_an_existing_context_is_kept() -> None:

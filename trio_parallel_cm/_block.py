@@ -39,6 +39,7 @@ from ._errors import (
     summary,
 )
 from ._holder import Holder
+from ._options import Options
 from ._stage import Stage
 from ._timeline import Observer
 
@@ -108,7 +109,7 @@ class Block:
         self.phase = RUNNING
 
     async def enter_stage(
-        self, holders: list[Holder], keys: list[object] | None, **options: Any
+        self, holders: list[Holder], keys: list[object] | None, options: Options
     ) -> Any:
         """Enter a stage of context managers concurrently and return their values."""
         if self.phase is RUNNING:
@@ -125,7 +126,7 @@ class Block:
             index=index,
             started_at=self._started_at,
             observer=self.observer,
-            **options,
+            options=options,
         )
         await stage.enter()
         self._stages.append(stage)

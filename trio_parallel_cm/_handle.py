@@ -25,7 +25,8 @@ import trio
 
 from ._errors import make_group, records_of, summary
 from ._holder import CLOSED, ENTERED, NOT_ENTERED, PENDING, Holder
-from ._input import check_observer, check_options, holder_for
+from ._input import check_observer, holder_for
+from ._options import Options
 from ._stage import Stage
 from ._timeline import Observer
 
@@ -200,7 +201,7 @@ async def start_context(
             ...
             await handle.aclose()  # from any task: the owning task runs __aexit__
     """
-    options = check_options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+    options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
     check_observer(observer)
     holder = holder_for(cm, "the cm argument of start_context()")
     holder.key = name
@@ -212,7 +213,7 @@ async def start_context(
         watch_outside=True,
         started_at=trio.current_time(),
         observer=observer,
-        **options,
+        options=options,
     )
     handle._stage = stage  # pyright: ignore[reportPrivateUsage]
     await stage.enter()

@@ -102,36 +102,6 @@ def holder_for(cm: object, where: str) -> Holder:
     return Holder(cm, 0)
 
 
-def check_options(
-    *,
-    limit: int | None = None,
-    enter_timeout: float | None = None,
-    exit_timeout: float | None = None,
-) -> dict[str, Any]:
-    """The stage options, checked: ``TypeError`` for a wrong type, ``ValueError`` for a
-    value out of range."""
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise TypeError(f"limit must be an int (a whole number of at least 1), not {limit!r}")
-        if limit < 1:
-            raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
-    for name, value in (("enter_timeout", enter_timeout), ("exit_timeout", exit_timeout)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):  # pyright: ignore[reportUnnecessaryIsInstance]
-            raise TypeError(f"{name} must be a number of seconds (int or float), not {value!r}")
-        if not value >= 0:
-            raise ValueError(f"{name} must be a number of seconds, at least 0, not {value!r}")
-    options: dict[str, Any] = {}
-    if limit is not None:
-        options["limit"] = limit
-    if enter_timeout is not None:
-        options["enter_timeout"] = enter_timeout
-    if exit_timeout is not None:
-        options["exit_timeout"] = exit_timeout
-    return options
-
-
 def check_observer(observer: object) -> None:
     """``TypeError`` for an ``observer=`` that cannot be called with the events."""
     if observer is not None and not callable(observer):

@@ -14,7 +14,8 @@ import trio
 
 from ._block import Block
 from ._holder import Holder
-from ._input import check_observer, check_options, holders_for
+from ._input import check_observer, holders_for
+from ._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -31,7 +32,7 @@ class ParallelContext(Generic[T_co]):
         self,
         holders: list[Holder],
         keys: list[object] | None,
-        options: dict[str, Any],
+        options: Options,
         observer: Observer | None,
     ) -> None:
         self._holders = holders
@@ -48,7 +49,7 @@ class ParallelContext(Generic[T_co]):
         block = self._block
         await block.open()
         try:
-            values = await block.enter_stage(self._holders, self._keys, **self._options)
+            values = await block.enter_stage(self._holders, self._keys, self._options)
         except BaseException:
             await block.abandon()  # every holder has finished: this returns at once
             raise
@@ -293,7 +294,7 @@ def parallel_with(
         async with parallel_with({"db": open_db(), "cache": open_cache()}) as ctx:
             ctx["db"], ctx["cache"]
     """
-    options = check_options(limit=limit, enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+    options = Options(limit, enter_timeout, exit_timeout)
     check_observer(observer)
     holders, keys = holders_for(cms)  # rejects bad input now, before anything is entered
     return ParallelContext(holders, keys, options, observer)

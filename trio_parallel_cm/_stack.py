@@ -10,7 +10,8 @@ from typing import Any, TypeVar, final, overload
 import trio
 
 from ._block import Block
-from ._input import check_observer, check_options, holder_for, holders_for
+from ._input import check_observer, holder_for, holders_for
+from ._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -242,9 +243,9 @@ class ParallelExitStack:
         Returns:
             A tuple of the values in argument order, or a dict with the mapping's keys.
         """
-        options = check_options(limit=limit, enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+        options = Options(limit, enter_timeout, exit_timeout)
         holders, keys = holders_for(cms)
-        return await self._block.enter_stage(holders, keys, **options)
+        return await self._block.enter_stage(holders, keys, options)
 
     async def enter(
         self,
@@ -260,7 +261,7 @@ class ParallelExitStack:
             enter_timeout: as for :meth:`enter_all`.
             exit_timeout: as for :meth:`enter_all`.
         """
-        options = check_options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+        options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
         holders = [holder_for(cm, "the cm argument of enter()")]
-        [value] = await self._block.enter_stage(holders, None, **options)
+        [value] = await self._block.enter_stage(holders, None, options)
         return value  # type: ignore[no-any-return]

@@ -34,6 +34,7 @@ import trio
 
 from ._errors import make_group, records_of, summary
 from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
+from ._options import NO_OPTIONS, Options
 from ._timeline import EventKind, Observer, PhaseEvent, notify
 
 HOLDER_TASK_NAME = "trio_parallel_cm holder"
@@ -85,9 +86,7 @@ class Stage:
         owner: Owner,
         *,
         index: int | None = None,
-        limit: int | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        options: Options = NO_OPTIONS,
         watch_outside: bool = False,
         started_at: float,
         observer: Observer | None = None,
@@ -96,9 +95,10 @@ class Stage:
         self.nursery = nursery
         self.owner = owner
         self.index = index
+        limit = options.limit
         self.limiter = None if limit is None else trio.CapacityLimiter(limit)
-        self.enter_timeout = enter_timeout
-        self.exit_timeout = exit_timeout
+        self.enter_timeout = options.enter_timeout
+        self.exit_timeout = options.exit_timeout
         self.watch_outside = watch_outside
         self.started_at = started_at
         self.observer = observer
