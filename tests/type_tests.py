@@ -9,7 +9,15 @@ from typing import Any
 import trio
 from typing_extensions import assert_type
 
-from trio_parallel_cm import ContextHandle, ParallelExitStack, parallel_with, start_context
+from trio_parallel_cm import (
+    ContextHandle,
+    Node,
+    ParallelExitStack,
+    ResourceGraph,
+    Resources,
+    parallel_with,
+    start_context,
+)
 
 
 @asynccontextmanager
@@ -59,3 +67,48 @@ async def handles(nursery: trio.Nursery) -> None:
     assert_type(handle, ContextHandle[int])
     assert_type(handle.value, int)
     assert_type(await handle.aexit(None), bool)
+
+
+class Config:
+    pass
+
+
+class Db:
+    pass
+
+
+@asynccontextmanager
+async def load_config() -> AsyncGenerator[Config, None]:
+    yield Config()
+
+
+@asynccontextmanager
+async def open_db(config: Config) -> AsyncGenerator[Db, None]:
+    yield Db()
+
+
+@asynccontextmanager
+async def open_app(db: Db, config: Config, n: int) -> AsyncGenerator[str, None]:
+    yield ""
+
+
+async def graphs() -> None:
+    graph = ResourceGraph()
+    config = graph.add(load_config)
+    assert_type(config, Node[Config])
+    db = graph.add(open_db, config)
+    assert_type(db, Node[Db])
+    number = graph.add(open_int)
+    app = graph.add(open_app, db, config, number, name="app", enter_timeout=1)
+    assert_type(app, Node[str])
+    # A factory that does not accept what its dependencies hold is rejected.
+    graph.add(open_db, db)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    graph.add(open_app, config, db, number)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    # So is a wrong number of dependencies.
+    graph.add(open_db)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    async with graph as resources:
+        assert_type(resources, Resources)
+        assert_type(resources[app], str)
+        assert_type(resources[db], Db)
+        for node in resources:
+            assert_type(node, Node[Any])

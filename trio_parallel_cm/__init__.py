@@ -5,6 +5,9 @@ from ._errors import ContextFailure as ContextFailure
 from ._errors import ParallelBaseExceptionGroup as ParallelBaseExceptionGroup
 from ._errors import ParallelExceptionGroup as ParallelExceptionGroup
 from ._errors import failures_of as failures_of
+from ._graph import Node as Node
+from ._graph import ResourceGraph as ResourceGraph
+from ._graph import Resources as Resources
 from ._handle import ContextHandle as ContextHandle
 from ._handle import ContextState as ContextState
 from ._handle import start_context as start_context
@@ -19,11 +22,14 @@ __all__ = (
     "ContextFailure",
     "ContextHandle",
     "ContextState",
+    "Node",
     "ParallelBaseExceptionGroup",
     "ParallelContext",
     "ParallelExceptionGroup",
     "ParallelExitStack",
     "PhaseEvent",
+    "ResourceGraph",
+    "Resources",
     "Timeline",
     "failures_of",
     "format_failures",

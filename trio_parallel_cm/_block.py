@@ -22,6 +22,7 @@ Design notes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
@@ -32,9 +33,9 @@ from ._errors import (
     ContextFailure,
     cancelled_part,
     contains_cancelled,
+    delivery,
     is_cancellation,
     make_group,
-    non_cancelled_part,
     records_of,
     summary,
 )
@@ -109,9 +110,17 @@ class Block:
         self.phase = RUNNING
 
     async def enter_stage(
-        self, holders: list[Holder], keys: list[object] | None, options: Options
+        self,
+        holders: list[Holder],
+        keys: list[object] | None,
+        options: Options,
+        deps: Sequence[Sequence[int]] | None = None,
     ) -> Any:
-        """Enter a stage of context managers concurrently and return their values."""
+        """Enter a stage of context managers concurrently and return their values.
+
+        With ``deps``, holder ``i`` enters after the holders ``deps[i]`` and exits before
+        them (a ``ResourceGraph``).
+        """
         if self.phase is RUNNING:
             if trio.lowlevel.current_task() is not self._task:
                 raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
@@ -127,6 +136,7 @@ class Block:
             started_at=self._started_at,
             observer=self.observer,
             options=options,
+            deps=deps,
         )
         await stage.enter()
         self._stages.append(stage)
@@ -183,16 +193,13 @@ class Block:
         body = remaining
         propagating = [failure] if failure is not None else [] if body is None else [body]
         for stage in reversed(self._stages):
-            deliver, native = _delivery(propagating)
-            caught = await stage.exit(deliver, native=native) or caught
-            if any(holder.suppressed for holder in stage.holders):
-                propagating = [] if native else _cancelled_parts(propagating)
-                if failure is None:
-                    # The body's exception was delivered, and suppressed but for its
-                    # Cancelled part; a failure while open was delivered instead of it.
-                    body = None if native or body is None else cancelled_part(body)
-            seen = {id(e) for e in propagating}
-            propagating.extend(f for f in stage.failures() if id(f) not in seen)
+            native = delivery(propagating)[1]
+            propagating, suppressed, interrupted = await stage.unwind(propagating)
+            caught = interrupted or caught
+            if suppressed and failure is None:
+                # The body's exception was delivered, and suppressed but for its Cancelled
+                # part; a failure while open was delivered instead of it.
+                body = None if native or body is None else cancelled_part(body)
         await self._manager.__aexit__(None, None, None)
 
         alive = {id(e) for e in propagating}
@@ -232,22 +239,3 @@ class Block:
 
     def names(self) -> str:
         return ", ".join(h.name for stage in self._stages for h in stage.holders)
-
-
-def _delivery(propagating: list[BaseException]) -> tuple[BaseException | None, bool]:
-    """What ``__aexit__`` receives when ``propagating`` is on its way out, and if natively."""
-    if not propagating:
-        return None, False
-    if len(propagating) == 1:
-        exc = propagating[0]
-    else:
-        exc = make_group("several exceptions propagate", propagating)
-    if is_cancellation(exc):
-        return None, True
-    # A group mixing Cancelled with errors: the context managers get the errors.
-    return non_cancelled_part(exc), False
-
-
-def _cancelled_parts(propagating: list[BaseException]) -> list[BaseException]:
-    parts = (cancelled_part(exc) for exc in propagating)
-    return [part for part in parts if part is not None]

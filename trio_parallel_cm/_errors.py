@@ -116,6 +116,30 @@ def non_cancelled_part(exc: BaseException) -> BaseException | None:
     return None
 
 
+def delivery(propagating: Sequence[BaseException]) -> tuple[BaseException | None, bool]:
+    """What ``__aexit__`` receives when ``propagating`` is on its way out, and if natively.
+
+    Several exceptions on their way out are delivered as one group; a cancellation is
+    delivered natively (each holder meets its own ``Cancelled``); a group mixing
+    ``Cancelled`` with errors delivers the errors.
+    """
+    if not propagating:
+        return None, False
+    if len(propagating) == 1:
+        exc = propagating[0]
+    else:
+        exc = make_group("several exceptions propagate", propagating)
+    if is_cancellation(exc):
+        return None, True
+    return non_cancelled_part(exc), False
+
+
+def cancelled_parts(excs: Sequence[BaseException]) -> list[BaseException]:
+    """The ``Cancelled`` parts of ``excs``: what a suppressing ``__aexit__`` lets through."""
+    parts = (cancelled_part(exc) for exc in excs)
+    return [part for part in parts if part is not None]
+
+
 def add_note(exc: BaseException, note: str) -> None:
     """``exc.add_note(note)``, also on Python 3.10 (where tracebacks read ``__notes__``)."""
     if sys.version_info >= (3, 11):

@@ -118,7 +118,7 @@ class ContextHandle(Generic[T_co]):
         caught: BaseException | None = None
         if holder.state is ENTERED:
             self._claimed = True
-            caught = await self._stage.exit(exc, native=False)
+            caught = await self._stage.exit([] if exc is None else [exc], exc, native=False)
         elif not self._closed.is_set():
             with trio.CancelScope(shield=True):
                 await self._closed.wait()

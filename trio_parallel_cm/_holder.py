@@ -53,6 +53,7 @@ from ._errors import (
     without,
 )
 from ._names import name_of
+from ._options import NO_OPTIONS, Options
 from ._timeline import ENTER_FAILED, ENTER_STARTED, EXIT_FAILED, EXIT_STARTED, EXITED
 from ._timeline import ENTERED as ENTERED_EVENT
 
@@ -101,23 +102,46 @@ class Holder:
 
     __slots__ = (
         "cm",
+        "deliver",
         "failure",
         "from_outside",
         "key",
+        "make",
+        "native",
+        "options",
         "phase",
         "position",
         "scope",
         "state",
         "suppressed",
         "task",
+        "tb",
         "value",
         "watcher",
     )
 
-    def __init__(self, cm: Any, position: int, key: object = None) -> None:
+    def __init__(
+        self,
+        cm: Any,
+        position: int,
+        key: object = None,
+        *,
+        make: Callable[[], Any] | None = None,
+        options: Options | None = None,
+    ) -> None:
         self.cm: Any = cm
         self.position = position
         self.key = key
+        # A resource graph's node: the factory call that makes ``cm``, in this task, once
+        # its dependencies have entered.
+        self.make = make
+        # Its own options; else the stage's, set by the stage.
+        self.options: Options = NO_OPTIONS if options is None else options
+        # What ``__aexit__`` receives, set by ``release``; the traceback read then, since
+        # concurrent ``athrow`` calls rewrite ``__traceback__``.
+        self.deliver: BaseException | None = None
+        self.tb: TracebackType | None = None
+        self.native = False
         self.value: Any = None
         self.scope: trio.CancelScope
         self.task: trio.lowlevel.Task
@@ -152,8 +176,10 @@ class Holder:
         self.state = FAILING
         return Abort.SUCCEEDED
 
-    def release(self, unshield: bool) -> None:
-        """Wake the parked holder to exit with the stage's delivery.  Owner's task only."""
+    def release(self, deliver: BaseException | None, native: bool, unshield: bool) -> None:
+        """Wake the parked holder to exit with ``deliver`` (or natively)."""
+        self.deliver, self.native = deliver, native
+        self.tb = None if deliver is None else deliver.__traceback__
         self.state = EXITING_STATE
         reschedule(self.task)
         # After reschedule() the task has no abort function, so lifting the shield cannot
@@ -168,18 +194,14 @@ class Holder:
         ``aclose()`` claimed is raised into the handle's nursery, as structured
         concurrency wants.
         """
-        cm: Any = self.cm
-        # As `async with` does, look both methods up on the type before entering.
-        cls: Any = type(cm)  # pyright: ignore[reportUnknownVariableType]
-        aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
-        aexit: Callable[..., Awaitable[bool | None]] = cls.__aexit__
         limiter = stage.limiter
         observer = stage.observer
+        options = self.options
         scope = self.scope = trio.CancelScope()
-        if stage.enter_timeout is not None:
+        if options.enter_timeout is not None:
             # On the holder's own scope, outside the context manager, so nesting stays
             # right; lifted once entered.
-            scope.deadline = trio.current_time() + stage.enter_timeout
+            scope.deadline = trio.current_time() + options.enter_timeout
         unclaimed: BaseException | None = None
         try:
             with scope:
@@ -189,6 +211,15 @@ class Holder:
                     if observer is not None:
                         stage.notify(ENTER_STARTED, self)
                     try:
+                        if self.make is not None:
+                            # Not after an enter failure cancelled the stage's enters.
+                            await trio.lowlevel.checkpoint_if_cancelled()
+                            self.cm = self.make()
+                        cm: Any = self.cm
+                        # As `async with` does, look both methods up on the type first.
+                        cls: Any = type(cm)  # pyright: ignore[reportUnknownVariableType]
+                        aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
+                        aexit: Callable[..., Awaitable[bool | None]] = cls.__aexit__
                         self.value = await aenter(cm)
                     finally:
                         if limiter is not None:
@@ -197,7 +228,7 @@ class Holder:
                     self.state = NOT_ENTERED
                     failure = own_failure(exc, self.name)
                     if failure is None and scope.cancel_called:
-                        failure = self._too_slow("enter", stage.enter_timeout)
+                        failure = self._too_slow("enter", options.enter_timeout)
                     if failure is not None:
                         self._fail(stage, failure, ENTERING)
                     if observer is not None:
@@ -206,7 +237,7 @@ class Holder:
                         stage.enter_failed(self)
                     task_status.started()
                     return
-                if stage.enter_timeout is not None:
+                if options.enter_timeout is not None:
                     scope.deadline = math.inf
                 exc_in: BaseException | None
                 tb: TracebackType | None
@@ -214,7 +245,7 @@ class Holder:
                     # The deadline passed just as __aenter__ returned: too slow all the
                     # same.  It is entered, so it exits at once with that failure.
                     self.state = NOT_ENTERED
-                    exc_in = self._too_slow("enter", stage.enter_timeout)
+                    exc_in = self._too_slow("enter", options.enter_timeout)
                     self._fail(stage, exc_in, ENTERING)
                     if observer is not None:
                         stage.notify(ENTER_FAILED, self, exc_in)
@@ -241,7 +272,7 @@ class Holder:
                                 # would, cancel the body now, not after the cleanup.
                                 stage.interrupted(self)
                         else:
-                            native, exc_in, tb = stage.native, stage.deliver, stage.deliver_tb
+                            native, exc_in, tb = self.native, self.deliver, self.tb
                     else:
                         # Not moved: the starter was cancelled as we entered, so the stage
                         # is being abandoned and waits, under that starter, for us.
@@ -255,10 +286,10 @@ class Holder:
                 if limiter is not None:
                     with trio.CancelScope(shield=True):
                         await limiter.acquire()
-                if stage.exit_timeout is not None:
+                if options.exit_timeout is not None:
                     # A graceful shutdown budget: shielded, then cancelled.
                     scope.shield = True
-                    scope.deadline = trio.current_time() + stage.exit_timeout
+                    scope.deadline = trio.current_time() + options.exit_timeout
                 escaped: BaseException | None
                 suppress: bool | None = False
                 if observer is not None and self.state is not NOT_ENTERED:
@@ -287,8 +318,8 @@ class Holder:
                     # Letting the delivered exception through is not a failure.
                     escaped = without(escaped, exc_in)
                 failure = None if escaped is None else own_failure(escaped, self.name)
-                if stage.exit_timeout is not None and scope.cancel_called and failure is None:
-                    failure = self._too_slow("exit", stage.exit_timeout)
+                if options.exit_timeout is not None and scope.cancel_called and failure is None:
+                    failure = self._too_slow("exit", options.exit_timeout)
                 if failure is not None:
                     self._fail(stage, failure, OPEN if failing else EXITING)
                 if observer is not None and self.state is not NOT_ENTERED:

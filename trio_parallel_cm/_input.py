@@ -102,6 +102,15 @@ def holder_for(cm: object, where: str) -> Holder:
     return Holder(cm, 0)
 
 
+def checked_result(obj: object, where: str) -> object:
+    """``obj``, made by a factory, if it is an async context manager; else a ``TypeError``."""
+    problem = _problem(obj, where)
+    if problem is not None:
+        _close_coroutines([obj])
+        raise problem
+    return obj
+
+
 def check_observer(observer: object) -> None:
     """``TypeError`` for an ``observer=`` that cannot be called with the events."""
     if observer is not None and not callable(observer):

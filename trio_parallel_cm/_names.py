@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from typing import Any
 
@@ -29,3 +30,11 @@ def name_of(cm: object, key: object = None) -> str:
         inner = getattr(thing, "__name__", None)
         return f"aclosing({inner})" if isinstance(inner, str) else "aclosing"
     return type(cm).__qualname__
+
+
+def factory_name(factory: object) -> str:
+    """The name of a factory: its ``__name__``, looking through ``functools.partial``."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    name = getattr(factory, "__name__", None)
+    return name if isinstance(name, str) else type(factory).__qualname__

@@ -32,8 +32,9 @@ from typing import Protocol
 
 import trio
 
-from ._errors import make_group, records_of, summary
-from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, Holder
+from ._dag import Dag
+from ._errors import cancelled_parts, delivery, make_group, records_of, summary
+from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, PENDING, Holder
 from ._options import NO_OPTIONS, Options
 from ._timeline import EventKind, Observer, PhaseEvent, notify
 
@@ -56,25 +57,24 @@ class Stage:
 
     __slots__ = (
         "abandoned",
-        "deliver",
-        "deliver_tb",
+        "dag",
         "done",
         "ended_early",
-        "enter_timeout",
         "entering",
         "entering_scope",
-        "exit_timeout",
         "first_failure",
         "first_failure_tb",
         "holders",
         "index",
         "limiter",
-        "native",
+        "native_exit",
         "nursery",
         "observer",
+        "outer_cancelled",
         "owner",
         "pending",
         "settled",
+        "sinks",
         "started_at",
         "watch_outside",
     )
@@ -90,15 +90,19 @@ class Stage:
         watch_outside: bool = False,
         started_at: float,
         observer: Observer | None = None,
+        deps: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.holders = holders
+        for holder in holders:
+            if holder.options is NO_OPTIONS:
+                holder.options = options
+        # A resource graph: holder ``i`` depends on the holders ``deps[i]``.
+        self.dag = None if deps is None else Dag(deps)
         self.nursery = nursery
         self.owner = owner
         self.index = index
         limit = options.limit
         self.limiter = None if limit is None else trio.CapacityLimiter(limit)
-        self.enter_timeout = options.enter_timeout
-        self.exit_timeout = options.exit_timeout
         self.watch_outside = watch_outside
         self.started_at = started_at
         self.observer = observer
@@ -108,9 +112,11 @@ class Stage:
         self.first_failure_tb: TracebackType | None = None
         self.ended_early = False
         self.abandoned = False
-        self.deliver: BaseException | None = None
-        self.deliver_tb: TracebackType | None = None
-        self.native = False
+        # Exiting: what the sinks receive, natively or not, and whether the owner is
+        # cancelled (then every holder released meets that cancellation).
+        self.sinks: list[BaseException] = []
+        self.native_exit = False
+        self.outer_cancelled = False
         self.pending = 0
         self.done: trio.Event | None = None
         self.settled: trio.Event | None = None
@@ -165,12 +171,26 @@ class Stage:
         notify(self.observer, event)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
+        if self.dag is not None:
+            for node in self.dag.finished(holder, self.holders):
+                self._release_node(node)
         self.pending -= 1
         if not self.pending and self.done is not None:
             self.done.set()
         if self.settled is not None:
             self.settled.set()
         return self.owner.holder_done(holder)
+
+    def _release_node(self, node: int) -> None:
+        """Release an open node of the graph with what its dependents let through."""
+        holder = self.holders[node]
+        if holder.state is not ENTERED:
+            return  # it failed, or ended by itself, while open: it exits on its own
+        assert self.dag is not None
+        received = self.dag.receives(node, self.holders, self.sinks)
+        deliver, native = delivery(received)
+        native = native or (not received and self.native_exit)
+        holder.release(deliver, native, native or self.outer_cancelled)
 
     # ---- called by the owner, in the owner's task -------------------------------------
 
@@ -182,19 +202,24 @@ class Stage:
         their own ``Cancelled`` and the caller's ``Cancelled`` propagates.
         """
         holders = self.holders
-        self.pending = len(holders)
         self.entering = True
         # Fixed task names: trio would otherwise format one for every task.
         start = functools.partial(self.nursery.start, name=HOLDER_TASK_NAME)
         caught: BaseException | None = None
         try:
             if len(holders) == 1:
+                self.pending = 1
                 await start(holders[0].run, self)
             else:
                 async with trio.open_nursery() as entering:
                     self.entering_scope = entering.cancel_scope
-                    for holder in holders:
-                        entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
+                    if self.dag is None:
+                        self.pending = len(holders)
+                        for holder in holders:
+                            entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
+                    else:
+                        for node in self.dag.roots():
+                            self._start_node(entering, node)
         except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
             caught = exc
         # One interrupted while the others entered: its verdict decides whether the body
@@ -209,12 +234,15 @@ class Stage:
             and cancelled is None
             and self.first_failure is None
             and not self.abandoned
-            and not any(holder.state is NOT_ENTERED for holder in holders)
+            and not any(
+                holder.state is NOT_ENTERED or holder.state is PENDING for holder in holders
+            )
         ):
             self.entering = False
             return
         deliver = caught if self.first_failure is None else self.first_failure
-        caught_later = await self.exit(deliver, native=deliver is None)
+        sinks = [] if deliver is None else [deliver]
+        caught_later = await self.exit(sinks, deliver, native=deliver is None)
         if isinstance(caught_later, trio.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
@@ -230,19 +258,61 @@ class Stage:
         await trio.lowlevel.checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
-    async def exit(self, deliver: BaseException | None, *, native: bool) -> BaseException | None:
-        """Release every open holder with ``deliver`` (or natively) and wait for them all.
+    def _start_node(self, entering: trio.Nursery, node: int) -> None:
+        self.pending += 1
+        entering.start_soon(self._enter_node, entering, node, name=STARTER_TASK_NAME)
 
-        Returns what interrupted the wait (the caller's ``Cancelled``, or a
-        ``KeyboardInterrupt``), for the owner to raise once every holder has finished.
+    async def _enter_node(self, entering: trio.Nursery, node: int) -> None:
+        """A graph node's starter: enter it, then start the dependents it was the last for."""
+        holder = self.holders[node]
+        await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
+        if holder.state is NOT_ENTERED or entering.cancel_scope.cancel_called:
+            return  # never call the factories of the nodes after a failure
+        assert self.dag is not None
+        for dependent in self.dag.entered(node):
+            self._start_node(entering, dependent)
+
+    async def unwind(
+        self, propagating: list[BaseException]
+    ) -> tuple[list[BaseException], bool, BaseException | None]:
+        """Exit every open holder with ``propagating`` on its way out, as nested blocks would.
+
+        Returns what leaves the stage (not suppressed, plus its failures), whether any
+        holder suppressed what it received, and what interrupted the wait (see ``exit``).
         """
-        self.deliver = deliver
-        self.deliver_tb = None if deliver is None else deliver.__traceback__
-        self.native = native
-        cancelled = native or trio.current_effective_deadline() == -math.inf
-        for holder in self.holders:
-            if holder.state is ENTERED:
-                holder.release(cancelled)
+        deliver, native = delivery(propagating)
+        caught = await self.exit(propagating, deliver, native=native)
+        suppressed = any(holder.suppressed for holder in self.holders)
+        if self.dag is not None:
+            return self.dag.leaving(propagating), suppressed, caught
+        leaving = list(propagating)
+        if suppressed:
+            leaving = [] if native else cancelled_parts(propagating)
+        seen = {id(e) for e in leaving}
+        leaving.extend(f for f in self.failures() if id(f) not in seen)
+        return leaving, suppressed, caught
+
+    async def exit(
+        self, sinks: list[BaseException], deliver: BaseException | None, *, native: bool
+    ) -> BaseException | None:
+        """Release the open holders with ``deliver`` (or natively) and wait for them all.
+
+        Without dependencies every open holder receives ``deliver`` at once; in a graph, the
+        nodes nothing depends on do, and each other node, once its dependents have
+        finished, what they let through (``_dag.py``); ``sinks`` is what is on its way
+        out, of which ``deliver`` is the delivery.  Returns what interrupted the wait (the
+        caller's ``Cancelled``, or a ``KeyboardInterrupt``), for the owner to raise once
+        every holder has finished.
+        """
+        self.sinks, self.native_exit = sinks, native
+        cancelled = self.outer_cancelled = native or trio.current_effective_deadline() == -math.inf
+        if self.dag is None:
+            for holder in self.holders:
+                if holder.state is ENTERED:
+                    holder.release(deliver, native, cancelled)
+        else:
+            for node in self.dag.begin_exit(self.holders):
+                self._release_node(node)
         if cancelled:
             self._unshield_exiting()
         caught: BaseException | None = None
@@ -254,6 +324,7 @@ class Stage:
                 except BaseException as exc:  # kept, and raised after every holder finished
                     caught = exc
                     if isinstance(exc, trio.Cancelled):
+                        self.outer_cancelled = True
                         self._unshield_exiting()
             if self.pending:
                 with trio.CancelScope(shield=True):
@@ -283,9 +354,9 @@ class Stage:
         return caught
 
     def _unshield_exiting(self) -> None:
-        if self.exit_timeout is not None:
-            return  # a shielded budget, cancelled by its own deadline
         for holder in self.holders:
+            if holder.options.exit_timeout is not None:
+                continue  # a shielded budget, cancelled by its own deadline
             if holder.state is EXITING_STATE or holder.state is FAILING:
                 holder.scope.shield = False
 

@@ -1,0 +1,125 @@
+"""``ResourceGraph`` under fault injection: small graphs exhaustively, larger ones by hypothesis.
+
+The oracle is ``tests/graph_harness.py``.  ``TPCM_FUZZ_EXAMPLES`` and ``TPCM_FUZZ_SEED`` size
+and seed the hypothesis part, as for ``tests/test_harness.py`` (``make fuzz``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+from tests.graph_harness import GraphScenario, NodeScript, check_graph, run_graph
+
+FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
+FUZZ_SEED = os.environ.get("TPCM_FUZZ_SEED")
+
+FAULTS = ("enter_error", "crash", "exit_error", "suppress")
+
+
+def faulted(script: NodeScript, fault: str) -> NodeScript:
+    if fault == "crash":
+        return attrs.evolve(script, crash_at=script.enter_delay + 1.5)
+    flags: dict[str, Any] = {fault: True}
+    return attrs.evolve(script, **flags)
+
+
+def small_graphs() -> Iterator[GraphScenario]:
+    """Every graph of four nodes, with no fault or one, and a body that raises or not."""
+    shapes = itertools.product(
+        [(), (0,)],
+        [(), (0,), (1,), (0, 1)],
+        [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2)],
+    )
+    for deps1, deps2, deps3 in shapes:
+        base = (
+            NodeScript(enter_delay=1, exit_delay=1),
+            NodeScript(deps1, 2, exit_delay=1),
+            NodeScript(deps2, 1, exit_delay=2),
+            NodeScript(deps3, 1, exit_delay=1),
+        )
+        placements = [None, *itertools.product(range(4), FAULTS)]
+        for placement, body_error in itertools.product(placements, [False, True]):
+            nodes = list(base)
+            if placement is not None:
+                index, fault = placement
+                nodes[index] = faulted(nodes[index], fault)
+            yield GraphScenario(tuple(nodes), body_delay=2, body_error=body_error)
+
+
+def report(failures: list[tuple[GraphScenario, list[str]]], total: int) -> str:
+    lines = [f"{len(failures)} of {total} graph scenarios break an invariant:"]
+    for scenario, problems in failures[:10]:
+        lines.append(repr(scenario))
+        lines += [f"    - {problem}" for problem in problems]
+    return "\n".join(lines)
+
+
+def test_every_small_graph_keeps_every_guarantee() -> None:
+    failures: list[tuple[GraphScenario, list[str]]] = []
+    total = 0
+    for scenario in small_graphs():
+        total += 1
+        problems = check_graph(scenario, run_graph(scenario))
+        if problems:
+            failures.append((scenario, problems))
+    assert not failures, report(failures, total)
+    assert total == 64 * (1 + 4 * len(FAULTS)) * 2
+
+
+RARE = st.sampled_from([False, False, False, False, True])
+
+
+@st.composite
+def node_scripts(draw: st.DrawFn, index: int) -> NodeScript:
+    deps = tuple(d for d in range(index) if draw(st.sampled_from([False, True, False])))
+    enter_delay = draw(st.integers(0, 2))
+    crash = draw(RARE)
+    return NodeScript(
+        deps=deps,
+        enter_delay=enter_delay,
+        enter_error=draw(RARE),
+        crash_at=enter_delay + draw(st.sampled_from([0.5, 1.5, 3.5])) if crash else None,
+        exit_delay=draw(st.integers(0, 2)),
+        exit_error=draw(RARE),
+        suppress=draw(RARE),
+    )
+
+
+@st.composite
+def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
+    size = draw(st.integers(1, 6))
+    nodes = tuple(draw(node_scripts(index)) for index in range(size))
+    cancel = draw(st.sampled_from([None, None, None, 0.25, 1.25, 3.25, 5.25]))
+    return GraphScenario(
+        nodes,
+        body_delay=draw(st.integers(0, 3)),
+        body_error=draw(st.booleans()),
+        cancel_at=cancel,
+    )
+
+
+_settings = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=FUZZ_SEED is None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@_settings
+@given(graph_scenarios())
+def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
+    problems = check_graph(scenario, run_graph(scenario))
+    assert not problems, report([(scenario, problems)], 1)
+
+
+if FUZZ_SEED is not None:  # pragma: no cover
+    test_fuzz_resource_graph = seed(int(FUZZ_SEED))(test_fuzz_resource_graph)

@@ -1,0 +1,367 @@
+"""``ResourceGraph``: resources that depend on one another, opened with maximal concurrency.
+
+A graph is a block (``_block.py``) with one stage whose holders depend on one another
+(``_dag.py``): ``parallel_with`` is the same stage without dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Generic, TypeVar, final, overload
+
+import trio
+
+from ._block import NEW, Block
+from ._holder import Holder
+from ._input import check_observer, checked_result
+from ._names import factory_name
+from ._options import Options
+from ._timeline import Observer
+from ._typevars import T1, T2, T3, T4, T5, T6
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+Factory = Callable[..., AbstractAsyncContextManager[Any, Any]]
+
+
+@final
+class Node(Generic[T_co]):
+    """A resource of a :class:`ResourceGraph`, as returned by :meth:`ResourceGraph.add`.
+
+    ``resources[node]`` is its value, typed ``T_co``, once the graph is entered.
+
+    Attributes:
+        name: its name in notes, reports and the timeline.
+        deps: the nodes it depends on, in the order given to ``add``.
+    """
+
+    __slots__ = ("_factory", "_graph", "_index", "_options", "deps", "name")
+
+    def __init__(
+        self,
+        graph: ResourceGraph,
+        index: int,
+        factory: Factory,
+        deps: tuple[Node[Any], ...],
+        name: str,
+        options: Options,
+    ) -> None:
+        self._graph = graph
+        self._index = index
+        self._factory = factory
+        self._options = options
+        self.deps = deps
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} ({self._index}) of {self._graph!r}>"
+
+
+@final
+class Resources(Mapping[Node[Any], Any]):
+    """The values of an entered :class:`ResourceGraph`: a read-only mapping of its nodes.
+
+    ``resources[node]`` is typed as the node's value; iterating gives the nodes in the
+    order they were added.
+    """
+
+    __slots__ = ("_graph", "_values")
+
+    def __init__(self, graph: ResourceGraph, values: Sequence[Any]) -> None:
+        self._graph = graph
+        self._values = values
+
+    def __getitem__(self, node: Node[T]) -> T:
+        if not isinstance(node, Node) or node._graph is not self._graph:  # pyright: ignore[reportPrivateUsage,reportUnnecessaryIsInstance]
+            raise KeyError(node)
+        value: T = self._values[node._index]  # pyright: ignore[reportPrivateUsage]
+        return value
+
+    def __iter__(self) -> Iterator[Node[Any]]:
+        return iter(self._graph._nodes)  # pyright: ignore[reportPrivateUsage]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<Resources of {self._graph!r}>"
+
+
+@final
+class ResourceGraph:
+    """Open resources that depend on one another, each as soon as its dependencies are open.
+
+    ``async with graph as resources:`` enters every node's context manager in a holder
+    task of its own, the moment the last of its dependencies has entered, and, after the
+    body, exits each one the moment everything that depends on it has exited.  Start-up
+    and teardown each cost the longest chain of dependencies, not the sum of stages, and
+    every guarantee of :func:`parallel_with` holds for every node (see
+    :doc:`semantics`).
+
+    Example::
+
+        graph = ResourceGraph()
+        config = graph.add(load_config)
+        db = graph.add(open_db, config)            # open_db(config) -> async CM of Db
+        cache = graph.add(open_cache, config, name="cache")
+        app = graph.add(open_app, db, cache, enter_timeout=5)
+
+        async with graph as resources:
+            await serve(resources[app])
+    """
+
+    __slots__ = ("_block", "_nodes", "_options")
+
+    def __init__(self, *, limit: int | None = None, observer: Observer | None = None) -> None:
+        """Make an empty graph; add nodes with :meth:`add`, then enter it once.
+
+        Args:
+            limit: at most this many ``__aenter__`` calls (and as many ``__aexit__``
+                calls) in flight at once.
+            observer: called with a :class:`PhaseEvent` at every phase change of every
+                node (a :class:`Timeline`, for example).
+        """
+        self._options = Options(limit=limit)
+        check_observer(observer)
+        self._block = Block("ResourceGraph", observer)
+        self._nodes: list[Node[Any]] = []
+
+    def __repr__(self) -> str:
+        names = ", ".join(node.name for node in self._nodes)
+        return f"<ResourceGraph({names}) at {id(self):#x}>"
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[], AbstractAsyncContextManager[T, Any]],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1, T2], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        dep2: Node[T2],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1, T2, T3], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        dep2: Node[T2],
+        dep3: Node[T3],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1, T2, T3, T4], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        dep2: Node[T2],
+        dep3: Node[T3],
+        dep4: Node[T4],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1, T2, T3, T4, T5], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        dep2: Node[T2],
+        dep3: Node[T3],
+        dep4: Node[T4],
+        dep5: Node[T5],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[[T1, T2, T3, T4, T5, T6], AbstractAsyncContextManager[T, Any]],
+        dep1: Node[T1],
+        dep2: Node[T2],
+        dep3: Node[T3],
+        dep4: Node[T4],
+        dep5: Node[T5],
+        dep6: Node[T6],
+        /,
+        *,
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    @overload
+    def add(
+        self,
+        factory: Callable[..., AbstractAsyncContextManager[T, Any]],
+        dep1: Node[Any],
+        dep2: Node[Any],
+        dep3: Node[Any],
+        dep4: Node[Any],
+        dep5: Node[Any],
+        dep6: Node[Any],
+        dep7: Node[Any],
+        /,
+        *deps: Node[Any],
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[T]: ...
+
+    def add(
+        self,
+        factory: Factory,
+        /,
+        *deps: Node[Any],
+        name: str | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+    ) -> Node[Any]:
+        """Add a resource: ``factory(*values_of_deps)`` makes its async context manager.
+
+        The factory is called in the node's own holder task once every dependency has
+        entered, and never if the graph fails before that.  What it returns must be an
+        async context manager; anything else is that node's enter failure.
+
+        Args:
+            factory: called with the values of ``deps``, in order.
+            *deps: nodes added earlier to this graph (so a graph is acyclic by
+                construction).
+            name: the name in notes, reports and the timeline (default: the
+                factory's name, looking through ``functools.partial``).
+            enter_timeout: seconds its ``__aenter__`` may take (the factory call
+                included); then it fails with ``trio.TooSlowError``.
+            exit_timeout: seconds its ``__aexit__`` may take, shielded from an outer
+                cancellation; then it fails with ``trio.TooSlowError``.
+
+        Returns:
+            The node: ``resources[node]`` is its value once the graph is entered.
+
+        Raises:
+            TypeError: ``factory`` is not callable, a dependency is not a node, or an
+                option has the wrong type.
+            ValueError: a dependency belongs to another graph, or an option is out of
+                range.
+            RuntimeError: the graph was already entered.
+        """
+        if self._block.phase is not NEW:
+            raise RuntimeError(
+                f"cannot add {name or factory_name(factory)!r}: this ResourceGraph was "
+                "already entered; add every node before entering it"
+            )
+        options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+        _check_factory(factory)
+        for position, dep in enumerate(deps):
+            _check_dep(self, position, dep)
+        if name is not None and not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"name must be a str or None, not {name!r}")
+        node: Node[Any] = Node(
+            self, len(self._nodes), factory, deps, name or factory_name(factory), options
+        )
+        self._nodes.append(node)
+        return node
+
+    @trio.lowlevel.enable_ki_protection
+    async def __aenter__(self) -> Resources:
+        block = self._block
+        await block.open()
+        holders = [
+            Holder(None, node._index, node.name, options=node._options)  # pyright: ignore[reportPrivateUsage]
+            for node in self._nodes
+        ]
+        for node, holder in zip(self._nodes, holders, strict=True):
+            holder.make = _maker(node, holders)
+        deps = [[dep._index for dep in node.deps] for node in self._nodes]  # pyright: ignore[reportPrivateUsage]
+        try:
+            values = await block.enter_stage(holders, None, self._options, deps)
+        except BaseException:
+            await block.abandon()  # every holder has finished: this returns at once
+            raise
+        block.begin_body()
+        return Resources(self, values)
+
+    @trio.lowlevel.enable_ki_protection
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return await self._block.close(exc_type, exc, tb)
+
+
+def _maker(node: Node[Any], holders: Sequence[Holder]) -> Callable[[], object]:
+    """The call that makes ``node``'s context manager, in its holder task."""
+    factory = node._factory  # pyright: ignore[reportPrivateUsage]
+    dep_holders = [holders[dep._index] for dep in node.deps]  # pyright: ignore[reportPrivateUsage]
+    where = f"what the factory of {node.name} returned"
+
+    def make() -> object:
+        return checked_result(factory(*(holder.value for holder in dep_holders)), where)
+
+    return make
+
+
+def _check_factory(factory: object) -> None:
+    if callable(factory):
+        return
+    hint = ""
+    cls = type(factory)
+    if hasattr(cls, "__aenter__") and hasattr(cls, "__aexit__"):
+        hint = (
+            ": it is an async context manager itself; pass the function that makes one "
+            "(`graph.add(open_db, config)`, not `graph.add(open_db(config))`)"
+        )
+    raise TypeError(f"factory must be callable, not {factory!r}{hint}")
+
+
+def _check_dep(graph: ResourceGraph, position: int, dep: object) -> None:
+    if not isinstance(dep, Node):
+        raise TypeError(
+            f"dependency {position} ({dep!r}) is not a Node: pass what graph.add() returned"
+        )
+    if dep._graph is not graph:  # pyright: ignore[reportPrivateUsage]
+        raise ValueError(
+            f"dependency {position} ({dep!r}) belongs to another ResourceGraph; a node can "
+            "depend only on nodes of its own graph"
+        )
