@@ -55,7 +55,7 @@ bench-profile: $(STAMP)
 
 # A long exploration of the fault-injection harness (25 to 50 minutes).
 fuzz: $(STAMP)
-	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py -k "fuzz or exhaustive" -q
+	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "fuzz or exhaustive or small_graph" -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage docs/_build

@@ -5,7 +5,8 @@ that enters them all, so every scenario runs ``async with design(cms):`` and tim
 
 * ``AsyncExitStack``: ``contextlib.AsyncExitStack``, one after another in the caller's
   task.  The baseline of every ratio.
-* ``parallel_with`` and ``ParallelExitStack`` (one ``enter_all`` stage): the library.
+* ``parallel_with``, ``ParallelExitStack`` (one ``enter_all`` stage) and
+  ``ResourceGraph`` (independent nodes): the library.
 * ``bare mechanism``: the minimal correct task-per-context-manager design that
   ``parallel_with`` is built on, without its error handling: per context manager a starter
   task awaits ``nursery.start(holder)``; the holder enters inside a cancel scope that it
@@ -29,7 +30,7 @@ from typing import Final
 import trio
 from bench_contexts import CM
 
-from trio_parallel_cm import ParallelExitStack, parallel_with
+from trio_parallel_cm import ParallelExitStack, ResourceGraph, parallel_with
 
 Design = Callable[[Sequence[CM]], AbstractAsyncContextManager[object]]
 
@@ -78,6 +79,18 @@ def exit_stack_stage_design(limit: int | None = None) -> Design:
             yield await stack.enter_all(*cms, limit=limit)
 
     return design
+
+
+def resource_graph_design(cms: Sequence[CM]) -> AbstractAsyncContextManager[object]:
+    """A ``ResourceGraph`` of independent nodes, one per context manager."""
+    graph = ResourceGraph()
+    for cm in cms:
+        graph.add(_returning(cm), name="cm")
+    return graph
+
+
+def _returning(cm: CM) -> Callable[[], CM]:
+    return lambda: cm
 
 
 async def _bare_holder(
@@ -172,6 +185,7 @@ DESIGNS: Final[dict[str, Design]] = {
     BASELINE: ExitStackDesign,
     "parallel_with": parallel_with_design(),
     "ParallelExitStack": exit_stack_stage_design(),
+    "ResourceGraph": resource_graph_design,
     "bare mechanism": bare_mechanism,
     "start_soon floor": start_soon_floor,
     "split tasks": split_tasks,

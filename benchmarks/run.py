@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import bench_anyio
 import bench_asyncio
+import bench_graph
 import bench_scenarios
 from bench_contexts import SCOPE_BODY_S
 from bench_designs import BASELINE, LIMIT
@@ -58,6 +59,7 @@ class Config:
     memory_n: int
     memory_repeats: int
     scaling: tuple[int, int]  # the two N whose per-cm costs are compared
+    graph_sizes: tuple[int, ...]  # N of the ResourceGraph shapes
 
 
 FULL: Final = Config(
@@ -69,6 +71,7 @@ FULL: Final = Config(
     memory_n=10000,
     memory_repeats=3,
     scaling=(100, 10000),
+    graph_sizes=(100, 1000, 10000),
 )
 QUICK: Final = Config(
     repeats=1,
@@ -79,6 +82,7 @@ QUICK: Final = Config(
     memory_n=100,
     memory_repeats=1,
     scaling=(10, 100),
+    graph_sizes=(10, 50),
 )
 
 # The targets of issue #6, reported against, never asserted.
@@ -171,6 +175,10 @@ def run_trio(config: Config, results: dict[str, Any]) -> tuple[TrioResults, list
         str(n): {name: asdict(s) for name, s in by_name.items()} for n, by_name in scaling.items()
     }
     show(scaling_table(scaling, config))
+
+    graphs = bench_graph.shapes(config.graph_sizes, config.repeats)
+    results["graph_shapes"] = _dump_by_size(graphs)
+    show(graph_table(graphs, config))
 
     n, enter_s, exit_s = config.latency
     latency = bench_scenarios.latency(n, enter_s, exit_s, config.repeats)
@@ -382,6 +390,21 @@ def scaling_table(scaling: Mapping[int, Mapping[str, bench_scenarios.Scaling]], 
         f"Scaling: µs per cm at N = {small} and N = {large}, garbage collector on and off "
         f"(medians of {c.repeats}; collections by generation in one gc-on run)",
         ("implementation", "N", "gc on", "gc off", "gc share", "collections 0/1/2"),
+        tuple(rows),
+    )
+
+
+def graph_table(graphs: Mapping[int, Mapping[str, Stats]], c: Config) -> Table:
+    sizes = c.graph_sizes
+    rows: list[tuple[str, ...]] = []
+    for shape in graphs[sizes[0]]:
+        cells = [fmt(graphs[n][shape].median) for n in sizes]
+        growth = graphs[sizes[-1]][shape].median / graphs[sizes[0]][shape].median
+        rows.append((shape, *cells, fmt(growth)))
+    return Table(
+        f"ResourceGraph shapes: µs per node, enter and exit (medians of {c.repeats}); "
+        f"growth = N {sizes[-1]} / N {sizes[0]}",
+        ("shape", *(f"N = {n}" for n in sizes), "growth"),
         tuple(rows),
     )
 

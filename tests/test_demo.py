@@ -10,7 +10,9 @@ import trio
 
 from trio_parallel_cm.__main__ import Delays, main, run_demo
 
-TINY = Delays(db=0.002, cache=0.003, queue=0.001, search=0.002, retry=0.004)
+TINY = Delays(
+    db=0.002, cache=0.003, queue=0.001, search=0.002, retry=0.004, config=0.001, app=0.001
+)
 
 
 def listed(output: str, label: str) -> list[str]:
@@ -32,8 +34,8 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert "parallel_with:" in timings[0]
     assert "x faster)" in timings[0]
 
-    # The start-up timeline: a bar per service, the slowest one marked.
-    assert sum(" |" in line for line in output.splitlines()) == 4
+    # The start-up timelines: a bar per service (4, then the graph's 5), the slow ones marked.
+    assert sum(" |" in line for line in output.splitlines()) == 4 + 5
     assert "* held the body back" in output
 
     # The refused service is named with its position and phase; the body never ran.
@@ -48,9 +50,17 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert "search" not in opened
     assert set(opened) <= set(closed) <= {"db", "cache"}
 
+    # Stages and the graph side by side; the graph's critical path runs from config to app.
+    assert len([line for line in output.splitlines() if "stages: up in" in line]) == 1
+    assert len([line for line in output.splitlines() if "graph:  up in" in line]) == 1
+    part3 = output.split("3. Dependencies", 1)[1]
+    marked = [line.split()[1] for line in part3.splitlines() if line.startswith("   * ")]
+    assert marked[0] == "open_config"
+    assert marked[-1] == "open_app"
+
 
 def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -> None:
     run_demo(TINY)
     output = capsys.readouterr().out
-    assert output.startswith("trio_parallel_cm demo: 4 services on 127.0.0.1")
+    assert output.startswith("trio_parallel_cm demo: 6 services on 127.0.0.1")
     assert "open_search (position 2) failed while entering" in output

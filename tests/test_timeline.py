@@ -14,6 +14,7 @@ from tests.fakes import FakeCM, Log
 from trio_parallel_cm import (
     ParallelExitStack,
     PhaseEvent,
+    ResourceGraph,
     Timeline,
     parallel_with,
     start_context,
@@ -155,3 +156,60 @@ async def test_a_cancelled_enter_is_not_drawn_as_a_failure(
     # The body never ran: nothing held it back.
     assert timeline.critical() == []
     assert "*" not in "".join(line[0] for line in rows.values())
+
+
+def graph_of(log: Log, timeline: Timeline) -> ResourceGraph:
+    """config (1 s) <- db (2 s), cache (1 s) <- app (1 s)."""
+    graph = ResourceGraph(observer=timeline)
+    config = graph.add(lambda: FakeCM("config", log, enter_delay=1), name="config")
+    db = graph.add(lambda _: FakeCM("db", log, enter_delay=2), config, name="db")
+    cache = graph.add(lambda _: FakeCM("cache", log, enter_delay=1), config, name="cache")
+
+    def open_app(db: str, cache: str) -> FakeCM:
+        return FakeCM("app", log, enter_delay=1)
+
+    graph.add(open_app, db, cache, name="app")
+    return graph
+
+
+async def test_in_a_graph_the_critical_path_is_the_chain_that_set_the_start_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    async with graph_of(log, timeline):
+        pass
+    # app entered last; it started when db (the slower of its deps) entered; db needed config.
+    assert timeline.critical() == ["config [0]", "db [1]", "app [3]"]
+    marked = [line[2:].split(" ")[0] for line in timeline.render().splitlines() if line[:1] == "*"]
+    assert marked == ["config", "db", "app"]
+    app_events = [e for e in timeline.events if e.name == "app"]
+    assert {e.deps for e in app_events} == {(1, 2)}
+
+
+async def test_the_chrome_trace_links_each_node_to_its_dependencies(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    async with graph_of(log, timeline):
+        pass
+    trace = json.loads(json.dumps(timeline.to_chrome_trace()))["traceEvents"]
+    tracks = {e["args"]["name"]: e["tid"] for e in trace if e["ph"] == "M"}
+    flows = [e for e in trace if e["ph"] in ("s", "f")]
+    pairs = {
+        (start["tid"], start["ts"], end["tid"], end["ts"])
+        for start in flows
+        for end in flows
+        if start["ph"] == "s" and end["ph"] == "f" and start["id"] == end["id"]
+    }
+    config, db, cache, app = (
+        tracks[f"{n} [{i}]"] for i, n in enumerate(("config", "db", "cache", "app"))
+    )
+    assert pairs == {
+        (config, 1e6, db, 1e6),
+        (config, 1e6, cache, 1e6),
+        (db, 3e6, app, 3e6),
+        (cache, 2e6, app, 3e6),
+    }
+    assert len(flows) == 8

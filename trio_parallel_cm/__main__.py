@@ -1,8 +1,9 @@
 """A demo of ``parallel_with`` on real loopback sockets: ``python -m trio_parallel_cm``.
 
-Four simulated services (TCP servers on 127.0.0.1) greet a new client only after a delay,
-like a database that takes a while to accept a connection.  The demo opens them one after
-another, then concurrently with ``parallel_with``, and then shows what a failure looks like.
+Simulated services (TCP servers on 127.0.0.1) greet a new client only after a delay, like
+a database that takes a while to accept a connection.  The demo opens them one after
+another, then concurrently with ``parallel_with``, shows what a failure looks like, and
+then opens services that need one another in stages and as a ``ResourceGraph``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 import trio
 
-from trio_parallel_cm import ParallelExceptionGroup, Timeline, format_failures, parallel_with
+from trio_parallel_cm import (
+    ParallelExceptionGroup,
+    ParallelExitStack,
+    ResourceGraph,
+    Timeline,
+    format_failures,
+    parallel_with,
+)
+
+Stream = trio.SocketStream
+Opened = AbstractAsyncContextManager[trio.SocketStream]
 
 HOST: Final = "127.0.0.1"
 CONNECT_ATTEMPTS: Final = 3
@@ -31,6 +42,8 @@ class Delays(NamedTuple):
     queue: float = 0.150
     search: float = 0.250
     retry: float = 0.200
+    config: float = 0.100
+    app: float = 0.100
 
 
 DEFAULT_DELAYS: Final = Delays()
@@ -134,6 +147,24 @@ async def open_search(services: Services) -> AsyncGenerator[trio.SocketStream, N
         yield stream
 
 
+@asynccontextmanager
+async def open_config(services: Services) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "config" service, which the database and the cache need."""
+    async with _session("config", services) as stream:
+        yield stream
+
+
+@asynccontextmanager
+async def open_app(
+    services: Services, db: trio.SocketStream, cache: trio.SocketStream
+) -> AsyncGenerator[trio.SocketStream, None]:
+    """Connect to the "app" service, which needs the database and the cache."""
+    await db.send_all(b"app starting\n")
+    await cache.send_all(b"app starting\n")
+    async with _session("app", services) as stream:
+        yield stream
+
+
 # ---- the demo ------------------------------------------------------------------------------
 
 
@@ -167,6 +198,38 @@ async def _compare_timings(services: Services) -> None:
         print(f"   {line}")
 
 
+async def _compare_graph(services: Services) -> None:
+    # db and cache need config; app needs db and cache; search needs nothing.
+    staged_up = graph_up = 0.0
+    start = trio.current_time()
+    async with ParallelExitStack() as stack:
+        await stack.enter_all(open_config(services), open_search(services))
+        db, cache = await stack.enter_all(open_db(services), open_cache(services))
+        await stack.enter(open_app(services, db, cache))
+        staged_up = trio.current_time() - start
+    staged = trio.current_time() - start
+
+    def after_config(opener: Callable[[Services], Opened]) -> Callable[[Stream], Opened]:
+        return lambda config: opener(services)
+
+    start = trio.current_time()
+    timeline = Timeline()
+    graph = ResourceGraph(observer=timeline)
+    config_node = graph.add(functools.partial(open_config, services))
+    graph.add(functools.partial(open_search, services))
+    db_node = graph.add(after_config(open_db), config_node, name="open_db")
+    cache_node = graph.add(after_config(open_cache), config_node, name="open_cache")
+    graph.add(functools.partial(open_app, services), db_node, cache_node)
+    async with graph:
+        graph_up = trio.current_time() - start
+    whole = trio.current_time() - start
+    print(f"   stages: up in {staged_up:.2f} s, done in {staged:.2f} s")
+    print(f"   graph:  up in {graph_up:.2f} s, done in {whole:.2f} s")
+    print("\n   The graph's start-up (* the chain that set its time):")
+    for line in timeline.render(width=40).splitlines():
+        print(f"   {line}")
+
+
 async def _show_failure(services: Services) -> None:
     try:
         async with parallel_with(open_db(services), open_cache(services), open_search(services)):
@@ -193,10 +256,12 @@ async def main(delays: Delays = DEFAULT_DELAYS) -> None:
             "cache": delays.cache,
             "queue": delays.queue,
             "search": delays.search,
+            "config": delays.config,
+            "app": delays.app,
         }
         ports = {name: await _start_service(nursery, name, s) for name, s in latency.items()}
         listing = ", ".join(f"{name} {s * 1000:.0f} ms" for name, s in latency.items())
-        print(f"trio_parallel_cm demo: 4 services on {HOST} ({listing})\n")
+        print(f"trio_parallel_cm demo: {len(ports)} services on {HOST} ({listing})\n")
 
         print("1. Start-up + shutdown: one after another (AsyncExitStack) vs parallel_with")
         await _compare_timings(Services(ports, delays.retry))
@@ -204,6 +269,10 @@ async def main(delays: Delays = DEFAULT_DELAYS) -> None:
         tries = f"its client tries {CONNECT_ATTEMPTS} times, {delays.retry * 1000:.0f} ms apart"
         print(f"\n2. A failure: nothing listens on search's port ({tries})")
         await _show_failure(Services({**ports, "search": _unused_port()}, delays.retry))
+
+        print("\n3. Dependencies: db and cache need config, app needs db and cache")
+        print("   ParallelExitStack (stages: config+search, db+cache, app) vs ResourceGraph")
+        await _compare_graph(Services(ports, delays.retry))
         nursery.cancel_scope.cancel()
 
 

@@ -165,8 +165,9 @@ class Stage:
         self, kind: EventKind, holder: Holder, exception: BaseException | None = None
     ) -> None:
         assert self.observer is not None
+        deps = () if self.dag is None else tuple(self.dag.deps[holder.position])
         event = PhaseEvent(
-            kind, holder.name, holder.position, self.index, trio.current_time(), exception
+            kind, holder.name, holder.position, self.index, trio.current_time(), exception, deps
         )
         notify(self.observer, event)
 

@@ -35,6 +35,7 @@ class PhaseEvent:
         time: ``trio.current_time()`` when it happened.
         exception: for ``enter_failed`` and ``exit_failed``, the failure (None for an
             enter that was cancelled because another failed or the caller was cancelled).
+        deps: in a :class:`ResourceGraph`, the positions of the nodes it depends on.
 
     Example::
 
@@ -51,6 +52,7 @@ class PhaseEvent:
     stage: int | None
     time: float
     exception: BaseException | None = None
+    deps: tuple[int, ...] = ()
 
 
 Observer = Callable[[PhaseEvent], object]
@@ -70,6 +72,7 @@ def notify(observer: Observer, event: PhaseEvent) -> None:
 
 @attrs.frozen
 class _Bar:
+    key: tuple[int | None, int]
     label: str
     enter: tuple[float, float] | None
     enter_end: str  # "" entered, "failed", or "cancelled" (another failed, or the caller)
@@ -125,29 +128,43 @@ class Timeline:
             outcome = (
                 "failed" if ENTER_FAILED in kinds else "cancelled" if ENTER_FAILED in times else ""
             )
-            bars.append(_Bar(labels[key], enter, outcome, exit, EXIT_FAILED in kinds))
+            bars.append(_Bar(key, labels[key], enter, outcome, exit, EXIT_FAILED in kinds))
         return bars
 
     def critical(self) -> list[str]:
-        """The context managers that held the body back: in each stage, the last to enter.
+        """The critical path: the chain of context managers that set the start-up time.
 
-        A stage in which an enter failed or was cancelled held nothing back (its body
-        never ran), so it has none.
+        In each stage, the last to enter held the body back; in a :class:`ResourceGraph`,
+        so did the dependency that entered last before it started, and so on back to a
+        node without dependencies: the chain is listed from there.  A stage in which an
+        enter failed or was cancelled held nothing back (its body never ran), so it has
+        none.
         """
+        entered: dict[tuple[int | None, int], PhaseEvent] = {}
+        deps: dict[tuple[int | None, int], tuple[int, ...]] = {}
         last: dict[int | None, PhaseEvent] = {}
         incomplete: set[int | None] = set()
         for event in self.events:
+            deps[(event.stage, event.position)] = event.deps
             if event.kind == ENTER_FAILED:
                 incomplete.add(event.stage)
             elif event.kind == ENTERED:
+                entered[(event.stage, event.position)] = event
                 best = last.get(event.stage)
                 if best is None or event.time > best.time:
                     last[event.stage] = event
-        return [
-            f"{e.name} [{'' if e.stage is None else f'{e.stage}.'}{e.position}]"
-            for stage, e in last.items()
-            if stage not in incomplete
-        ]
+        path: list[str] = []
+        for stage, event in last.items():
+            if stage in incomplete:
+                continue
+            chain = [event]
+            while True:
+                before = [entered[(stage, d)] for d in deps[(stage, chain[-1].position)]]
+                if not before:
+                    break
+                chain.append(max(before, key=lambda e: e.time))
+            path.extend(_label(e) for e in reversed(chain))
+        return path
 
     def render(self, width: int = 50) -> str:
         """A text chart: one bar per context manager, ``=`` entering, ``-`` exiting.
@@ -199,10 +216,14 @@ class Timeline:
         """The events in the Chrome trace event format (a JSON-serialisable dict).
 
         ``json.dump`` it to a file and open it in https://ui.perfetto.dev or
-        ``chrome://tracing``: one track per context manager, one slice per phase.
+        ``chrome://tracing``: one track per context manager, one slice per phase, and in
+        a :class:`ResourceGraph` a flow arrow from each dependency's ``entered`` to the
+        start of each node that needs it.
         """
         trace: list[dict[str, Any]] = []
-        for tid, bar in enumerate(self._bars(), start=1):
+        bars = self._bars()
+        tids = {bar.key: tid for tid, bar in enumerate(bars, start=1)}
+        for tid, bar in enumerate(bars, start=1):
             trace.append(
                 {
                     "name": "thread_name",
@@ -229,4 +250,31 @@ class Timeline:
                             "args": {"outcome": outcome},
                         }
                     )
+        trace.extend(self._flows(tids))
         return {"traceEvents": trace, "displayTimeUnit": "ms"}
+
+    def _flows(self, tids: dict[tuple[int | None, int], int]) -> list[dict[str, Any]]:
+        """Flow events: each node's dependencies, from their ``entered`` to its start."""
+        entered: dict[tuple[int | None, int], float] = {}
+        flows: list[dict[str, Any]] = []
+        for event in self.events:
+            if event.kind == ENTERED:
+                entered[(event.stage, event.position)] = event.time
+            elif event.kind == ENTER_STARTED:
+                for dep in event.deps:
+                    source = (event.stage, dep)
+                    flow = {"name": "needs", "cat": "dependency", "id": len(flows) // 2 + 1}
+                    flow |= {"pid": 1}
+                    flows.append(
+                        flow | {"ph": "s", "tid": tids[source], "ts": entered[source] * 1e6}
+                    )
+                    key = (event.stage, event.position)
+                    flows.append(
+                        flow | {"ph": "f", "bp": "e", "tid": tids[key], "ts": event.time * 1e6}
+                    )
+        return flows
+
+
+def _label(event: PhaseEvent) -> str:
+    stage = "" if event.stage is None else f"{event.stage}."
+    return f"{event.name} [{stage}{event.position}]"

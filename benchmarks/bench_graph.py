@@ -1,0 +1,82 @@
+"""``ResourceGraph`` shapes: what a node costs as the graph grows (scheduling stays linear).
+
+Three shapes of trivial context managers: no edges (the same work as ``parallel_with``), a
+chain (each node needs the one before), and a random graph (each node needs up to three
+earlier nodes, seeded).  The number is microseconds per node, enter and exit, in a fresh
+``trio.run``; the scaling column divides the per-node cost at the largest N by the one at
+the smallest, from the same run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import trio
+from bench_contexts import CM, trivial
+from bench_harness import Stats, interleaved
+
+from trio_parallel_cm import ResourceGraph
+
+GRAPH_SEED: Final = 11
+MAX_DEPS: Final = 3
+
+Shape = Callable[[int], list[tuple[int, ...]]]
+
+
+def flat(n: int) -> list[tuple[int, ...]]:
+    """No edges."""
+    return [() for _ in range(n)]
+
+
+def chain(n: int) -> list[tuple[int, ...]]:
+    """Each node needs the one before."""
+    return [() if i == 0 else (i - 1,) for i in range(n)]
+
+
+def random_dag(n: int) -> list[tuple[int, ...]]:
+    """Each node needs up to three random earlier nodes (seeded)."""
+    rng = random.Random(GRAPH_SEED)
+    return [tuple(sorted(rng.sample(range(i), min(i, rng.randint(0, MAX_DEPS))))) for i in range(n)]
+
+
+SHAPES: Final[dict[str, Shape]] = {"no edges": flat, "chain": chain, "random": random_dag}
+
+
+def build(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> ResourceGraph:
+    graph = ResourceGraph()
+    nodes: list[Any] = []
+    for cm, node_deps in zip(cms, deps, strict=True):
+        nodes.append(graph.add(_returning(cm), *(nodes[d] for d in node_deps), name="cm"))
+    return graph
+
+
+def _returning(cm: CM) -> Callable[..., CM]:
+    return lambda *values: cm
+
+
+async def _timed(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> float:
+    graph = build(cms, deps)  # building is not timed: it is the user's code
+    start = time.perf_counter()
+    async with graph:
+        pass
+    return time.perf_counter() - start
+
+
+def shapes(sizes: Sequence[int], repeats: int) -> dict[int, dict[str, Stats]]:
+    """µs per node, by N and shape."""
+    results: dict[int, dict[str, Stats]] = {}
+    for n in sizes:
+        cms = trivial(n)
+        graphs: Mapping[str, list[tuple[int, ...]]] = {
+            name: shape(n) for name, shape in SHAPES.items()
+        }
+
+        def run_once(deps: list[tuple[int, ...]], cms: list[CM] = cms) -> float:
+            return trio.run(_timed, cms, deps)
+
+        samples = interleaved(graphs, run_once, repeats)
+        results[n] = {name: Stats.of(s).scaled(1e6 / n) for name, s in samples.items()}
+    return results
