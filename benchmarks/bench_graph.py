@@ -10,13 +10,16 @@ the smallest, from the same run.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
 from bench_contexts import CM, trivial
-from bench_harness import Stats, interleaved
+from bench_designs import DESIGNS
+from bench_harness import Stats, Table, interleaved, stats_rows
+from bench_scenarios import overhead
 
 from trio_parallel_cm import ResourceGraph
 
@@ -80,3 +83,41 @@ def shapes(sizes: Sequence[int], repeats: int) -> dict[int, dict[str, Stats]]:
         samples = interleaved(graphs, run_once, repeats)
         results[n] = {name: Stats.of(s).scaled(1e6 / n) for name, s in samples.items()}
     return results
+
+
+GRAPH_DESIGNS: Final = ("AsyncExitStack", "parallel_with", "ResourceGraph", "bare mechanism")
+
+
+def main() -> None:
+    """The graph section of docs/benchmarks.rst: one run, every ratio from it."""
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    designs = {name: DESIGNS[name] for name in GRAPH_DESIGNS}
+    for n, stats in overhead((10, 100, 1000, 10000), 10000, repeats, designs).items():
+        title = f"ResourceGraph without edges, N = {n}: µs per context manager ({repeats} repeats)"
+        print(
+            Table(
+                title,
+                ("implementation", "median µs/cm", "min", "max", "ratio"),
+                stats_rows(stats, "AsyncExitStack"),
+            ).render(),
+            "\n",
+            flush=True,
+        )
+    sizes = (100, 1000, 10000)
+    graphs = shapes(sizes, repeats)
+    rows: list[tuple[str, ...]] = []
+    for shape in SHAPES:
+        cells = [f"{graphs[n][shape].median:.2f}" for n in sizes]
+        rows.append(
+            (
+                shape,
+                *cells,
+                f"{graphs[sizes[-1]][shape].median / graphs[sizes[0]][shape].median:.2f}",
+            )
+        )
+    title = f"ResourceGraph shapes: µs per node (medians of {repeats}); growth = N 10000 / N 100"
+    print(Table(title, ("shape", *(f"N = {n}" for n in sizes), "growth"), tuple(rows)).render())
+
+
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,10 @@ and seed the hypothesis part, as for ``tests/test_harness.py`` (``make fuzz``).
 
 from __future__ import annotations
 
+import faulthandler
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ import attrs
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from tests.conftest import HANG_SECONDS
 from tests.graph_harness import GraphScenario, NodeScript, check_graph, run_graph
 
 FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
@@ -53,6 +56,13 @@ def small_graphs() -> Iterator[GraphScenario]:
             yield GraphScenario(tuple(nodes), body_delay=2, body_error=body_error)
 
 
+def problems_of(scenario: GraphScenario) -> list[str]:
+    """Run ``scenario`` and check it."""
+    # The suite's watchdog is per test; a long exploration re-arms it per scenario.
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.stderr)
+    return check_graph(scenario, run_graph(scenario))
+
+
 def report(failures: list[tuple[GraphScenario, list[str]]], total: int) -> str:
     lines = [f"{len(failures)} of {total} graph scenarios break an invariant:"]
     for scenario, problems in failures[:10]:
@@ -66,7 +76,7 @@ def test_every_small_graph_keeps_every_guarantee() -> None:
     total = 0
     for scenario in small_graphs():
         total += 1
-        problems = check_graph(scenario, run_graph(scenario))
+        problems = problems_of(scenario)
         if problems:
             failures.append((scenario, problems))
     assert not failures, report(failures, total)
@@ -117,7 +127,7 @@ _settings = settings(
 @_settings
 @given(graph_scenarios())
 def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
-    problems = check_graph(scenario, run_graph(scenario))
+    problems = problems_of(scenario)
     assert not problems, report([(scenario, problems)], 1)
 
 

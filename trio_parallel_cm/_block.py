@@ -40,6 +40,7 @@ from ._errors import (
     summary,
 )
 from ._holder import Holder
+from ._lowlevel import Task, checkpoint_if_cancelled, current_task, in_task
 from ._options import Options
 from ._stage import Stage
 from ._timeline import Observer
@@ -73,7 +74,7 @@ class Block:
         self._manager: AbstractAsyncContextManager[trio.Nursery]
         self._nursery: trio.Nursery
         self._body_scope: trio.CancelScope
-        self._task: trio.lowlevel.Task
+        self._task: Task
 
     # ---- the owner's side ---------------------------------------------------------------
 
@@ -84,15 +85,15 @@ class Block:
                 f"this {self.kind} object was already entered; make a new one for a new block"
             )
         self.phase = STARTING
-        if not trio.lowlevel.in_trio_task():
+        if not in_task():
             raise RuntimeError(
                 f"{self.kind} must be entered in a Trio task (inside trio.run); "
                 "it relies on Trio's nurseries and cancel scopes"
             )
-        self._task = trio.lowlevel.current_task()
+        self._task = current_task()
         self._started_at = trio.current_time()
         # Entering is a checkpoint, even with nothing to enter.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled()
         self._manager = trio.open_nursery()
         self._nursery = await self._manager.__aenter__()
 
@@ -122,7 +123,7 @@ class Block:
         them (a ``ResourceGraph``).
         """
         if self.phase is RUNNING:
-            if trio.lowlevel.current_task() is not self._task:
+            if current_task() is not self._task:
                 raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
         elif self.phase is not STARTING:
             state = "has started closing" if self.phase is CLOSING else "is not entered"

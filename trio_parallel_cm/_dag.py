@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ._errors import cancelled_parts, delivery
-from ._holder import CLOSED, ENTERED, EXITING_STATE, FAILING, PENDING, Holder
+from ._holder import Holder
+from ._lifecycle import Life
 
 _NOTHING: frozenset[int] = frozenset()
 
@@ -84,7 +85,7 @@ class Dag:
         ready: list[int] = []
         for node in reversed(range(len(self.deps))):
             holder = holders[node]
-            if holder.state is PENDING:
+            if holder.state is Life.ENTERING:
                 self.finished_early[node] = True  # never started: nothing to exit
             self.unfinished_dependents[node] = sum(
                 1 for d in self.dependents[node] if self.out[d] is None
@@ -93,7 +94,7 @@ class Dag:
                 continue
             if self.finished_early[node]:
                 ready.extend(self._complete(node, holders))
-            elif holder.state is ENTERED:
+            elif holder.state is Life.OPEN:
                 ready.append(node)
         return ready
 
@@ -121,7 +122,7 @@ class Dag:
                     continue
                 if self.finished_early[dep]:
                     todo.append(dep)
-                elif holders[dep].state is ENTERED:
+                elif holders[dep].state is Life.OPEN:
                     ready.append(dep)
         return ready
 
@@ -129,6 +130,9 @@ class Dag:
         dependents = [d for d in self.dependents[node] if self.out[d]]
         suppressed = set[int]().union(*(self.suppressed[d] for d in self.dependents[node]))
         received = self.received[node]
+        if received is not None and not (suppressed or holder.suppressed or holder.failure):
+            self.out[node] = received  # the common case: it let through what it received
+            return
         out: list[BaseException]
         if received is None:
             # Not released (it finished early): it passes on what its dependents let through.
@@ -149,8 +153,8 @@ class Dag:
         """What ``node`` receives, once its dependents have finished (see the notes)."""
         dependents = [d for d in self.dependents[node] if _entered(holders[d])]
         if not dependents:
-            received = self.received[node] = list(sinks)
-            return received
+            self.received[node] = sinks  # shared, never changed
+            return sinks
         gone = set[int]().union(*(self.suppressed[d] for d in dependents))
         received = self.received[node] = _collect((self.out[d] for d in dependents), gone)
         return received
@@ -164,7 +168,7 @@ class Dag:
 
 
 def _entered(holder: Holder) -> bool:
-    return holder.state in (ENTERED, EXITING_STATE, FAILING, CLOSED)
+    return holder.state in (Life.OPEN, Life.EXITING, Life.FAILING, Life.CLOSED)
 
 
 def _collect(lists: Iterable[list[BaseException] | None], gone: set[int]) -> list[BaseException]:

@@ -13,13 +13,14 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
 import trio
+
+from ._lowlevel import is_cancelled
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -87,7 +88,7 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
     """
     if not contains_cancelled(exc):
         return exc
-    if trio.current_effective_deadline() == -math.inf:
+    if is_cancelled():
         return non_cancelled_part(exc)
     error = RuntimeError(
         f"{name} let a trio.Cancelled escape although its task was not cancelled "

@@ -11,13 +11,12 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, final, overload
 
-import trio
-
 from ._block import NEW, Block
 from ._holder import Holder
-from ._input import check_observer, checked_result
+from ._input import check_observer, checked_result, is_async_cm
+from ._lowlevel import ki_protected
 from ._names import factory_name
-from ._options import Options
+from ._options import NO_OPTIONS, Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6
 
@@ -289,7 +288,11 @@ class ResourceGraph:
                 f"cannot add {name or factory_name(factory)!r}: this ResourceGraph was "
                 "already entered; add every node before entering it"
             )
-        options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+        options = (
+            NO_OPTIONS
+            if enter_timeout is None and exit_timeout is None
+            else Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+        )
         _check_factory(factory)
         for position, dep in enumerate(deps):
             _check_dep(self, position, dep)
@@ -301,26 +304,30 @@ class ResourceGraph:
         self._nodes.append(node)
         return node
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aenter__(self) -> Resources:
         block = self._block
         await block.open()
-        holders = [
-            Holder(None, node._index, node.name, options=node._options)  # pyright: ignore[reportPrivateUsage]
-            for node in self._nodes
-        ]
-        for node, holder in zip(self._nodes, holders, strict=True):
-            holder.make = _maker(node, holders)
-        deps = [[dep._index for dep in node.deps] for node in self._nodes]  # pyright: ignore[reportPrivateUsage]
+        holders: list[Holder] = []
+        deps: list[list[int]] = []
+        for node in self._nodes:
+            node_deps = [dep._index for dep in node.deps]  # pyright: ignore[reportPrivateUsage]
+            make = _maker(node, [holders[d] for d in node_deps])
+            holders.append(
+                Holder(None, len(holders), node.name, make=make, options=node._options)  # pyright: ignore[reportPrivateUsage]
+            )
+            deps.append(node_deps)
+        # Without edges, a graph is exactly a stage of parallel_with: no dependency to track.
+        edges = any(deps)
         try:
-            values = await block.enter_stage(holders, None, self._options, deps)
+            values = await block.enter_stage(holders, None, self._options, deps if edges else None)
         except BaseException:
             await block.abandon()  # every holder has finished: this returns at once
             raise
         block.begin_body()
         return Resources(self, values)
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -330,14 +337,15 @@ class ResourceGraph:
         return await self._block.close(exc_type, exc, tb)
 
 
-def _maker(node: Node[Any], holders: Sequence[Holder]) -> Callable[[], object]:
+def _maker(node: Node[Any], dep_holders: list[Holder]) -> Callable[[], object]:
     """The call that makes ``node``'s context manager, in its holder task."""
     factory = node._factory  # pyright: ignore[reportPrivateUsage]
-    dep_holders = [holders[dep._index] for dep in node.deps]  # pyright: ignore[reportPrivateUsage]
-    where = f"what the factory of {node.name} returned"
 
     def make() -> object:
-        return checked_result(factory(*(holder.value for holder in dep_holders)), where)
+        cm = factory(*[holder.value for holder in dep_holders])
+        if not is_async_cm(cm):
+            checked_result(cm, f"what the factory of {node.name} returned")  # raises
+        return cm
 
     return make
 

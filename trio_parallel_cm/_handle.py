@@ -24,8 +24,9 @@ from typing import Any, Generic, TypeVar, final
 import trio
 
 from ._errors import make_group, records_of, summary
-from ._holder import CLOSED, ENTERED, NOT_ENTERED, PENDING, Holder
+from ._holder import Holder
 from ._input import check_observer, holder_for
+from ._lifecycle import Life
 from ._options import Options
 from ._stage import Stage
 from ._timeline import Observer
@@ -92,11 +93,11 @@ class ContextHandle(Generic[T_co]):
     def state(self) -> ContextState:
         """``entering``, ``open``, ``exiting``, ``closed`` or ``failed``."""
         holder = self._holder
-        if holder.state is PENDING:
+        if holder.state is Life.ENTERING:
             return ContextState.ENTERING
-        if holder.state is ENTERED:
+        if holder.state is Life.OPEN:
             return ContextState.OPEN
-        if holder.state is CLOSED or holder.state is NOT_ENTERED:
+        if holder.state is Life.CLOSED or holder.state is Life.NOT_ENTERED:
             return ContextState.FAILED if holder.failure is not None else ContextState.CLOSED
         return ContextState.EXITING
 
@@ -116,7 +117,7 @@ class ContextHandle(Generic[T_co]):
         """
         holder = self._holder
         caught: BaseException | None = None
-        if holder.state is ENTERED:
+        if holder.state is Life.OPEN:
             self._claimed = True
             caught = await self._stage.exit([] if exc is None else [exc], exc, native=False)
         elif not self._closed.is_set():
@@ -146,7 +147,7 @@ class ContextHandle(Generic[T_co]):
         elif self._claimed:
             message = summary(1, [holder.phase], body_failed=False)
             self._result = make_group(message, [failure], records_of([failure]), 1)
-        elif holder.state is not NOT_ENTERED and not self._stage.entering:
+        elif holder.state is not Life.NOT_ENTERED and not self._stage.entering:
             # Failed while open, or while exiting a cancelled nursery: nobody asked.
             # (Not while ``start_context`` is still entering: it raises the failure
             # itself, and no handle was returned.)

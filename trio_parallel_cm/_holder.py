@@ -13,10 +13,14 @@ Design notes:
   context manager has entered (the pattern of tricycle's ``open_service_nursery``), so an
   outer cancellation cannot make it exit early.  While open, a cancellation can then only
   come from a scope *inside* the context manager: it failed, or ended by itself.  (A
-  handle's holder is not shielded: there, its nursery's cancellation exits it.)
+  handle's holder is shielded too; a watcher task passes its nursery's cancellation on:
+  see ``_watch``.)
 * The same scope carries the enter and exit deadlines (set on it, lifted from it), so no
   scope is ever entered around ``__aenter__`` or ``__aexit__`` alone.
-* The holder parks with ``wait_task_rescheduled`` and is woken by ``reschedule``: no event,
+* Its life reads in ``run`` as enter (``_enter``, ``_enter_failed``, ``_opened``), hold
+  (``_holding``, then a park), exit (``_exit``, ``_exited``); what ``__aenter__`` and
+  ``__aexit__`` did is captured as ``outcome`` values and recorded once.
+* The holder parks (``_lowlevel.park``) and is woken by ``unpark``: no event,
   no parking lot, and the abort function tells an inner cancellation apart from a release.
 * The holder records its outcome for the owner, which builds one group.  It raises only in
   a handle's holder, where a failure nobody asked for belongs to the nursery.
@@ -35,10 +39,10 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+import outcome
 import trio
-from trio.lowlevel import Abort, RaiseCancelT, current_task, reschedule, wait_task_rescheduled
 
 from ._errors import (
     ENTERING,
@@ -52,6 +56,16 @@ from ._errors import (
     own_failure,
     without,
 )
+from ._lifecycle import Life, check_transition
+from ._lowlevel import (
+    ABORTED,
+    Task,
+    checkpoint,
+    checkpoint_if_cancelled,
+    current_task,
+    park,
+    unpark,
+)
 from ._names import name_of
 from ._options import NO_OPTIONS, Options
 from ._timeline import ENTER_FAILED, ENTER_STARTED, EXIT_FAILED, EXIT_STARTED, EXITED
@@ -61,14 +75,6 @@ if TYPE_CHECKING:
     from ._stage import Stage
 
 WATCHER_TASK_NAME = "trio_parallel_cm handle watcher"
-
-# Holder states.  Small ints, compared with ``is``.
-PENDING: Final = 0  # __aenter__ not yet returned
-ENTERED: Final = 1  # open, parked until released
-EXITING_STATE: Final = 2  # released by the owner: __aexit__ runs or is about to
-FAILING: Final = 3  # cancelled from inside while open: it failed, or ended by itself
-CLOSED: Final = 4  # __aexit__ finished
-NOT_ENTERED: Final = 5  # __aenter__ raised or was cancelled
 
 
 async def call_aexit(
@@ -97,8 +103,20 @@ async def call_aexit(
         return await aexit(cm, type(exc), exc, tb)
 
 
+AExit = Callable[..., Awaitable["bool | None"]]
+# What ``__aexit__`` receives: natively (meeting its own ``Cancelled``), or this exception
+# with this traceback.
+Delivery = tuple[bool, "BaseException | None", "TracebackType | None"]
+
+
 class Holder:
-    """One context manager and the state of the task that owns it."""
+    """One context manager and the state of the task that owns it.
+
+    Its life (``_lifecycle.Life``) is written through ``_become`` only, which checks each
+    transition against the table.  The holder task writes it, except for the two events
+    that happen to a parked holder from outside: ``release`` (the owner lets it exit) and
+    the abort of its park (its own context manager cancelled it while open).
+    """
 
     __slots__ = (
         "cm",
@@ -144,13 +162,13 @@ class Holder:
         self.native = False
         self.value: Any = None
         self.scope: trio.CancelScope
-        self.task: trio.lowlevel.Task
-        self.state: int = PENDING
+        self.task: Task
+        self.state = Life.ENTERING
         self.suppressed = False
         self.failure: BaseException | None = None
         self.phase: Phase = ENTERING
         self.from_outside = False
-        self.watcher: trio.lowlevel.Task | None = None
+        self.watcher: Task | None = None
 
     @property
     def name(self) -> str:
@@ -159,7 +177,11 @@ class Holder:
     @property
     def failing(self) -> bool:
         """Cancelled from inside while open (set by the abort function, behind our back)."""
-        return self.state is FAILING
+        return self.state is Life.FAILING
+
+    def _become(self, state: Life) -> None:
+        check_transition(self.state, state)
+        self.state = state
 
     def _fail(self, stage: Stage, exc: BaseException, phase: Phase) -> None:
         name = self.name
@@ -169,170 +191,210 @@ class Holder:
         self.failure = exc
         self.phase = phase
 
-    def _abort(self, raise_cancel: RaiseCancelT) -> Abort:
+    def _abort(self, raise_cancel: object) -> Any:
         # Only a scope inside the context manager can reach a parked holder (its own scope
         # is shielded): the context manager failed or ended by itself while open.  In a
         # handle's unshielded holder it may also be the nursery: `run` tells them apart.
-        self.state = FAILING
-        return Abort.SUCCEEDED
+        self._become(Life.FAILING)
+        return ABORTED
 
     def release(self, deliver: BaseException | None, native: bool, unshield: bool) -> None:
         """Wake the parked holder to exit with ``deliver`` (or natively)."""
         self.deliver, self.native = deliver, native
         self.tb = None if deliver is None else deliver.__traceback__
-        self.state = EXITING_STATE
-        reschedule(self.task)
-        # After reschedule() the task has no abort function, so lifting the shield cannot
+        self._become(Life.EXITING)
+        unpark(self.task)
+        # After unpark() the task has no abort function, so lifting the shield cannot
         # abort the park: the holder meets the cancellation at its next checkpoint instead.
         if unshield:
             self.scope.shield = False
 
+    def release_unmoved(self) -> None:
+        """It entered as its stage was abandoned: it exits at once (see ``_hold``)."""
+        self._become(Life.EXITING)
+
     async def run(self, stage: Stage, *, task_status: trio.TaskStatus[None]) -> None:
-        """The holder task.  Started by ``nursery.start``.
+        """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
 
         Never raises, except in a handle's holder (``start_context``): a failure that no
         ``aclose()`` claimed is raised into the handle's nursery, as structured
         concurrency wants.
         """
-        limiter = stage.limiter
-        observer = stage.observer
-        options = self.options
         scope = self.scope = trio.CancelScope()
-        if options.enter_timeout is not None:
+        if self.options.enter_timeout is not None:
             # On the holder's own scope, outside the context manager, so nesting stays
             # right; lifted once entered.
-            scope.deadline = trio.current_time() + options.enter_timeout
+            scope.deadline = trio.current_time() + self.options.enter_timeout
         unclaimed: BaseException | None = None
         try:
             with scope:
-                try:
-                    if limiter is not None:
-                        await limiter.acquire()
-                    if observer is not None:
-                        stage.notify(ENTER_STARTED, self)
-                    try:
-                        if self.make is not None:
-                            # Not after an enter failure cancelled the stage's enters.
-                            await trio.lowlevel.checkpoint_if_cancelled()
-                            self.cm = self.make()
-                        cm: Any = self.cm
-                        # As `async with` does, look both methods up on the type first.
-                        cls: Any = type(cm)  # pyright: ignore[reportUnknownVariableType]
-                        aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
-                        aexit: Callable[..., Awaitable[bool | None]] = cls.__aexit__
-                        self.value = await aenter(cm)
-                    finally:
-                        if limiter is not None:
-                            limiter.release()
-                except BaseException as exc:  # every outcome of __aenter__ is recorded
-                    self.state = NOT_ENTERED
-                    failure = own_failure(exc, self.name)
-                    if failure is None and scope.cancel_called:
-                        failure = self._too_slow("enter", options.enter_timeout)
-                    if failure is not None:
-                        self._fail(stage, failure, ENTERING)
-                    if observer is not None:
-                        stage.notify(ENTER_FAILED, self, failure)
-                    if failure is not None:
-                        stage.enter_failed(self)
+                entering = await outcome.acapture(self._enter, stage)
+                if isinstance(entering, outcome.Error):
+                    self._enter_failed(stage, entering.error)
                     task_status.started()
                     return
-                if options.enter_timeout is not None:
-                    scope.deadline = math.inf
-                exc_in: BaseException | None
-                tb: TracebackType | None
-                if scope.cancel_called:
-                    # The deadline passed just as __aenter__ returned: too slow all the
-                    # same.  It is entered, so it exits at once with that failure.
-                    self.state = NOT_ENTERED
-                    exc_in = self._too_slow("enter", options.enter_timeout)
-                    self._fail(stage, exc_in, ENTERING)
-                    if observer is not None:
-                        stage.notify(ENTER_FAILED, self, exc_in)
-                    stage.enter_failed(self)
-                    native, tb = False, None
-                    task_status.started()
-                else:
-                    scope.shield = True
-                    self.state = ENTERED
-                    if observer is not None:
-                        stage.notify(ENTERED_EVENT, self)
-                    task_status.started()
-                    del task_status  # see the design notes
-                    self.task = task = current_task()
-                    if task.parent_nursery is stage.nursery:
-                        if stage.watch_outside:
-                            stage.nursery.start_soon(self._watch, name=WATCHER_TASK_NAME)
-                        try:
-                            await wait_task_rescheduled(self._abort)
-                        except BaseException as exc:  # cancelled while open: see _abort
-                            native, exc_in, tb = False, exc, exc.__traceback__
-                            if not self.from_outside:
-                                # It failed or ends by itself: as nested `async with`
-                                # would, cancel the body now, not after the cleanup.
-                                stage.interrupted(self)
-                        else:
-                            native, exc_in, tb = self.native, self.deliver, self.tb
-                    else:
-                        # Not moved: the starter was cancelled as we entered, so the stage
-                        # is being abandoned and waits, under that starter, for us.
-                        native, exc_in, tb = stage.release_unmoved(self)
-                if native:
-                    # The body was cancelled: meet the cancellation as our own.
+                late = self._opened(stage)
+                task_status.started()
+                del task_status  # see the design notes
+                delivery = (False, late, None) if late is not None else self._holding(stage)
+                if delivery is None:
                     try:
-                        await trio.lowlevel.checkpoint()
-                    except BaseException as exc:  # our own Cancelled, passed to __aexit__
-                        exc_in, tb = exc, exc.__traceback__
-                if limiter is not None:
-                    with trio.CancelScope(shield=True):
-                        await limiter.acquire()
-                if options.exit_timeout is not None:
-                    # A graceful shutdown budget: shielded, then cancelled.
-                    scope.shield = True
-                    scope.deadline = trio.current_time() + options.exit_timeout
-                escaped: BaseException | None
-                suppress: bool | None = False
-                if observer is not None and self.state is not NOT_ENTERED:
-                    stage.notify(EXIT_STARTED, self)
-                try:
-                    suppress = await call_aexit(aexit, cm, exc_in, tb)
-                except BaseException as exc:  # a failure while exiting is recorded
-                    escaped = exc
-                else:
-                    escaped = None if suppress else exc_in
-                finally:
-                    if limiter is not None:
-                        limiter.release()
-                # Cancelled while open: from inside the context manager (it failed, or
-                # ended by itself), unless a handle's watcher saw its nursery cancelled
-                # first: then it is an ordinary exit.
-                failing = self.failing and not self.from_outside
-                if self.state is NOT_ENTERED:
-                    # Timed out as it entered: its exit's outcome adds nothing.
-                    escaped = None
-                else:
-                    self.state = CLOSED
-                    if exc_in is not None and suppress and not failing:
-                        self.suppressed = True
-                if escaped is not None and not failing and exc_in is not None:
-                    # Letting the delivered exception through is not a failure.
-                    escaped = without(escaped, exc_in)
-                failure = None if escaped is None else own_failure(escaped, self.name)
-                if options.exit_timeout is not None and scope.cancel_called and failure is None:
-                    failure = self._too_slow("exit", options.exit_timeout)
-                if failure is not None:
-                    self._fail(stage, failure, OPEN if failing else EXITING)
-                if observer is not None and self.state is not NOT_ENTERED:
-                    stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
-                if failing:
-                    stage.ended_while_open(self)
+                        await park(self._abort)
+                    except BaseException as exc:  # cancelled while open: see _abort
+                        delivery = self._interrupted(stage, exc)
+                    else:
+                        delivery = (self.native, self.deliver, self.tb)
+                native, exc_in, tb = delivery
+                await self._exit(stage, entering.value, native, exc_in, tb)
         finally:
             if self.watcher is not None:
                 watcher, self.watcher = self.watcher, None
-                reschedule(watcher)
+                unpark(watcher)
             unclaimed = stage.holder_done(self)
         if unclaimed is not None:
             raise unclaimed
+
+    async def _enter(self, stage: Stage) -> AExit:
+        """Make the context manager (a graph node's factory), enter it; its ``__aexit__``."""
+        limiter = stage.limiter
+        if limiter is not None:
+            await limiter.acquire()
+        try:
+            if stage.observer is not None:
+                stage.notify(ENTER_STARTED, self)
+            if self.make is not None:
+                # Not after an enter failure cancelled the stage's enters.
+                await checkpoint_if_cancelled()
+                self.cm = self.make()
+            # As `async with` does, look both methods up on the type first.
+            cls: Any = type(self.cm)  # pyright: ignore[reportUnknownVariableType]
+            aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
+            aexit: AExit = cls.__aexit__
+            self.value = await aenter(self.cm)
+            return aexit
+        finally:
+            if limiter is not None:
+                limiter.release()
+
+    def _enter_failed(self, stage: Stage, exc: BaseException) -> None:
+        """Record an ``__aenter__`` that raised or was cancelled (every outcome counts)."""
+        self._become(Life.NOT_ENTERED)
+        failure = own_failure(exc, self.name)
+        if failure is None and self.scope.cancel_called:
+            failure = self._too_slow("enter", self.options.enter_timeout)
+        if failure is not None:
+            self._fail(stage, failure, ENTERING)
+        if stage.observer is not None:
+            stage.notify(ENTER_FAILED, self, failure)
+        if failure is not None:
+            stage.enter_failed(self)
+
+    def _opened(self, stage: Stage) -> BaseException | None:
+        """``__aenter__`` returned: open and shielded, or too late (the failure, returned)."""
+        scope = self.scope
+        if self.options.enter_timeout is not None:
+            scope.deadline = math.inf
+        if scope.cancel_called:
+            # The deadline passed just as __aenter__ returned: too slow all the same.  It
+            # is entered, so it exits at once with that failure.
+            self._become(Life.NOT_ENTERED)
+            late = self._too_slow("enter", self.options.enter_timeout)
+            self._fail(stage, late, ENTERING)
+            if stage.observer is not None:
+                stage.notify(ENTER_FAILED, self, late)
+            stage.enter_failed(self)
+            return late
+        scope.shield = True
+        self._become(Life.OPEN)
+        if stage.observer is not None:
+            stage.notify(ENTERED_EVENT, self)
+        return None
+
+    def _holding(self, stage: Stage) -> Delivery | None:
+        """Start holding it open (then ``run`` parks); a delivery if it must exit at once."""
+        self.task = task = current_task()
+        if task.parent_nursery is not stage.nursery:
+            # Not moved: the starter was cancelled as we entered, so the stage is being
+            # abandoned and waits, under that starter, for us.
+            return stage.release_unmoved(self)
+        if stage.watch_outside:
+            stage.nursery.start_soon(self._watch, name=WATCHER_TASK_NAME)
+        return None
+
+    def _interrupted(self, stage: Stage, exc: BaseException) -> Delivery:
+        """Cancelled while parked: what ``__aexit__`` receives (its own ``Cancelled``)."""
+        if not self.from_outside:
+            # It failed or ends by itself: as nested `async with` would, cancel the body
+            # now, not after the cleanup.
+            stage.interrupted(self)
+        return False, exc, exc.__traceback__
+
+    async def _exit(
+        self,
+        stage: Stage,
+        aexit: AExit,
+        native: bool,
+        exc_in: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Run ``__aexit__`` with ``exc_in`` (or our own ``Cancelled``), and record it."""
+        if native:
+            # The body was cancelled: meet the cancellation as our own.
+            try:
+                await checkpoint()
+            except BaseException as exc:  # our own Cancelled, passed to __aexit__
+                exc_in, tb = exc, exc.__traceback__
+        limiter = stage.limiter
+        if limiter is not None:
+            with trio.CancelScope(shield=True):
+                await limiter.acquire()
+        if self.options.exit_timeout is not None:
+            # A graceful shutdown budget: shielded, then cancelled.
+            self.scope.shield = True
+            self.scope.deadline = trio.current_time() + self.options.exit_timeout
+        if stage.observer is not None and self.state is not Life.NOT_ENTERED:
+            stage.notify(EXIT_STARTED, self)
+        exiting = await outcome.acapture(call_aexit, aexit, self.cm, exc_in, tb)
+        if limiter is not None:
+            limiter.release()
+        self._exited(stage, exiting, exc_in)
+
+    def _exited(
+        self,
+        stage: Stage,
+        exiting: outcome.Value[bool | None] | outcome.Error,
+        exc_in: BaseException | None,
+    ) -> None:
+        """Record what ``__aexit__`` did: suppressed, let through, or failed."""
+        # Cancelled while open: from inside the context manager (it failed, or ended by
+        # itself), unless a handle's watcher saw its nursery cancelled first: then it is
+        # an ordinary exit.
+        failing = self.failing and not self.from_outside
+        escaped: BaseException | None
+        if isinstance(exiting, outcome.Error):
+            suppress, escaped = False, exiting.error
+        else:
+            suppress = bool(exiting.value)
+            escaped = None if suppress else exc_in
+        if self.state is Life.NOT_ENTERED:
+            escaped = None  # timed out as it entered: its exit's outcome adds nothing
+        else:
+            self._become(Life.CLOSED)
+            if exc_in is not None and suppress and not failing:
+                self.suppressed = True
+        if escaped is not None and not failing and exc_in is not None:
+            # Letting the delivered exception through is not a failure.
+            escaped = without(escaped, exc_in)
+        failure = None if escaped is None else own_failure(escaped, self.name)
+        exit_timeout = self.options.exit_timeout
+        if exit_timeout is not None and self.scope.cancel_called and failure is None:
+            failure = self._too_slow("exit", exit_timeout)
+        if failure is not None:
+            self._fail(stage, failure, OPEN if failing else EXITING)
+        if stage.observer is not None and self.state is not Life.NOT_ENTERED:
+            stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
+        if failing:
+            stage.ended_while_open(self)
 
     async def _watch(self) -> None:
         """A handle's watcher: tells its holder that a cancellation came from outside.
@@ -344,24 +406,24 @@ class Holder:
         at once, before any other task runs, and which then lifts the holder's shield so
         that ``__aexit__`` meets that cancellation natively.
         """
-        if self.state is CLOSED or self.state is NOT_ENTERED:
+        if self.state is Life.CLOSED or self.state is Life.NOT_ENTERED:
             return
         self.watcher = current_task()
         try:
-            await wait_task_rescheduled(self._outside)
+            await park(self._outside)
         except trio.Cancelled:
             # Its own Cancelled, at the top of its own task: it has passed it on.
-            if self.state is ENTERED or self.state is FAILING:
+            if self.state is Life.OPEN or self.state is Life.FAILING:
                 self.scope.shield = False
-            elif self.state is EXITING_STATE and self.scope.deadline == math.inf:
+            elif self.state is Life.EXITING and self.scope.deadline == math.inf:
                 self.scope.shield = False  # unless an exit timeout shields its budget
 
-    def _outside(self, raise_cancel: RaiseCancelT) -> Abort:
+    def _outside(self, raise_cancel: object) -> Any:
         # Only if it is still open: a context manager that failed first failed while open.
-        if self.state is ENTERED:
+        if self.state is Life.OPEN:
             self.from_outside = True
         self.watcher = None
-        return Abort.SUCCEEDED
+        return ABORTED
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")

@@ -10,11 +10,10 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, final, overload
 
-import trio
-
 from ._block import Block
 from ._holder import Holder
 from ._input import check_observer, holders_for
+from ._lowlevel import ki_protected
 from ._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
@@ -44,7 +43,7 @@ class ParallelContext(Generic[T_co]):
         names = ", ".join(holder.name for holder in self._holders)
         return f"<parallel_with({names}) at {id(self):#x}>"
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aenter__(self) -> T_co:
         block = self._block
         await block.open()
@@ -56,7 +55,7 @@ class ParallelContext(Generic[T_co]):
         block.begin_body()
         return values  # type: ignore[no-any-return]
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -7,10 +7,9 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
 
-import trio
-
 from ._block import Block
 from ._input import check_observer, holder_for, holders_for
+from ._lowlevel import ki_protected
 from ._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
@@ -56,13 +55,13 @@ class ParallelExitStack:
     def __repr__(self) -> str:
         return f"<ParallelExitStack({self._block.names()}) at {id(self):#x}>"
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aenter__(self) -> ParallelExitStack:
         await self._block.open()
         self._block.begin_body()
         return self
 
-    @trio.lowlevel.enable_ki_protection
+    @ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

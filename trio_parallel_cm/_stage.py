@@ -25,7 +25,6 @@ Design notes:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
@@ -34,7 +33,9 @@ import trio
 
 from ._dag import Dag
 from ._errors import cancelled_parts, delivery, make_group, records_of, summary
-from ._holder import ENTERED, EXITING_STATE, FAILING, NOT_ENTERED, PENDING, Holder
+from ._holder import Holder
+from ._lifecycle import Life
+from ._lowlevel import checkpoint, is_cancelled
 from ._options import NO_OPTIONS, Options
 from ._timeline import EventKind, Observer, PhaseEvent, notify
 
@@ -154,7 +155,7 @@ class Stage:
         self, holder: Holder
     ) -> tuple[bool, BaseException | None, TracebackType | None]:
         """What a holder that entered as the stage was abandoned exits with."""
-        holder.state = EXITING_STATE
+        holder.release_unmoved()
         self.abandoned = True
         if self.first_failure is not None:
             return False, self.first_failure, self.first_failure_tb
@@ -185,7 +186,7 @@ class Stage:
     def _release_node(self, node: int) -> None:
         """Release an open node of the graph with what its dependents let through."""
         holder = self.holders[node]
-        if holder.state is not ENTERED:
+        if holder.state is not Life.OPEN:
             return  # it failed, or ended by itself, while open: it exits on its own
         assert self.dag is not None
         received = self.dag.receives(node, self.holders, self.sinks)
@@ -236,7 +237,8 @@ class Stage:
             and self.first_failure is None
             and not self.abandoned
             and not any(
-                holder.state is NOT_ENTERED or holder.state is PENDING for holder in holders
+                holder.state is Life.NOT_ENTERED or holder.state is Life.ENTERING
+                for holder in holders
             )
         ):
             self.entering = False
@@ -256,7 +258,7 @@ class Stage:
             raise cancelled
         # No failure, yet not every holder entered and stayed: the enters were cancelled
         # from outside, and so is this task, which now meets its own Cancelled.
-        await trio.lowlevel.checkpoint()
+        await checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
     def _start_node(self, entering: trio.Nursery, node: int) -> None:
@@ -267,7 +269,7 @@ class Stage:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
         await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
-        if holder.state is NOT_ENTERED or entering.cancel_scope.cancel_called:
+        if holder.state is Life.NOT_ENTERED or entering.cancel_scope.cancel_called:
             return  # never call the factories of the nodes after a failure
         assert self.dag is not None
         for dependent in self.dag.entered(node):
@@ -306,10 +308,10 @@ class Stage:
         every holder has finished.
         """
         self.sinks, self.native_exit = sinks, native
-        cancelled = self.outer_cancelled = native or trio.current_effective_deadline() == -math.inf
+        cancelled = self.outer_cancelled = native or is_cancelled()
         if self.dag is None:
             for holder in self.holders:
-                if holder.state is ENTERED:
+                if holder.state is Life.OPEN:
                     holder.release(deliver, native, cancelled)
         else:
             for node in self.dag.begin_exit(self.holders):
@@ -341,9 +343,9 @@ class Stage:
         """
         watched = self.holders if holders is None else holders
         caught: BaseException | None = None
-        while any(holder.state is FAILING for holder in watched):
+        while any(holder.state is Life.FAILING for holder in watched):
             self.settled = settled = trio.Event()
-            if caught is None and trio.current_effective_deadline() != -math.inf:
+            if caught is None and not is_cancelled():
                 try:
                     await settled.wait()
                 except BaseException as exc:  # kept, and raised after every holder finished
@@ -358,7 +360,7 @@ class Stage:
         for holder in self.holders:
             if holder.options.exit_timeout is not None:
                 continue  # a shielded budget, cancelled by its own deadline
-            if holder.state is EXITING_STATE or holder.state is FAILING:
+            if holder.state is Life.EXITING or holder.state is Life.FAILING:
                 holder.scope.shield = False
 
     def failures(self) -> list[BaseException]:
