@@ -228,7 +228,11 @@ class Holder:
         unclaimed: BaseException | None = None
         try:
             with scope:
-                entering = await outcome.acapture(self._enter, stage)
+                entering: outcome.Value[AExit] | outcome.Error
+                try:
+                    entering = outcome.Value(await self._enter(stage))
+                except BaseException as exc:  # every outcome of __aenter__ is recorded
+                    entering = outcome.Error(exc)
                 if isinstance(entering, outcome.Error):
                     self._enter_failed(stage, entering.error)
                     task_status.started()
@@ -354,7 +358,11 @@ class Holder:
             self.scope.deadline = trio.current_time() + self.options.exit_timeout
         if stage.observer is not None and self.state is not Life.NOT_ENTERED:
             stage.notify(EXIT_STARTED, self)
-        exiting = await outcome.acapture(call_aexit, aexit, self.cm, exc_in, tb)
+        exiting: outcome.Value[bool | None] | outcome.Error
+        try:
+            exiting = outcome.Value(await call_aexit(aexit, self.cm, exc_in, tb))
+        except BaseException as exc:  # a failure while exiting is recorded
+            exiting = outcome.Error(exc)
         if limiter is not None:
             limiter.release()
         self._exited(stage, exiting, exc_in)
