@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import anyio
 import pytest
@@ -35,6 +36,7 @@ from trio_parallel_cm import (
     ContextState,
     ParallelExceptionGroup,
     ParallelExitStack,
+    ResourceGraph,
     failures_of,
     format_failures,
     parallel_with,
@@ -291,6 +293,68 @@ async def test_exit_stack_closes_the_clients_before_the_server_they_need() -> No
     # server saw both EOFs before it stopped.
     assert seen_at_exit == [["one", "two"], ["one", "two"]]
     assert [stream.socket.fileno() for stream in streams] == [-1, -1]
+
+
+async def test_a_graph_connects_clients_once_their_server_listens_and_closes_them_first() -> None:
+    clients = Clients()
+    seen_at_exit: list[list[str]] = []
+    order: list[str] = []
+
+    @asynccontextmanager
+    async def open_app(
+        one: trio.SocketStream, two: trio.SocketStream
+    ) -> AsyncGenerator[tuple[trio.SocketStream, trio.SocketStream], None]:
+        order.append(f"app opened after {sorted(clients.opened)}")
+        yield one, two
+        order.append(f"app closed before {sorted(clients.closed)}")
+
+    def client(name: str) -> Callable[[tuple[EchoServer, int]], Any]:
+        return lambda server: open_client(server[1], name, clients)
+
+    graph = ResourceGraph()
+    server = graph.add(partial(open_echo_server, clients, seen_at_exit), name="server")
+    one = graph.add(client("one"), server, name="one")
+    two = graph.add(client("two"), server, name="two")
+    app = graph.add(open_app, one, two)
+    streams: list[trio.SocketStream] = []
+    with trio.fail_after(TIMEOUT):
+        async with graph as resources:
+            first, second = resources[app]
+            streams.extend((first, second))
+            await first.send_all(b"1")
+            await second.send_all(b"2")
+            assert await receive_exactly(first, 1) == b"1"
+            assert await receive_exactly(second, 1) == b"2"
+    # The clients connected to the port the server node listened on, the app opened once
+    # both had; on the way out the app closed first, then the clients, then the server,
+    # which saw both connections end before it stopped.
+    assert order == ["app opened after ['one', 'two']", "app closed before []"]
+    assert seen_at_exit == [["one", "two"], ["one", "two"]]
+    assert [stream.socket.fileno() for stream in streams] == [-1, -1]
+
+
+async def test_a_graph_whose_client_is_refused_closes_what_opened_and_skips_the_rest() -> None:
+    clients = Clients()
+    seen_at_exit: list[list[str]] = []
+    made: list[str] = []
+    refused = free_port()
+
+    def app_factory(one: trio.SocketStream, bad: trio.SocketStream) -> Any:
+        made.append("app")  # pragma: no cover
+        return parallel_with()  # pragma: no cover
+
+    graph = ResourceGraph()
+    server = graph.add(partial(open_echo_server, clients, seen_at_exit), name="server")
+    one = graph.add(lambda s: open_client(s[1], "one", clients), server, name="one")
+    bad = graph.add(lambda s: open_client(refused, "bad", clients), server, name="bad")
+    graph.add(app_factory, one, bad)
+    with trio.fail_after(TIMEOUT):
+        with pytest.RaisesGroup(OSError) as caught:
+            async with graph:
+                pytest.fail("the body ran")  # pragma: no cover
+    assert [f.name for f in failures_of(caught.value)] == ["bad"]
+    assert made == []  # the app's factory was never called
+    assert sorted(clients.closed) == sorted(clients.opened)  # whatever had opened, closed
 
 
 # ---- WebSockets ------------------------------------------------------------------------
