@@ -56,7 +56,7 @@ from ._errors import (
     own_failure,
     without,
 )
-from ._lifecycle import Life, check_transition
+from ._lifecycle import NEXT, Life, check_transition
 from ._lowlevel import (
     ABORTED,
     Task,
@@ -180,7 +180,8 @@ class Holder:
         return self.state is Life.FAILING
 
     def _become(self, state: Life) -> None:
-        check_transition(self.state, state)
+        if state not in NEXT[self.state._name_]:  # check_transition, inlined: per holder
+            check_transition(self.state, state)  # raises
         self.state = state
 
     def _fail(self, stage: Stage, exc: BaseException, phase: Phase) -> None:
@@ -233,7 +234,7 @@ class Holder:
                     entering = outcome.Value(await self._enter(stage))
                 except BaseException as exc:  # every outcome of __aenter__ is recorded
                     entering = outcome.Error(exc)
-                if isinstance(entering, outcome.Error):
+                if type(entering) is outcome.Error:  # (isinstance of an ABC is slow)
                     self._enter_failed(stage, entering.error)
                     task_status.started()
                     return
@@ -360,7 +361,10 @@ class Holder:
             stage.notify(EXIT_STARTED, self)
         exiting: outcome.Value[bool | None] | outcome.Error
         try:
-            exiting = outcome.Value(await call_aexit(aexit, self.cm, exc_in, tb))
+            if exc_in is None:  # the common case needs no chaining: one coroutine less
+                exiting = outcome.Value(await aexit(self.cm, None, None, None))
+            else:
+                exiting = outcome.Value(await call_aexit(aexit, self.cm, exc_in, tb))
         except BaseException as exc:  # a failure while exiting is recorded
             exiting = outcome.Error(exc)
         if limiter is not None:
@@ -379,9 +383,10 @@ class Holder:
         # an ordinary exit.
         failing = self.failing and not self.from_outside
         escaped: BaseException | None
-        if isinstance(exiting, outcome.Error):
+        if type(exiting) is outcome.Error:  # (isinstance of an ABC is slow)
             suppress, escaped = False, exiting.error
         else:
+            assert type(exiting) is outcome.Value
             suppress = bool(exiting.value)
             escaped = None if suppress else exc_in
         if self.state is Life.NOT_ENTERED:

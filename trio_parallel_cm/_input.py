@@ -32,10 +32,10 @@ def _problem(obj: object, where: str) -> TypeError | None:
     the asynchronous context manager protocol"; from 3.11 it adds "(missed __aexit__
     method)" when only that one is missing), and more precise: always the methods missed.
     """
+    if is_async_cm(obj):
+        return None
     cls = type(obj)
     missed = [method for method in PROTOCOL if not hasattr(cls, method)]
-    if not missed:
-        return None
     if isinstance(obj, Coroutine):
         return TypeError(
             f"{where} is a coroutine ({obj!r}), not an async context manager: was a "

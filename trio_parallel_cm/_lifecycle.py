@@ -33,10 +33,10 @@ LEGAL: Final[dict[Life, frozenset[Life]]] = {
 
 # The table keyed by name: an Enum member's hash is computed in Python, a str's is cached,
 # and this check runs at every state change of every holder.
-_NEXT: Final[dict[str, tuple[Life, ...]]] = {old.name: tuple(new) for old, new in LEGAL.items()}
+NEXT: Final[dict[str, tuple[Life, ...]]] = {old.name: tuple(new) for old, new in LEGAL.items()}
 
 
 def check_transition(old: Life, new: Life) -> None:
     """Raise ``AssertionError`` for a transition that the table does not allow."""
-    if new not in _NEXT[old._name_]:
+    if new not in NEXT[old._name_]:
         raise AssertionError(f"a holder cannot go from {old.value} to {new.value}")

@@ -61,18 +61,12 @@ ABORTED: Final = Abort.SUCCEEDED
 AbortFn = Callable[[RaiseCancelT], Abort]
 
 
-def park(abort: AbortFn) -> Awaitable[None]:
-    """Sleep until ``unpark``; a cancellation first calls ``abort``, then raises.
-
-    ``abort(raise_cancel)`` runs synchronously, as the cancellation happens, before any
-    other task: it records what it must and returns ``ABORTED``.  ``park`` returns Trio's
-    own awaitable (awaited by the caller), not a coroutine of ours, so that a parked holder
-    keeps no frame or closure more than it needs: the memory held per open context
-    manager is a benchmark target.
-    """
-    return wait_task_rescheduled(abort)  # noqa: ASYNC105  # awaited by the caller
-
-
-def unpark(task: Task) -> None:
-    """Wake ``task``, parked by ``park``; after this a cancellation no longer reaches it."""
-    reschedule(task)
+# ``await park(abort)``: sleep until ``unpark``; a cancellation first calls ``abort``, then
+# raises.  ``abort(raise_cancel)`` runs synchronously, as the cancellation happens, before
+# any other task: it records what it must and returns ``ABORTED``.  Trio's own functions,
+# not wrappers: a parked holder keeps no frame or closure more than it needs (the memory
+# held per open context manager is a benchmark target), and these run for every holder.
+park: Final[Callable[[AbortFn], Awaitable[None]]] = wait_task_rescheduled
+# ``unpark(task)``: wake ``task``, parked by ``park``; after this a cancellation no longer
+# reaches it.
+unpark: Final[Callable[[Task], None]] = reschedule
