@@ -1,0 +1,53 @@
+"""Fault injection for ``trio_parallel_cm`` (issue #5).
+
+* :class:`ScriptedCM` is a fake async context manager whose behaviour is data, a frozen
+  :class:`Script`: enter and exit latencies (or no checkpoint at all), a failure while
+  entering, while open (its own background task crashes, or its own deadline fires) or
+  while exiting, suppression, a nursery or a cancel scope held across the yield.  It
+  records what happened to it: tasks, calls, what it received and raised, virtual times.
+* A :class:`Scenario` is up to five of them, a :class:`Body`, the public face of the
+  library that runs them (:class:`Mode`) and an optional outer cancellation.
+  :func:`run_scenario` runs one in a fresh ``trio.run`` on a virtual clock, with Trio's
+  scheduler seeded: the same scenario always runs the same way.
+* :func:`check` states the invariants of ``docs/semantics.rst`` that must hold after any
+  scenario, and returns the violations as sentences (an empty list: all good).
+* :func:`exhaustive` enumerates a small space completely; :func:`scenarios` is the
+  hypothesis strategy for the large one.
+
+The oracle is built from observation, not from a second implementation: each fake
+records exactly what escaped its ``__aenter__`` and ``__aexit__`` and what it received,
+and :func:`check` derives from that what the library must report, and how.
+
+The package is split by concern: ``scenario`` (behaviour as data), ``fake`` (the scripted
+context manager), ``exceptions`` (looking at them), ``running`` (one scenario, one
+``trio.run``), ``oracle`` (``check``: the invariants, a checker per guarantee or group of
+them), ``explore`` (the exhaustive space and the hypothesis strategies), ``hangs``.
+"""
+
+from tests.harness.explore import BEHAVIOURS, BODIES, CANCELS, exhaustive, scenarios
+from tests.harness.fake import ScriptedCM
+from tests.harness.hangs import HangReporter
+from tests.harness.oracle import KNOWN_BUGS, check
+from tests.harness.running import Outcome, run_scenario
+from tests.harness.scenario import Body, Ending, Fault, Mode, OpenFailure, Scenario, Script
+
+__all__ = (
+    "BEHAVIOURS",
+    "BODIES",
+    "CANCELS",
+    "KNOWN_BUGS",
+    "Body",
+    "Ending",
+    "Fault",
+    "HangReporter",
+    "Mode",
+    "OpenFailure",
+    "Outcome",
+    "Scenario",
+    "Script",
+    "ScriptedCM",
+    "check",
+    "exhaustive",
+    "run_scenario",
+    "scenarios",
+)

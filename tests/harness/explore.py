@@ -1,0 +1,145 @@
+"""Exploring: the exhaustive small space, and the hypothesis strategies."""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+import attrs
+from hypothesis import strategies as st
+
+from tests.harness.scenario import Body, Ending, Fault, Mode, OpenFailure, Scenario, Script
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    pass
+
+
+#: Behaviours of one context manager for the exhaustive enumeration.  Ordinary latencies
+#: are whole seconds, failures while open fire at half seconds: no two events tie.
+BEHAVIOURS: Final[dict[str, Script]] = {
+    "plain": Script(enter_delay=1, exit_delay=1),
+    "no checkpoint": Script(enter_delay=None, exit_delay=None),
+    "nursery and scope": Script(enter_delay=1, exit_delay=2, nursery=True, scope=True),
+    "slow": Script(enter_delay=3, exit_delay=3),
+    "enter error": Script(enter_delay=1, enter_fault=Fault.ERROR),
+    "enter interrupt at once": Script(enter_delay=None, enter_fault=Fault.INTERRUPT),
+    "enter group in nursery": Script(enter_delay=2, enter_fault=Fault.GROUP, nursery=True),
+    "crash while entering": Script(enter_delay=2, open_failure=OpenFailure.CRASH, open_after=0.5),
+    "crash while open": Script(
+        enter_delay=1, open_failure=OpenFailure.CRASH, open_after=1.5, exit_delay=1
+    ),
+    "interrupt while open": Script(
+        open_failure=OpenFailure.CRASH, open_after=2.5, crash_fault=Fault.INTERRUPT
+    ),
+    "fail_after while open": Script(
+        open_failure=OpenFailure.FAIL_AFTER, open_after=1.5, scope=True, exit_delay=1
+    ),
+    "move_on while open": Script(enter_delay=1, open_failure=OpenFailure.MOVE_ON, open_after=1.5),
+    "exit error": Script(exit_delay=1, exit_fault=Fault.ERROR),
+    "exit interrupt in nursery": Script(exit_delay=None, exit_fault=Fault.INTERRUPT, nursery=True),
+    "exit group": Script(enter_delay=2, exit_fault=Fault.GROUP),
+    "suppresses": Script(enter_delay=2, exit_delay=1, suppress=True),
+    "graceful close": Script(enter_delay=1, exit_delay=2, shield_exit=True),
+}
+
+#: Bodies for the exhaustive enumeration (``spawn`` is filled in when a nursery exists).
+BODIES: Final[dict[str, Body]] = {
+    "returns at once": Body(delay=None),
+    "sleeps": Body(delay=2),
+    "raises": Body(delay=1, ending=Ending.ERROR),
+    "raises at once": Body(delay=None, ending=Ending.ERROR),
+    "interrupt": Body(delay=1, ending=Ending.INTERRUPT),
+    "raises a group": Body(delay=1, ending=Ending.GROUP),
+    "shielded cleanup": Body(delay=4, cleanup=1),
+    "spawns into a nursery": Body(delay=1, spawn=0),
+}
+
+#: Outer cancellations for the exhaustive enumeration: none, while entering, while the
+#: body runs, while exiting (quarter seconds: no ties).
+CANCELS: Final[tuple[float | None, ...]] = (None, 0.25, 1.25, 3.75)
+
+
+def exhaustive(
+    mode: Mode, size: int = 2, cancels: Sequence[float | None] = CANCELS
+) -> Iterator[Scenario]:
+    """Every combination of ``size`` behaviours x bodies x outer cancellations."""
+    names = list(BEHAVIOURS)
+
+    def combos(k: int) -> Iterator[tuple[str, ...]]:
+        if k == 0:
+            yield ()
+            return
+        for rest in combos(k - 1):
+            for name in names:
+                yield (*rest, name)
+
+    for combo in combos(size):
+        scripts = tuple(BEHAVIOURS[name] for name in combo)
+        with_nursery = [i for i, s in enumerate(scripts) if s.has_nursery]
+        for body in BODIES.values():
+            if body.spawn is not None:
+                if not with_nursery:
+                    continue
+                body = attrs.evolve(body, spawn=with_nursery[0])
+            for cancel_at in cancels:
+                yield Scenario(
+                    scripts,
+                    body,
+                    mode,
+                    split=1,
+                    cancel_at=cancel_at,
+                    seed=zlib.crc32(repr((combo, body, cancel_at)).encode()) & 0xFFFF,
+                )
+
+
+def _maybe(strategy: st.SearchStrategy[Fault], nones: int = 3) -> st.SearchStrategy[Fault | None]:
+    """``None`` most of the time: a scenario is interesting with a few faults, not all."""
+    return st.one_of(*[st.none()] * nones, strategy)
+
+
+DELAYS: Final = st.sampled_from([None, 0, 1, 2, 3])
+FAULTS: Final = st.sampled_from(Fault)
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> Script:
+    """Any :class:`Script` (ties between events included: the oracle allows for them)."""
+    return Script(
+        enter_delay=draw(DELAYS),
+        enter_fault=draw(_maybe(FAULTS)),
+        open_failure=draw(st.one_of(st.none(), st.none(), st.sampled_from(OpenFailure))),
+        open_after=draw(st.sampled_from([0.5, 1, 1.5, 2.5, 4.5])),
+        crash_fault=draw(FAULTS),
+        exit_delay=draw(DELAYS),
+        shield_exit=draw(st.booleans()),
+        exit_fault=draw(_maybe(FAULTS)),
+        suppress=draw(st.booleans()),
+        nursery=draw(st.booleans()),
+        scope=draw(st.booleans()),
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, modes: Sequence[Mode] = tuple(Mode)) -> Scenario:
+    """Any :class:`Scenario` with 0 to 5 context managers, in one of ``modes``."""
+    mode = draw(st.sampled_from(modes))
+    chosen = tuple(draw(st.lists(scripts(), max_size=5)))
+    with_nursery = [i for i, s in enumerate(chosen) if s.has_nursery]
+    body = Body(
+        delay=draw(DELAYS),
+        ending=draw(st.sampled_from(Ending)),
+        spawn=draw(st.sampled_from([None, *with_nursery])),
+        child_for=draw(st.sampled_from([1, 2.5])),
+        cleanup=draw(st.sampled_from([None, 1])),
+    )
+    return Scenario(
+        chosen,
+        body,
+        mode,
+        split=draw(st.integers(0, len(chosen))),
+        cancel_at=draw(st.sampled_from([None, None, 0, 0.25, 1, 1.5, 2, 2.75, 4.25])),
+        limit=None if mode is Mode.HANDLES else draw(st.sampled_from([None, None, 1, 2])),
+        seed=draw(st.integers(0, 0xFFFF)),
+    )

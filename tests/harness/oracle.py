@@ -1,0 +1,674 @@
+"""The invariants of ``docs/semantics.rst``, checked after a scenario (``check``)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Final
+
+import attrs
+import trio
+
+from tests.harness.exceptions import has_cancelled, leaves, members, nodes, notes, summary
+from tests.harness.fake import Moment, ScriptedCM
+from tests.harness.running import Outcome
+from tests.harness.scenario import DEADLOCK_AFTER, ENTERING, EXITING, OPEN, Mode, Scenario
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+
+@attrs.frozen(eq=False)
+class Expected:
+    """A failure the library must report: a fake's, derived from what the fake raised."""
+
+    cm: ScriptedCM
+    #: The member must be this very object (``None``: a derived group is expected, since
+    #: ``Cancelled`` or the delivered exception had to be taken out of what it raised).
+    exact: BaseException | None
+    #: Its leaves, by identity.
+    leaves: tuple[BaseException, ...]
+    #: The acceptable notes (one per acceptable phase).
+    notes: frozenset[str]
+    #: When the library learnt of it.
+    reported: Moment
+
+
+def interrupted_ends(out: Outcome) -> list[Moment]:
+    """When the context managers interrupted while the body ran finished their cleanup."""
+    end = out.block_body_end
+    assert end is not None
+    return [
+        cm.rec.exit_end
+        for cm in out.cms
+        if ended_by_itself(cm)
+        and cm.rec.exit_start is not None
+        and cm.rec.exit_start.seq < end.seq
+        and cm.rec.exit_end is not None
+    ]
+
+
+def ended_by_itself(cm: ScriptedCM) -> bool:
+    """It failed, or ended, while open: its own scope cancelled its holder, which exited."""
+    rec = cm.rec
+    return rec.fired_in == OPEN and isinstance(rec.seen, trio.Cancelled)
+
+
+def _note(out: Outcome, cm: ScriptedCM, phase: str) -> str:
+    mode = out.scenario.mode
+    name = cm.name if mode is Mode.MAPPING or mode is Mode.HANDLES else "ScriptedCM"
+    if mode is Mode.HANDLES:
+        where = "position 0"
+    elif mode is Mode.STACK:
+        where = f"stage {out.stage_of[cm.index]}, position {out.position_of[cm.index]}"
+    else:
+        where = f"position {cm.index}"
+    return f"{name} ({where}) failed while {phase}"
+
+
+def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[str]:
+    doubt = (
+        out.scenario.mode is Mode.HANDLES
+        and "handle-phase" in tolerate
+        and isinstance(cm.rec.seen, trio.Cancelled)
+    )
+    if not ended_by_itself(cm):
+        return {EXITING, OPEN} if doubt else {EXITING}
+    phases = {OPEN}
+    assert out.outer is not None
+    if doubt:
+        phases.add(EXITING)
+    elif out.outer.cancel_called and out.scenario.cancel_at == cm.rec.fired_time:
+        phases.add(EXITING)  # released by the outer cancellation at that very instant
+    elif (
+        out.scenario.mode is Mode.HANDLES
+        and out.body_end is not None
+        and out.body_end.time == cm.rec.fired_time
+    ):
+        # Its nursery was cancelled (by the body's end) at that very instant: a handle's
+        # failure counts as one while open only if it came before that cancellation.
+        phases.add(EXITING)
+    elif out.scenario.mode is Mode.HANDLES and any(
+        other is not cm and _failed_at(other, cm.rec.fired_time) for other in out.cms
+    ):
+        # Another handle failed at that very instant, or its failure (raised into the
+        # nursery once its cleanup was over) reached the nursery then: it may have
+        # cancelled the nursery first.
+        phases.add(EXITING)
+    elif (cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time) or (
+        out.scenario.limit is not None
+        and out.body_end is not None
+        and cm.rec.fired_time is not None
+        and out.body_end.time < cm.rec.fired_time
+    ):
+        # An aborted holder exits at once; this one waited for an exit slot (``limit=``),
+        # so it may have been released (natively) before its own scope fired: also when
+        # the slot came free at the very instant its scope fired.
+        phases.add(EXITING)
+    return phases
+
+
+def _failed_at(cm: ScriptedCM, when: float | None) -> bool:
+    """``cm`` failed while open at ``when``, or its exit raised a failure then."""
+    rec = cm.rec
+    if rec.fired_in == OPEN and rec.fired_time == when:
+        return True
+    return (
+        rec.exit_end is not None
+        and rec.exit_end.time == when
+        and any(not isinstance(leaf, trio.Cancelled) for leaf in leaves(rec.exit_raised))
+    )
+
+
+def expected_failures(out: Outcome, tolerate: frozenset[str] = frozenset()) -> list[Expected]:
+    """The fakes' failures, in report order (stage, then position)."""
+    found: list[Expected] = []
+    for cm in out.cms:
+        rec = cm.rec
+        if rec.enter_raised is not None:
+            assert rec.enter_end is not None
+            source, dropped, phases = rec.enter_raised, set[int](), {ENTERING}
+            reported = rec.enter_end
+        elif rec.exit_raised is not None:
+            assert rec.exit_end is not None
+            source, reported = rec.exit_raised, rec.exit_end
+            dropped = {id(leaf) for leaf in leaves(rec.seen)}  # letting it through: no failure
+            phases = _exit_phases(out, cm, tolerate)
+        else:
+            continue
+        every = leaves(source)
+        kept = tuple(
+            leaf
+            for leaf in every
+            if not isinstance(leaf, trio.Cancelled) and id(leaf) not in dropped
+        )
+        if kept:
+            exact = source if len(kept) == len(every) else None
+            wanted = frozenset(_note(out, cm, phase) for phase in phases)
+            found.append(Expected(cm, exact, kept, wanted, reported))
+    found.sort(key=lambda e: (out.stage_of[e.cm.index], out.position_of[e.cm.index]))
+    return found
+
+
+#: Library bugs that :func:`check` tolerates by name while they are being fixed (none
+#: now).  The four this harness found (``copies``, ``echoes``, ``start-twice`` and
+#: ``handle-phase``) are fixed; ``test_harness.py`` keeps their scenarios as regressions.
+KNOWN_BUGS: Final[frozenset[str]] = frozenset()
+
+
+def check(scenario: Scenario, out: Outcome, tolerate: frozenset[str] = KNOWN_BUGS) -> list[str]:
+    """Every invariant of ``docs/semantics.rst`` that must hold after ``scenario``.
+
+    Returns the violations, as sentences; an empty list when all hold.  ``tolerate``
+    names the known bugs (``KNOWN_BUGS``) not to report.
+    """
+    assert out.scenario is scenario
+    if scenario.mode is Mode.HANDLES:
+        tolerate |= {_TRIO_COPIES}
+    problems = _check_run(out)
+    if out.crashed is not None or out.deadlocked or out.outer is None:
+        return problems
+    problems += _check_lifecycle(out)
+    problems += _check_times(out)
+    located, more = _check_errors(out, tolerate)
+    problems += more
+    problems += _check_cancellation(out)
+    problems += _check_delivery(out, located, tolerate)
+    return problems
+
+
+def _check_run(out: Outcome) -> list[str]:
+    problems: list[str] = []
+    if out.crashed is not None:
+        problems.append(f"trio.run raised {out.crashed!r}")
+    if out.deadlocked:
+        problems.append(f"deadlock: still running after {DEADLOCK_AFTER} virtual seconds")
+    problems += [f"a warning: {w}" for w in out.warnings]
+    if out.tasks_after != out.tasks_before:
+        problems.append(f"{out.tasks_after - out.tasks_before} task(s) outlived the block")
+    everything = [out.raised, out.escaped, out.crashed, out.body_raised]
+    everything += [e for cm in out.cms for e in (cm.rec.enter_raised, cm.rec.exit_raised)]
+    for exc in everything:
+        for node in nodes(exc):
+            causes = [node, node.__cause__, node.__context__]
+            for cause in causes:
+                if isinstance(cause, trio.TrioInternalError):
+                    problems.append(f"TrioInternalError: {cause!r}")
+                elif isinstance(cause, RuntimeError) and "corrupted" in str(cause):
+                    problems.append(f"a corrupted cancel scope stack: {cause!r}")
+    return sorted(set(problems), key=problems.index)
+
+
+def _check_lifecycle(out: Outcome) -> list[str]:
+    problems: list[str] = []
+    owners: dict[int, str] = {}
+    for cm in out.cms:
+        rec, who = cm.rec, cm.name
+        if rec.enter_calls > 1:
+            problems.append(f"{who}: __aenter__ was called {rec.enter_calls} times")
+        if rec.entered:
+            if rec.exit_calls != 1:
+                problems.append(f"{who} entered but was exited {rec.exit_calls} times")
+            elif rec.exit_task is not rec.enter_task:
+                problems.append(f"{who}: __aexit__ ran in another task than __aenter__")
+        elif rec.exit_calls:
+            problems.append(f"{who} was exited although it did not enter")
+        task = rec.enter_task
+        if task is not None:
+            if task is out.owner_task or task is out.body_task:
+                problems.append(f"{who} was entered in the body's task")
+            if id(task) in owners:
+                problems.append(f"{who} was entered in the task of {owners[id(task)]}")
+            owners[id(task)] = who
+    return problems
+
+
+def _check_times(out: Outcome) -> list[str]:
+    problems: list[str] = []
+    sc, cms = out.scenario, out.cms
+    assert out.outer is not None and out.block_start is not None
+    end = out.block_body_end
+    if sc.mode is not Mode.HANDLES and end is not None:
+        # 3. No early exit: not before the body (and its shielded cleanup) has finished.
+        for cm in cms:
+            start = cm.rec.exit_start
+            if (
+                out.stage_entered[cm.index]
+                and start is not None
+                and not ended_by_itself(cm)
+                and start.seq < end.seq
+            ):
+                problems.append(f"{cm.name} began to exit before the body had finished")
+    if sc.mode is Mode.STACK:
+        # Stages unwind in reverse order: stage 1 only once stage 2 has exited.
+        for first in cms:
+            for second in cms:
+                a, b = first.rec.exit_start, second.rec.exit_end
+                if (
+                    out.stage_of[first.index] == 1
+                    and out.stage_of[second.index] == 2
+                    and out.stage_entered[second.index]
+                    and a is not None
+                    and b is not None
+                    and not ended_by_itself(first)
+                    and a.seq < b.seq
+                ):
+                    problems.append(f"{first.name} began to exit before {second.name} had exited")
+    if sc.mode in (Mode.PARALLEL, Mode.MAPPING) and sc.limit is None:
+        # 2. Concurrency: the enters start together; the body starts when the last has
+        # entered; the exits start together when the body ends.
+        starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
+        if starts - {out.block_start.time}:
+            problems.append(f"the enters started at {sorted(starts)}, not all at once")
+        if out.body_start is not None and cms:
+            entered = [cm.rec.enter_end for cm in cms if cm.rec.enter_end is not None]
+            if len(entered) == len(cms):
+                last = max(entered, key=lambda moment: moment.seq)
+
+                # One interrupted while others entered holds the body back until its
+                # cleanup tells whether it failed (4).
+                # (One interrupted at the very instant the last entered may count either
+                # way: the stage may or may not have finished entering.)
+                def settled(ties: bool) -> list[float]:
+                    return [
+                        cm.rec.exit_end.time
+                        for cm in cms
+                        if ended_by_itself(cm)
+                        and cm.rec.exit_start is not None
+                        and cm.rec.exit_end is not None
+                        and (
+                            cm.rec.exit_start.seq < last.seq
+                            or (ties and cm.rec.exit_start.time == last.time)
+                        )
+                    ]
+
+                expected = {max([last.time, *settled(ties)]) for ties in (False, True)}
+                if out.body_start.time not in expected:
+                    problems.append(
+                        f"the body started at {out.body_start.time}, not when the last "
+                        f"context manager had entered and any interrupted one had cleaned "
+                        f"up ({min(expected)})"
+                    )
+        if out.body_start is not None and end is not None:
+            # ... once the body has ended and every context manager interrupted while it
+            # ran (failing or ending by itself) has finished its cleanup (4).
+            release = max([end.time, *(m.time for m in interrupted_ends(out))])
+            for cm in cms:
+                start = cm.rec.exit_start
+                if start is not None and not ended_by_itself(cm) and start.time != release:
+                    problems.append(
+                        f"{cm.name} began to exit at {start.time}, not as the body ended "
+                        f"and the interrupted ones had cleaned up ({release})"
+                    )
+    if sc.mode is not Mode.HANDLES and not out.outer.cancel_called:
+        # 5, 7. Neither a failure nor the body's exception cancels a cleanup.
+        # (A stage entered in a body that an earlier stage's context manager interrupted
+        # is inside that cancellation, as inner `async with` blocks would be.)
+        interrupted_stage_1 = sc.mode is Mode.STACK and any(
+            ended_by_itself(cm) and out.stage_of[cm.index] == 1 for cm in cms
+        )
+        problems += [
+            f"{cm.name}'s exit was cancelled though nothing outside was"
+            for cm in cms
+            if cm.rec.exit_cancelled and not (interrupted_stage_1 and out.stage_of[cm.index] == 2)
+        ]
+    if out.child_start is not None and sc.body.spawn is not None:
+        owner = cms[sc.body.spawn].rec.exit_end
+        if out.child_end is None:
+            problems.append("the body's child task never finished")
+        elif owner is not None and out.child_end.seq > owner.seq:
+            problems.append("the body's child task outlived the nursery it was started in")
+    return problems
+
+
+def is_copy(a: BaseException | None, b: BaseException | None, same_message: bool = True) -> bool:
+    """``a`` is a copy of the group ``b``: same type and message, the very same leaves."""
+    return (
+        members(a) is not None
+        and type(a) is type(b)
+        and (str(a) == str(b) or not same_message)
+        and [id(x) for x in leaves(a)] == [id(x) for x in leaves(b)]
+    )
+
+
+def _shares_leaves(group: BaseException | None) -> bool:
+    """Two members of ``group`` hold the same leaf (only an echo makes that happen)."""
+    seen: set[int] = set()
+    for member in members(group) or ():
+        ids = {id(leaf) for leaf in leaves(member)}
+        if ids & seen:
+            return True
+        seen |= ids
+    return False
+
+
+#: Not a bug: in ``Mode.HANDLES`` what the library raised went on through the user's
+#: nursery, whose cancel scope (cancelled by the first failure) ``split``s, so copies, it.
+_TRIO_COPIES: Final = "the user's nursery copies"
+
+
+def _same(a: BaseException | None, b: BaseException | None, tolerate: frozenset[str]) -> bool:
+    if a is b:
+        return True
+    if _TRIO_COPIES in tolerate:
+        return is_copy(a, b, same_message=False)  # (a copy of ours recounts its message)
+    if "copies" not in tolerate:
+        return False
+    # A copy of a group with an echo in it may count its members differently.
+    return is_copy(a, b, same_message=not ("echoes" in tolerate and _shares_leaves(b)))
+
+
+#: For each node of what was raised that reports a fake's failure: the ids of the leaves
+#: under it that are copies of what that fake received (the ``"echoes"`` bug).
+Echoes = dict[int, frozenset[int]]
+
+
+def _echoes(out: Outcome, tolerate: frozenset[str]) -> Echoes:
+    found: Echoes = {}
+    if "start-twice" in tolerate and out.scenario.mode is Mode.HANDLES:
+        found[_TWICE] = frozenset()
+    if "echoes" not in tolerate:
+        return found
+    for cm in out.cms:
+        rec = cm.rec
+        received = {id(leaf) for leaf in leaves(rec.seen)}
+        echoed = frozenset(id(leaf) for leaf in leaves(rec.exit_raised) if id(leaf) in received)
+        if echoed:
+            mine = {_note(out, cm, OPEN), _note(out, cm, EXITING)}
+            for node in nodes(out.raised):
+                # The last note is the library's; a copy keeps the notes of the original.
+                if notes(node) and notes(node)[-1] in mine:
+                    found[id(node)] = echoed
+    return found
+
+
+#: Marks the ``"start-twice"`` bug as tolerated in :data:`Echoes`.
+_TWICE: Final = -1
+
+
+def _visible(
+    exc: BaseException | None, echoes: Echoes, hidden: frozenset[int] = frozenset()
+) -> list[BaseException]:
+    """The nodes of ``exc`` that are not echoes (see ``KNOWN_BUGS``), groups included."""
+    if exc is None:
+        return []
+    hidden |= echoes.get(id(exc), frozenset())
+    if hidden and all(id(leaf) in hidden for leaf in leaves(exc)):
+        return []
+    inner = members(exc)
+    if inner is None:
+        return [exc]
+    if _TWICE in echoes:
+        inner = tuple({id(m): m for m in inner}.values())  # the same member twice: once
+    return [exc, *(node for m in inner for node in _visible(m, echoes, hidden))]
+
+
+def _visible_leaves(exc: BaseException | None, echoes: Echoes) -> list[BaseException]:
+    return [node for node in _visible(exc, echoes) if members(node) is None]
+
+
+def _locate(
+    raised: BaseException | None, expected: Expected, echoes: Echoes, tolerate: frozenset[str]
+) -> list[BaseException]:
+    """The nodes of ``raised`` that stand for ``expected`` (one, if all is well)."""
+    exact = expected.exact
+    if exact is not None:
+        return [
+            node
+            for node in _visible(raised, echoes)
+            if node is exact or (_same(node, exact, tolerate) and notes(node))
+        ]
+    wanted = [id(leaf) for leaf in expected.leaves]
+    return [
+        node
+        for node in _visible(raised, echoes)
+        if members(node) is not None
+        and notes(node)
+        and wanted
+        == [
+            id(leaf)
+            for leaf in _visible_leaves(node, echoes)
+            if not isinstance(leaf, trio.Cancelled)
+        ]
+    ]
+
+
+def _suppressed(out: Outcome, leaf_ids: Sequence[int], failed: ScriptedCM | None) -> bool:
+    """A context manager received these leaves and suppressed them.
+
+    Anyone may suppress the body's exception (``failed`` is None).  A failure comes out of
+    the failing context manager's own exit, so only an earlier stage (an outer ``async
+    with``) may suppress it: never a member of its own stage (6, 7: "no failure is lost").
+    """
+    for cm in out.cms:
+        rec = cm.rec
+        if not rec.exit_returned or ended_by_itself(cm) or not out.stage_entered[cm.index]:
+            continue  # (a member of a stage that did not enter exits before the body ends)
+        if failed is not None and out.stage_of[cm.index] >= out.stage_of[failed.index]:
+            continue
+        received = {id(leaf) for leaf in leaves(rec.seen)}
+        if leaf_ids and all(i in received for i in leaf_ids):
+            return True
+    return False
+
+
+def _check_errors(
+    out: Outcome, tolerate: frozenset[str]
+) -> tuple[dict[int, BaseException], list[str]]:
+    """No failure lost or doubled (9, Errors), each the original object with its note."""
+    problems: list[str] = []
+    sc, raised, body = out.scenario, out.raised, out.body_raised
+    echoes = _echoes(out, tolerate)
+    expected = expected_failures(out, tolerate)
+    body_error = None if body is None or has_cancelled(body) else body
+    body_ids = [id(leaf) for leaf in leaves(body_error)]
+    body_suppressed = _suppressed(out, body_ids, None)
+    counts = Counter(id(leaf) for leaf in _visible_leaves(raised, echoes))
+    located: dict[int, BaseException] = {}
+    top: list[BaseException] = []
+    if body_error is not None and not body_suppressed:
+        top.append(body_error)
+    for e in expected:
+        ids = [id(leaf) for leaf in e.leaves]
+        inside_body = all(i in body_ids for i in ids)
+        gone = _suppressed(out, ids, e.cm) or (inside_body and body_suppressed)
+        want = 0 if gone else 1
+        problems += [
+            f"{e.cm.name}'s failure {leaf!r} appears {counts[id(leaf)]} times in what was "
+            f"raised, not {want}"
+            for leaf in e.leaves
+            if counts[id(leaf)] != want
+        ]
+        if gone:
+            continue
+        found = _locate(raised, e, echoes, tolerate)
+        if len(found) != 1:
+            what = "the very object it raised" if e.exact is not None else "its failure"
+            problems.append(f"{e.cm.name}: {what} appears {len(found)} times in {raised!r}")
+            continue
+        node = located[e.cm.index] = found[0]
+        if len(notes(node)) != 1 or notes(node)[0] not in e.notes:
+            problems.append(
+                f"{e.cm.name}'s failure has the notes {notes(node)}, not one of {sorted(e.notes)}"
+            )
+        if not inside_body:
+            top.append(node)
+    if body_error is not None:
+        want = 0 if body_suppressed else 1
+        problems += [
+            f"the body's {leaf!r} appears {counts[id(leaf)]} times, not {want}"
+            for leaf in leaves(body_error)
+            if counts[id(leaf)] != want
+        ]
+    accounted = set(body_ids) | {id(leaf) for e in expected for leaf in e.leaves}
+    for leaf in _visible_leaves(raised, echoes):
+        if id(leaf) in accounted or isinstance(leaf, trio.Cancelled):
+            continue
+        if (
+            sc.mode is Mode.HANDLES
+            and isinstance(leaf, RuntimeError)
+            and "already failed while" in str(leaf)
+        ):
+            continue  # aclose() of a handle whose failure went to its nursery
+        problems.append(f"{leaf!r} was raised, but nothing raised it")
+    if sc.mode is not Mode.HANDLES:
+        problems += _check_group_form(out, top, echoes, tolerate)
+    return located, problems
+
+
+def _check_group_form(
+    out: Outcome, top: list[BaseException], echoes: Echoes, tolerate: frozenset[str]
+) -> list[str]:
+    """Flat, ordered (the body's exception first, then argument order), typed, summarised."""
+    problems: list[str] = []
+    raised, body = out.raised, out.body_raised
+    inner = members(raised)
+    if inner is None:
+        if top:
+            problems.append(f"the block raised {raised!r}, not a group of {top!r}")
+        elif raised is not None and type(raised) is not trio.Cancelled:
+            problems.append(f"the block raised {raised!r} unwrapped: only a pure cancellation may")
+        return problems
+    assert raised is not None and out.outer is not None
+    if not inner:
+        return [*problems, "the block raised an empty group"]
+    actual = [member for member in inner if _visible(member, echoes)]
+    if actual and actual[0] is body and isinstance(body, trio.Cancelled):
+        # The body was cancelled from outside and something failed: its Cancelled comes
+        # first, and the scope that owns it takes it out of the group.
+        actual = actual[1:]
+        if not out.outer.cancel_called:
+            problems.append("the body's Cancelled is in the group, but nothing cancelled it")
+    if len(actual) != len(top) or not all(
+        _same(a, b, tolerate) for a, b in zip(actual, top, strict=True)
+    ):
+        problems.append(f"the group holds {actual!r}, not {top!r} in that order")
+    if isinstance(raised, ExceptionGroup) != all(isinstance(m, Exception) for m in inner):
+        problems.append(f"a {type(raised).__name__} of {list(inner)!r}")
+    if out.scenario.mode in (Mode.PARALLEL, Mode.MAPPING) and not problems:
+        body_failed = _same(inner[0], body, tolerate)
+        rest = inner[1:] if body_failed else inner
+        phases = [notes(m)[-1].rsplit(" ", 1)[1] for m in rest if notes(m)]
+        want = summary(len(out.cms), phases, body_failed=body_failed)
+        message = str(getattr(raised, "message", ""))
+        if message != want:
+            problems.append(f"the group's message is {message!r}, not {want!r}")
+    return problems
+
+
+def _check_cancellation(out: Outcome) -> list[str]:
+    """8. A pure outer cancellation is its own scope's, unwrapped; none escapes it."""
+    problems: list[str] = []
+    sc, outer, raised = out.scenario, out.outer, out.raised
+    assert outer is not None
+    if has_cancelled(out.escaped):
+        problems.append(f"a Cancelled escaped the scope that owns it: {out.escaped!r}")
+    body = out.body_raised
+    pure = (
+        outer.cancel_called
+        and not expected_failures(out)
+        and (body is None or (has_cancelled(body) and not leaves(body)[1:]))
+    )
+    if not pure:
+        return problems
+    if not outer.cancelled_caught:
+        problems.append("a pure outer cancellation was not caught by its own scope")
+    if out.escaped is not None:
+        problems.append(f"a pure outer cancellation, yet {out.escaped!r} escaped")
+    if sc.mode is Mode.HANDLES:
+        return problems
+    if raised is None:
+        suppressor = any(
+            isinstance(cm.rec.seen, trio.Cancelled) and cm.rec.exit_returned for cm in out.cms
+        )
+        late = out.after_block is not None and out.after_block.time >= (sc.cancel_at or 0)
+        if not suppressor and not late:
+            problems.append("the block swallowed a cancellation that nothing suppressed")
+    elif type(raised) is not trio.Cancelled:
+        problems.append(f"a pure cancellation came out as {raised!r}, not a bare Cancelled")
+    elif any(raised is cm.rec.seen for cm in out.cms):
+        problems.append("the caller's Cancelled is one that a context manager received")
+    return problems
+
+
+def _check_delivery(
+    out: Outcome, located: dict[int, BaseException], tolerate: frozenset[str]
+) -> list[str]:
+    """What each ``__aexit__`` receives (4, 5, 6), and no Cancelled moved between tasks."""
+    problems: list[str] = []
+    sc, outer = out.scenario, out.outer
+    assert outer is not None
+    cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, trio.Cancelled)]
+    if len({id(c) for c in cancelled}) != len(cancelled) or any(c is out.raised for c in cancelled):
+        problems.append("one Cancelled was received in two tasks")
+    if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or outer.cancel_called:
+        return problems
+    pairs: list[tuple[int, BaseException]] = []
+    for e in expected_failures(out):
+        node = located.get(e.cm.index, e.exact)
+        note = notes(node)[0] if node is not None and notes(node) else min(e.notes)
+        if node is not None and note.endswith((ENTERING, OPEN)):
+            pairs.append((e.reported.seq, node))
+    body = out.body_raised
+    body_error = None if body is None or has_cancelled(body) else body
+    # Released as the body ends, the exits receive the failure of the first context
+    # manager interrupted while the body ran (4: the first to begin failing, in order of
+    # interruption); when the stage could not enter, the first failure of all (6).  With
+    # a limit, `__aexit__` may be called later than that.
+    end = out.block_body_end
+    if out.body_start is not None and end is not None:
+        order = {
+            cm.index: start.seq
+            for cm in out.cms
+            if ended_by_itself(cm) and (start := cm.rec.exit_start) is not None
+        }
+        by_index = {
+            id(node): e.cm.index
+            for e in expected_failures(out)
+            for node in [located.get(e.cm.index, e.exact)]
+            if node is not None
+        }
+        candidates = [
+            (order[by_index[id(node)]], node, out.cms[by_index[id(node)]].rec.fired_time)
+            for _, node in pairs
+            if by_index.get(id(node)) in order
+        ]
+        # With a limit, `__aexit__` (whose start orders the interruptions here) may wait
+        # for a slot: then only the time its own scope fired tells, and a tie (with the
+        # body's end, or between them) may go either way.
+        reported: list[tuple[int, BaseException, float | None]] = [
+            (seq, node, fired)
+            for seq, node, fired in candidates
+            if (seq < end.seq if sc.limit is None else fired is not None and fired < end.time)
+        ]
+        tied: list[tuple[int, BaseException, float | None]] = [
+            (seq, node, fired)
+            for seq, node, fired in candidates
+            if sc.limit is not None and fired == end.time
+        ]
+    else:
+        reported, tied = [(seq, node, None) for seq, node in pairs], []
+    fallback = body_error if out.body_start is not None else None
+
+    def firsts(
+        earlier: list[tuple[int, BaseException, float | None]],
+    ) -> list[BaseException | None]:
+        if not earlier:
+            return [fallback]
+        if sc.limit is None:
+            first = min(seq for seq, _, _ in earlier)
+            return [node for seq, node, _ in earlier if seq == first]
+        soonest = min(fired or 0.0 for _, _, fired in earlier)
+        return [node for _, node, fired in earlier if (fired or 0.0) == soonest]
+
+    wants = firsts(reported) + (firsts(reported + tied) if tied else [])
+    for cm in out.cms:
+        if cm.rec.exit_start is None or ended_by_itself(cm):
+            continue
+        if not any(_same(cm.rec.seen, want, tolerate) for want in wants):
+            why = "the first failure" if reported else "the body's outcome"
+            problems.append(
+                f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {why} ({wants[0]!r})"
+            )
+    return problems

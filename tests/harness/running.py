@@ -1,0 +1,248 @@
+"""Running a scenario: a fresh ``trio.run`` on a virtual clock, a seeded scheduler."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import attrs
+import trio
+import trio.testing
+
+from tests.harness.exceptions import leaves
+from tests.harness.fake import Moment, ScriptedCM, Timeline
+from tests.harness.scenario import DEADLOCK_AFTER, Ending, Mode, Scenario
+from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+
+@attrs.define(eq=False)
+class Outcome:
+    """What happened in one run of a scenario."""
+
+    scenario: Scenario
+    cms: list[ScriptedCM]
+    timeline: Timeline
+    #: ``Mode.STACK``: the stage (1 or 2) and position in it of each fake (0 if its stage
+    #: was never entered); else 0 and the argument position.
+    stage_of: list[int]
+    position_of: list[int]
+    #: Whether the stage of each fake entered (the code after it ran).
+    stage_entered: list[bool]
+    owner_task: trio.lowlevel.Task | None = None
+    outer: trio.CancelScope | None = None
+    block_start: Moment | None = None
+    body_task: trio.lowlevel.Task | None = None
+    body_start: Moment | None = None
+    body_end: Moment | None = None
+    #: What escaped the block's body (for a stack, that includes the stages it entered),
+    #: and when it ended.
+    body_raised: BaseException | None = None
+    block_body_end: Moment | None = None
+    child_start: Moment | None = None
+    child_end: Moment | None = None
+    #: What the block raised (for ``Mode.HANDLES``: what the nursery raised).
+    raised: BaseException | None = None
+    after_block: Moment | None = None
+    #: What escaped the outer ``move_on_after``.
+    escaped: BaseException | None = None
+    tasks_before: int = 0
+    tasks_after: int = 0
+    deadlocked: bool = False
+    #: What escaped ``trio.run`` itself.
+    crashed: BaseException | None = None
+    warnings: list[str] = attrs.Factory(list[str])
+
+
+Implementation = Callable[[Sequence[ScriptedCM]], AbstractAsyncContextManager[Sequence[object]]]
+Runner = Callable[[Outcome], Awaitable[None]]
+
+
+def _count_tasks() -> int:
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    count, todo = 0, [root]
+    while todo:
+        task = todo.pop()
+        count += 1
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return count
+
+
+async def _child(out: Outcome, seconds: float) -> None:
+    out.child_start = out.timeline.now()
+    try:
+        await trio.sleep(seconds)
+    finally:
+        out.child_end = out.timeline.now()
+
+
+async def _user_body(out: Outcome, values: Sequence[object]) -> None:
+    body = out.scenario.body
+    out.body_task = trio.lowlevel.current_task()
+    out.body_start = out.timeline.now()
+    try:
+        if body.spawn is not None:
+            nursery = values[body.spawn]
+            assert isinstance(nursery, trio.Nursery)
+            nursery.start_soon(_child, out, body.child_for)
+        if body.delay is not None:
+            await trio.sleep(body.delay)
+        if body.ending is Ending.ERROR:
+            raise ValueError("body")
+        if body.ending is Ending.INTERRUPT:
+            raise KeyboardInterrupt("body")
+        if body.ending is Ending.GROUP:
+            raise ExceptionGroup("body", [ValueError("body"), KeyError("body")])
+    except BaseException:
+        if body.cleanup is not None:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(body.cleanup)
+        raise
+    finally:
+        out.body_end = out.timeline.now()
+
+
+async def _in_block(out: Outcome, body: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await body()
+    except BaseException as exc:
+        out.body_raised = exc
+        raise
+    finally:
+        out.block_body_end = out.timeline.now()
+
+
+def _run_parallel(implementation: Implementation | None) -> Runner:
+    async def run(out: Outcome) -> None:
+        cms, limit = out.cms, out.scenario.limit
+
+        async def body(values: Sequence[object]) -> None:
+            out.stage_entered = [True] * len(cms)
+            await _user_body(out, values)
+
+        if implementation is not None:
+            async with implementation(cms) as values:
+                await _in_block(out, lambda: body(values))
+        elif out.scenario.mode is Mode.MAPPING:
+            async with parallel_with({cm.name: cm for cm in cms}, limit=limit) as ctx:
+                await _in_block(out, lambda: body([ctx[cm.name] for cm in cms]))
+        else:
+            async with parallel_with(*cms, limit=limit) as values:
+                await _in_block(out, lambda: body(values))
+
+    return run
+
+
+async def _run_stack(out: Outcome) -> None:
+    sc = out.scenario
+    stages = [stage for stage in (out.cms[: sc.split], out.cms[sc.split :]) if stage]
+    async with ParallelExitStack() as stack:
+
+        async def body() -> None:
+            values: list[object] = []
+            for number, stage in enumerate(stages, 1):
+                for position, cm in enumerate(stage):
+                    out.stage_of[cm.index] = number
+                    out.position_of[cm.index] = position
+                if number == 2 and len(stage) == 1:
+                    values.append(await stack.enter(stage[0]))
+                else:
+                    values.extend(await stack.enter_all(*stage, limit=sc.limit))
+                for cm in stage:
+                    out.stage_entered[cm.index] = True
+            await _user_body(out, values)
+
+        await _in_block(out, body)
+
+
+async def _run_handles(out: Outcome) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def body() -> None:
+            handles = [await start_context(nursery, cm, name=cm.name) for cm in out.cms]
+            out.stage_entered = [True] * len(out.cms)
+            await _user_body(out, [handle.value for handle in handles])
+            for handle in reversed(handles):
+                await handle.aclose()
+
+        await _in_block(out, body)
+
+
+async def _main(out: Outcome, runner: Runner) -> None:
+    out.tasks_before = _count_tasks()
+    cancel_at = out.scenario.cancel_at
+    with trio.move_on_after(DEADLOCK_AFTER) as watchdog:
+        try:
+            with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as outer:
+                out.outer = outer
+                out.owner_task = trio.lowlevel.current_task()
+                out.block_start = out.timeline.now()
+                try:
+                    await runner(out)
+                except BaseException as exc:
+                    out.raised = exc
+                    raise
+                out.after_block = out.timeline.now()
+                # Where the code after the block meets a cancellation that a context
+                # manager suppressed (as after nested `async with`).
+                await trio.lowlevel.checkpoint()
+        except BaseException as exc:
+            out.escaped = exc
+    out.deadlocked = watchdog.cancel_called
+    out.tasks_after = _count_tasks()
+
+
+def _seed_scheduler(seed: int) -> None:
+    # Trio shuffles each batch of runnable tasks with a module-level Random (which it
+    # registers with hypothesis).  Seeding it makes a run a function of its scenario.
+    # Private: if it moves, runs are merely no longer reproducible.
+    module = sys.modules.get("trio._core._run")
+    rng: object = vars(module).get("_r") if module is not None else None
+    if isinstance(rng, random.Random):
+        rng.seed(seed)
+
+
+def run_scenario(scenario: Scenario, implementation: Implementation | None = None) -> Outcome:
+    """Run ``scenario`` in a fresh ``trio.run`` on a virtual clock and say what happened.
+
+    ``implementation`` replaces ``parallel_with`` (``Mode.PARALLEL``), to check the checker.
+    """
+    timeline = Timeline()
+    n = len(scenario.scripts)
+    cms = [ScriptedCM(f"cm{i}", i, script, timeline) for i, script in enumerate(scenario.scripts)]
+    out = Outcome(scenario, cms, timeline, [0] * n, list(range(n)), [False] * n)
+    runner: Runner
+    if scenario.mode is Mode.STACK:
+        runner = _run_stack
+    elif scenario.mode is Mode.HANDLES:
+        runner = _run_handles
+    else:
+        runner = _run_parallel(implementation)
+    _seed_scheduler(scenario.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            trio.run(_main, out, runner, clock=trio.testing.MockClock(autojump_threshold=0))
+        except BaseException as exc:
+            out.crashed = exc
+    out.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
+    _reraise_a_real_interrupt(out)
+    return out
+
+
+def _reraise_a_real_interrupt(out: Outcome) -> None:
+    # Ctrl-C during a long run must stop it, not count as a violation.
+    ours = {id(exc) for cm in out.cms for exc in cm.rec.faults for exc in leaves(exc)}
+    ours.update(id(exc) for exc in leaves(out.body_raised))
+    for exc in (out.escaped, out.crashed):
+        for leaf in leaves(exc):
+            if isinstance(leaf, KeyboardInterrupt) and id(leaf) not in ours:
+                raise leaf

@@ -1,0 +1,177 @@
+"""Behaviour as data: scripts, bodies, modes and scenarios (frozen, hashable)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from typing import Final
+
+import attrs
+from attrs import AttrsInstance
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
+
+
+# Phases of a fake, as the library names them in its notes.
+NEW: Final = "new"
+ENTERING: Final = "entering"
+OPEN: Final = "open"
+EXITING: Final = "exiting"
+CLOSED: Final = "closed"
+
+#: Virtual seconds after which a scenario counts as deadlocked (they all end within 30).
+DEADLOCK_AFTER: Final = 1000.0
+
+
+# ---- behaviour as data ----------------------------------------------------------------------
+
+
+def _short_repr(obj: AttrsInstance) -> str:
+    """``Type(field=value, ...)`` with the fields left at their default omitted."""
+    parts: list[str] = []
+    for field in attrs.fields(type(obj)):
+        value = getattr(obj, field.name)
+        if value != field.default:
+            parts.append(f"{field.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+class Fault(enum.Enum):
+    """An exception a fake raises: a fresh object each time, recorded by the fake."""
+
+    ERROR = "ValueError"
+    INTERRUPT = "KeyboardInterrupt"
+    GROUP = "ExceptionGroup"
+
+    def __repr__(self) -> str:
+        return f"Fault.{self.name}"
+
+    def make(self, label: str) -> BaseException:
+        if self is Fault.ERROR:
+            return ValueError(label)
+        if self is Fault.INTERRUPT:
+            return KeyboardInterrupt(label)
+        return ExceptionGroup(label, [ValueError(label), KeyError(label)])
+
+
+class OpenFailure(enum.Enum):
+    """How a fake fails (or ends) by itself, ``open_after`` seconds after ``__aenter__`` began."""
+
+    #: A background task in the nursery it holds across the yield raises ``crash_fault``.
+    CRASH = "crash"
+    #: A ``trio.fail_after`` it holds across the yield fires: ``trio.TooSlowError``.
+    FAIL_AFTER = "fail_after"
+    #: A ``trio.move_on_after`` it holds across the yield fires: it ends by itself, no error.
+    MOVE_ON = "move_on_after"
+
+    def __repr__(self) -> str:
+        return f"OpenFailure.{self.name}"
+
+
+@attrs.frozen(repr=False)
+class Script:
+    """What one fake context manager does.  ``None`` latencies mean no checkpoint at all.
+
+    Its resources (a cancel scope, then a deadline, then a nursery) are opened at the start
+    of ``__aenter__``, before the enter latency, and closed at the start of ``__aexit__``,
+    passing the exception on as nested ``with`` blocks would; the exit latency follows.
+    A failure while entering unwinds them and raises what comes out; a deadline that fires
+    while entering fails (``FAIL_AFTER``) or cuts the enter short (``MOVE_ON``).
+    """
+
+    enter_delay: float | None = 0
+    enter_fault: Fault | None = None
+    open_failure: OpenFailure | None = None
+    open_after: float = 1.5
+    crash_fault: Fault = Fault.ERROR
+    exit_delay: float | None = 0
+    #: The exit latency is a graceful close, shielded from cancellation.
+    shield_exit: bool = False
+    exit_fault: Fault | None = None
+    #: Swallow the exception ``__aexit__`` receives (inside its resources) and return True.
+    suppress: bool = False
+    #: Hold a nursery across the yield, and yield it (a ``CRASH`` holds one anyway).
+    nursery: bool = False
+    #: Hold a plain cancel scope across the yield.
+    scope: bool = False
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
+    @property
+    def has_nursery(self) -> bool:
+        return self.nursery or self.open_failure is OpenFailure.CRASH
+
+
+class Ending(enum.Enum):
+    RETURN = "return"
+    ERROR = "ValueError"
+    INTERRUPT = "KeyboardInterrupt"
+    #: An ``ExceptionGroup``, as a nursery in the body raises.
+    GROUP = "ExceptionGroup"
+
+    def __repr__(self) -> str:
+        return f"Ending.{self.name}"
+
+
+@attrs.frozen(repr=False)
+class Body:
+    """What the body of the block does."""
+
+    #: Seconds it sleeps before it ends (``None``: no checkpoint at all).
+    delay: float | None = 0
+    ending: Ending = Ending.RETURN
+    #: Start a child task, sleeping ``child_for``, in the nursery this context manager
+    #: yielded (the index of a script with ``has_nursery``).
+    spawn: int | None = None
+    child_for: float = 2
+    #: Seconds of shielded cleanup when an exception (a cancellation) goes through it.
+    cleanup: float | None = None
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
+
+class Mode(enum.Enum):
+    """Which public face of the library runs the context managers."""
+
+    #: ``parallel_with(*cms)``.
+    PARALLEL = "parallel"
+    #: ``parallel_with({name: cm})``.
+    MAPPING = "mapping"
+    #: ``ParallelExitStack``: ``enter_all(*cms[:split])``, then ``enter``/``enter_all`` of
+    #: the rest (empty stages are skipped).
+    STACK = "stack"
+    #: ``start_context`` for each in turn in one nursery, then ``aclose`` in reverse order.
+    HANDLES = "handles"
+
+    def __repr__(self) -> str:
+        return f"Mode.{self.name}"
+
+
+@attrs.frozen(repr=False)
+class Scenario:
+    """One run: the fakes, the body, the mode and an outer cancellation."""
+
+    scripts: tuple[Script, ...] = ()
+    body: Body = Body()
+    mode: Mode = Mode.PARALLEL
+    #: ``Mode.STACK``: the first stage is ``scripts[:split]``.
+    split: int = 1
+    #: Virtual time at which a ``trio.move_on_after`` around the block fires.
+    cancel_at: float | None = None
+    #: The ``limit=`` option (not for ``Mode.HANDLES``).
+    limit: int | None = None
+    #: Seeds Trio's scheduler (it shuffles each batch of runnable tasks).
+    seed: int = 0
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
+    def __attrs_post_init__(self) -> None:
+        spawn = self.body.spawn
+        if spawn is not None and not self.scripts[spawn].has_nursery:
+            raise ValueError(f"the body spawns into scripts[{spawn}], which has no nursery")
+        if self.mode is Mode.HANDLES and self.limit is not None:
+            raise ValueError("start_context takes no limit")
