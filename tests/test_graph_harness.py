@@ -112,6 +112,7 @@ def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
         body_delay=draw(st.integers(0, 3)),
         body_error=draw(st.booleans()),
         cancel_at=cancel,
+        limit=draw(st.sampled_from([None, None, None, 1, 2])),
     )
 
 
