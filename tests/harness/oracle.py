@@ -170,7 +170,13 @@ def check(scenario: Scenario, out: Outcome, tolerate: frozenset[str] = KNOWN_BUG
     if out.crashed is not None or out.deadlocked or out.outer is None:
         return problems
     problems += _check_lifecycle(out)
-    problems += _check_times(out)
+    for checker in (
+        _check_concurrency,
+        _check_no_early_exit,
+        _check_cleanup_not_cancelled,
+        _check_nesting,
+    ):
+        problems += checker(out)
     located, more = _check_errors(out, tolerate)
     problems += more
     problems += _check_cancellation(out)
@@ -179,6 +185,8 @@ def check(scenario: Scenario, out: Outcome, tolerate: frozenset[str] = KNOWN_BUG
 
 
 def _check_run(out: Outcome) -> list[str]:
+    """1, 9. The run: no crash, deadlock or warning, no corrupted cancel scope, no task
+    outliving the block."""
     problems: list[str] = []
     if out.crashed is not None:
         problems.append(f"trio.run raised {out.crashed!r}")
@@ -201,6 +209,7 @@ def _check_run(out: Outcome) -> list[str]:
 
 
 def _check_lifecycle(out: Outcome) -> list[str]:
+    """1, 9. Each entered once, in a task of its own; exited once, there, if it entered."""
     problems: list[str] = []
     owners: dict[int, str] = {}
     for cm in out.cms:
@@ -224,7 +233,8 @@ def _check_lifecycle(out: Outcome) -> list[str]:
     return problems
 
 
-def _check_times(out: Outcome) -> list[str]:
+def _check_no_early_exit(out: Outcome) -> list[str]:
+    """3. No __aexit__ before the body has finished; stages unwind in reverse order."""
     problems: list[str] = []
     sc, cms = out.scenario, out.cms
     assert out.outer is not None and out.block_start is not None
@@ -255,6 +265,15 @@ def _check_times(out: Outcome) -> list[str]:
                     and a.seq < b.seq
                 ):
                     problems.append(f"{first.name} began to exit before {second.name} had exited")
+    return problems
+
+
+def _check_concurrency(out: Outcome) -> list[str]:
+    """2 (and 4). Enters start together; the body and the exits start when they must."""
+    problems: list[str] = []
+    sc, cms = out.scenario, out.cms
+    assert out.outer is not None and out.block_start is not None
+    end = out.block_body_end
     if sc.mode in (Mode.PARALLEL, Mode.MAPPING) and sc.limit is None:
         # 2. Concurrency: the enters start together; the body starts when the last has
         # entered; the exits start together when the body ends.
@@ -301,6 +320,14 @@ def _check_times(out: Outcome) -> list[str]:
                         f"{cm.name} began to exit at {start.time}, not as the body ended "
                         f"and the interrupted ones had cleaned up ({release})"
                     )
+    return problems
+
+
+def _check_cleanup_not_cancelled(out: Outcome) -> list[str]:
+    """5, 7. Neither a failure nor the body's exception cancels a cleanup."""
+    problems: list[str] = []
+    sc, cms = out.scenario, out.cms
+    assert out.outer is not None and out.block_start is not None
     if sc.mode is not Mode.HANDLES and not out.outer.cancel_called:
         # 5, 7. Neither a failure nor the body's exception cancels a cleanup.
         # (A stage entered in a body that an earlier stage's context manager interrupted
@@ -313,6 +340,14 @@ def _check_times(out: Outcome) -> list[str]:
             for cm in cms
             if cm.rec.exit_cancelled and not (interrupted_stage_1 and out.stage_of[cm.index] == 2)
         ]
+    return problems
+
+
+def _check_nesting(out: Outcome) -> list[str]:
+    """1. A task the body starts in a context manager's nursery ends inside it."""
+    problems: list[str] = []
+    sc, cms = out.scenario, out.cms
+    assert out.outer is not None and out.block_start is not None
     if out.child_start is not None and sc.body.spawn is not None:
         owner = cms[sc.body.spawn].rec.exit_end
         if out.child_end is None:
