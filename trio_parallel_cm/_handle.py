@@ -9,7 +9,7 @@ Design notes:
 * Cancelling the nursery exits the context manager, whose ``__aexit__`` sees the
   cancellation.  The holder is shielded while open all the same, so that a cancellation
   reaching it can only be the context manager's own (a failure while open); a watcher
-  task beside it takes the nursery's cancellation and passes it on (see ``Holder._watch``).
+  task beside it takes the nursery's cancellation and passes it on (see ``Watcher``).
 * A failure is raised exactly once: to the ``aexit``/``aclose`` caller that asked for the
   exit, or, when nobody asked (it failed while open, or while exiting because the nursery
   was cancelled), into the nursery from the holder task, as structured concurrency wants.
@@ -18,6 +18,7 @@ Design notes:
 from __future__ import annotations
 
 import enum
+import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar, final
 
@@ -27,6 +28,7 @@ from ._errors import make_group, records_of, summary
 from ._holder import Holder
 from ._input import check_observer, holder_for
 from ._lifecycle import Life
+from ._lowlevel import ABORTED, Task, current_task, park, unpark
 from ._options import Options
 from ._stage import Stage
 from ._timeline import Observer
@@ -49,6 +51,58 @@ class ContextState(enum.Enum):
     EXITING = "exiting"
     CLOSED = "closed"
     FAILED = "failed"
+
+
+WATCHER_TASK_NAME = "trio_parallel_cm handle watcher"
+
+
+@final
+class Watcher:
+    """A handle's watcher task: tells its holder that a cancellation came from outside.
+
+    A handle's holder is shielded while open, like every holder, so that only the context
+    manager's own scopes can cancel it: a cancellation that reaches it is then the context
+    manager failing or ending by itself.  Its nursery's cancellation (or an outer scope's)
+    reaches this unshielded task instead, whose abort function marks it at once, before
+    any other task runs, and which then lifts the holder's shield so that ``__aexit__``
+    meets that cancellation natively.  Handle-only: ``parallel_with`` and the other faces
+    own their holders' cancellation themselves.
+    """
+
+    __slots__ = ("from_outside", "holder", "task")
+
+    def __init__(self, holder: Holder) -> None:
+        self.holder = holder
+        self.task: Task | None = None
+        # Its nursery was cancelled while the holder was still open: read by the holder.
+        self.from_outside = False
+
+    async def run(self) -> None:
+        holder = self.holder
+        if holder.state is Life.CLOSED or holder.state is Life.NOT_ENTERED:
+            return
+        self.task = current_task()
+        try:
+            await park(self._abort)
+        except trio.Cancelled:
+            # Its own Cancelled, at the top of its own task: it has passed it on.
+            if holder.state is Life.OPEN or holder.state is Life.FAILING:
+                holder.scope.shield = False
+            elif holder.state is Life.EXITING and holder.scope.deadline == math.inf:
+                holder.scope.shield = False  # unless an exit timeout shields its budget
+
+    def _abort(self, raise_cancel: object) -> Any:
+        # Only if it is still open: a context manager that failed first failed while open.
+        if self.holder.state is Life.OPEN:
+            self.from_outside = True
+        self.task = None
+        return ABORTED
+
+    def stop(self) -> None:
+        """The holder has finished: let the watcher task end.  Holder's task."""
+        if self.task is not None:
+            task, self.task = self.task, None
+            unpark(task)
 
 
 @final
@@ -206,16 +260,18 @@ async def start_context(
     check_observer(observer)
     holder = holder_for(cm, "the cm argument of start_context()")
     holder.key = name
+    watcher = holder.watcher = Watcher(holder)
     handle: ContextHandle[T] = ContextHandle(holder)
     stage = Stage(
         [holder],
         nursery,
         handle,
-        watch_outside=True,
         started_at=trio.current_time(),
         observer=observer,
         options=options,
     )
     handle._stage = stage  # pyright: ignore[reportPrivateUsage]
     await stage.enter()
+    # Entered and parked: from now on its nursery's cancellation must reach it.
+    nursery.start_soon(watcher.run, name=WATCHER_TASK_NAME)
     return handle

@@ -14,7 +14,7 @@ Design notes:
   outer cancellation cannot make it exit early.  While open, a cancellation can then only
   come from a scope *inside* the context manager: it failed, or ended by itself.  (A
   handle's holder is shielded too; a watcher task passes its nursery's cancellation on:
-  see ``_watch``.)
+  see ``_handle.Watcher``.)
 * The same scope carries the enter and exit deadlines (set on it, lifted from it), so no
   scope is ever entered around ``__aenter__`` or ``__aexit__`` alone.
 * Its life reads in ``run`` as enter (``_enter``, ``_enter_failed``, ``_opened``), hold
@@ -72,9 +72,8 @@ from ._timeline import ENTER_FAILED, ENTER_STARTED, EXIT_FAILED, EXIT_STARTED, E
 from ._timeline import ENTERED as ENTERED_EVENT
 
 if TYPE_CHECKING:
+    from ._handle import Watcher
     from ._stage import Stage
-
-WATCHER_TASK_NAME = "trio_parallel_cm handle watcher"
 
 
 async def call_aexit(
@@ -122,7 +121,6 @@ class Holder:
         "cm",
         "deliver",
         "failure",
-        "from_outside",
         "key",
         "make",
         "native",
@@ -167,12 +165,17 @@ class Holder:
         self.suppressed = False
         self.failure: BaseException | None = None
         self.phase: Phase = ENTERING
-        self.from_outside = False
-        self.watcher: Task | None = None
+        # A handle's watcher (``_handle.Watcher``), set by ``start_context`` before entering.
+        self.watcher: Watcher | None = None
 
     @property
     def name(self) -> str:
         return name_of(self.cm, self.key)
+
+    @property
+    def from_outside(self) -> bool:
+        """A handle's nursery was cancelled while it was open (its watcher saw it first)."""
+        return self.watcher is not None and self.watcher.from_outside
 
     @property
     def failing(self) -> bool:
@@ -253,8 +256,7 @@ class Holder:
                 await self._exit(stage, entering.value, native, exc_in, tb)
         finally:
             if self.watcher is not None:
-                watcher, self.watcher = self.watcher, None
-                unpark(watcher)
+                self.watcher.stop()
             unclaimed = stage.holder_done(self)
         if unclaimed is not None:
             raise unclaimed
@@ -322,8 +324,6 @@ class Holder:
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
             return stage.release_unmoved(self)
-        if stage.watch_outside:
-            stage.nursery.start_soon(self._watch, name=WATCHER_TASK_NAME)
         return None
 
     def _interrupted(self, stage: Stage, exc: BaseException) -> Delivery:
@@ -408,35 +408,6 @@ class Holder:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
         if failing:
             stage.ended_while_open(self)
-
-    async def _watch(self) -> None:
-        """A handle's watcher: tells its holder that a cancellation came from outside.
-
-        A handle's holder is shielded while open, like every holder, so that only the
-        context manager's own scopes can cancel it: a cancellation that reaches it is then
-        the context manager failing or ending by itself.  Its nursery's cancellation (or an
-        outer scope's) reaches this unshielded task instead, whose abort function marks it
-        at once, before any other task runs, and which then lifts the holder's shield so
-        that ``__aexit__`` meets that cancellation natively.
-        """
-        if self.state is Life.CLOSED or self.state is Life.NOT_ENTERED:
-            return
-        self.watcher = current_task()
-        try:
-            await park(self._outside)
-        except trio.Cancelled:
-            # Its own Cancelled, at the top of its own task: it has passed it on.
-            if self.state is Life.OPEN or self.state is Life.FAILING:
-                self.scope.shield = False
-            elif self.state is Life.EXITING and self.scope.deadline == math.inf:
-                self.scope.shield = False  # unless an exit timeout shields its budget
-
-    def _outside(self, raise_cancel: object) -> Any:
-        # Only if it is still open: a context manager that failed first failed while open.
-        if self.state is Life.OPEN:
-            self.from_outside = True
-        self.watcher = None
-        return ABORTED
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")

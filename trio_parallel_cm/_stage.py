@@ -77,7 +77,6 @@ class Stage:
         "settled",
         "sinks",
         "started_at",
-        "watch_outside",
     )
 
     def __init__(
@@ -88,7 +87,6 @@ class Stage:
         *,
         index: int | None = None,
         options: Options = NO_OPTIONS,
-        watch_outside: bool = False,
         started_at: float,
         observer: Observer | None = None,
         deps: Sequence[Sequence[int]] | None = None,
@@ -104,7 +102,6 @@ class Stage:
         self.index = index
         limit = options.limit
         self.limiter = None if limit is None else trio.CapacityLimiter(limit)
-        self.watch_outside = watch_outside
         self.started_at = started_at
         self.observer = observer
         self.entering = False
