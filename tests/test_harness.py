@@ -243,6 +243,20 @@ REGRESSIONS = {
         split=0,
         seed=1,
     ),
+    # Not a library bug (an oracle tie): the stage waits for cm0's cleanup (it ended by
+    # itself while cm2 entered) until 1.5, the very instant cm1 ends by itself too: the
+    # stage may wait for cm1's cleanup as well (the body then starts at 2.5), or not.
+    "settle-tie-with-a-second-interruption": Scenario(
+        (
+            Script(
+                enter_delay=None, open_failure=OpenFailure.MOVE_ON, open_after=0.5, exit_delay=1
+            ),
+            Script(enter_delay=None, open_failure=OpenFailure.MOVE_ON, exit_delay=1),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        Body(delay=None, child_for=1),
+        split=0,
+    ),
     # Not a library bug (an oracle tie): released by the outer cancellation at 1.5, cm0
     # waits for the exit slot (limit=1); its own scope fires at 2.5, the very instant the
     # slot comes free, so its exit failure is one while exiting.

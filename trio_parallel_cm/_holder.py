@@ -120,6 +120,7 @@ class Holder:
     __slots__ = (
         "cm",
         "deliver",
+        "ended_on_its_own",
         "failure",
         "key",
         "make",
@@ -163,6 +164,8 @@ class Holder:
         self.task: Task
         self.state = Life.ENTERING
         self.suppressed = False
+        # It failed, or ended by itself, while open (cancelled from inside), and is done.
+        self.ended_on_its_own = False
         self.failure: BaseException | None = None
         self.phase: Phase = ENTERING
         # A handle's watcher (``_handle.Watcher``), set by ``start_context`` before entering.
@@ -213,9 +216,17 @@ class Holder:
         if unshield:
             self.scope.shield = False
 
-    def release_unmoved(self) -> None:
-        """It entered as its stage was abandoned: it exits at once (see ``_hold``)."""
+    def deliver_now(
+        self, deliver: BaseException | None, tb: TracebackType | None, *, native: bool
+    ) -> None:
+        """It entered as its stage was abandoned, and was not moved: it exits at once.
+
+        Holder's task (the stage, alerted, calls this before ``_holding`` returns).
+        """
+        self.deliver, self.tb, self.native = deliver, tb, native
         self._become(Life.EXITING)
+        if native:
+            self.scope.shield = False
 
     async def run(self, stage: Stage, *, task_status: trio.TaskStatus[None]) -> None:
         """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
@@ -294,7 +305,7 @@ class Holder:
         if stage.observer is not None:
             stage.notify(ENTER_FAILED, self, failure)
         if failure is not None:
-            stage.enter_failed(self)
+            stage.alert(self)
 
     def _opened(self, stage: Stage) -> BaseException | None:
         """``__aenter__`` returned: open and shielded, or too late (the failure, returned)."""
@@ -309,7 +320,7 @@ class Holder:
             self._fail(stage, late, ENTERING)
             if stage.observer is not None:
                 stage.notify(ENTER_FAILED, self, late)
-            stage.enter_failed(self)
+            stage.alert(self)
             return late
         scope.shield = True
         self._become(Life.OPEN)
@@ -323,7 +334,8 @@ class Holder:
         if task.parent_nursery is not stage.nursery:
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
-            return stage.release_unmoved(self)
+            stage.alert(self)  # it calls deliver_now
+            return self.native, self.deliver, self.tb
         return None
 
     def _interrupted(self, stage: Stage, exc: BaseException) -> Delivery:
@@ -331,7 +343,7 @@ class Holder:
         if not self.from_outside:
             # It failed or ends by itself: as nested `async with` would, cancel the body
             # now, not after the cleanup.
-            stage.interrupted(self)
+            stage.alert(self)
         return False, exc, exc.__traceback__
 
     async def _exit(
@@ -406,8 +418,7 @@ class Holder:
             self._fail(stage, failure, OPEN if failing else EXITING)
         if stage.observer is not None and self.state is not Life.NOT_ENTERED:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
-        if failing:
-            stage.ended_while_open(self)
+        self.ended_on_its_own = failing  # the stage reads it in holder_done
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")

@@ -121,16 +121,31 @@ class Stage:
 
     # ---- called by holders, in their own tasks ---------------------------------------
 
-    def enter_failed(self, holder: Holder) -> None:
-        self._abandon_entering(holder)
+    def alert(self, holder: Holder) -> None:
+        """Something happened to ``holder`` that the others must react to at once.
 
-    def interrupted(self, holder: Holder) -> None:
-        # While entering, wait for the verdict (ended_while_open): a context manager that
-        # ends cleanly lets the others finish entering.
-        if not self.entering:
-            self.owner.interrupted(holder)
+        The holder tells the stage two things only: this, and ``holder_done``; the stage
+        reads the facts it recorded and decides.
+        """
+        state = holder.state
+        if state is Life.NOT_ENTERED:
+            # Its enter failed (or it entered too late): the pending enters are cancelled.
+            self._abandon_entering(holder)
+        elif state is Life.FAILING:
+            # Cancelled from inside while open.  While entering, wait for the verdict
+            # (holder_done): a context manager that ends cleanly lets the others finish.
+            if not self.entering:
+                self.owner.interrupted(holder)
+        else:
+            # It entered as its starter was cancelled, so it was not moved into the
+            # nursery: the stage is being abandoned and it exits at once.
+            self.abandoned = True
+            if self.first_failure is not None:
+                holder.deliver_now(self.first_failure, self.first_failure_tb, native=False)
+            else:
+                holder.deliver_now(None, None, native=True)
 
-    def ended_while_open(self, holder: Holder) -> None:
+    def _ended_while_open(self, holder: Holder) -> None:
         if not self.entering:
             return  # the owner knew at once (interrupted), and reads holder.failure
         if holder.failure is not None:
@@ -148,17 +163,6 @@ class Stage:
         if self.entering_scope is not None:
             self.entering_scope.cancel()
 
-    def release_unmoved(
-        self, holder: Holder
-    ) -> tuple[bool, BaseException | None, TracebackType | None]:
-        """What a holder that entered as the stage was abandoned exits with."""
-        holder.release_unmoved()
-        self.abandoned = True
-        if self.first_failure is not None:
-            return False, self.first_failure, self.first_failure_tb
-        holder.scope.shield = False
-        return True, None, None
-
     def notify(
         self, kind: EventKind, holder: Holder, exception: BaseException | None = None
     ) -> None:
@@ -170,6 +174,8 @@ class Stage:
         notify(self.observer, event)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
+        if holder.ended_on_its_own:
+            self._ended_while_open(holder)
         if self.dag is not None:
             for node in self.dag.finished(holder, self.holders):
                 self._release_node(node)

@@ -286,23 +286,40 @@ def _check_concurrency(out: Outcome) -> list[str]:
                 last = max(entered, key=lambda moment: moment.seq)
 
                 # One interrupted while others entered holds the body back until its
-                # cleanup tells whether it failed (4).
-                # (One interrupted at the very instant the last entered may count either
-                # way: the stage may or may not have finished entering.)
-                def settled(ties: bool) -> list[float]:
-                    return [
-                        cm.rec.exit_end.time
-                        for cm in cms
-                        if ended_by_itself(cm)
-                        and cm.rec.exit_start is not None
-                        and cm.rec.exit_end is not None
-                        and (
-                            cm.rec.exit_start.seq < last.seq
-                            or (ties and cm.rec.exit_start.time == last.time)
-                        )
-                    ]
+                # cleanup tells whether it failed (4); so does one interrupted while the
+                # stage waits for such a cleanup, before the body starts.  (One
+                # interrupted at the very instant the stage finished entering, or a wait
+                # ended, may count either way.)
+                interrupted = [
+                    cm
+                    for cm in cms
+                    if ended_by_itself(cm)
+                    and cm.rec.exit_start is not None
+                    and cm.rec.exit_end is not None
+                ]
 
-                expected = {max([last.time, *settled(ties)]) for ties in (False, True)}
+                def body_start(ties: bool) -> float:
+                    start, waited = last.time, set[int]()
+                    while True:
+                        more = [
+                            cm
+                            for cm in interrupted
+                            if cm.index not in waited
+                            and cm.rec.exit_start is not None
+                            and (
+                                cm.rec.exit_start.seq < last.seq
+                                or (start > last.time and cm.rec.exit_start.time < start)
+                                or (ties and cm.rec.exit_start.time == start)
+                            )
+                        ]
+                        if not more:
+                            return start
+                        for cm in more:
+                            waited.add(cm.index)
+                            assert cm.rec.exit_end is not None
+                            start = max(start, cm.rec.exit_end.time)
+
+                expected = {body_start(ties) for ties in (False, True)}
                 if out.body_start.time not in expected:
                     problems.append(
                         f"the body started at {out.body_start.time}, not when the last "
