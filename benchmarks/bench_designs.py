@@ -85,12 +85,13 @@ def resource_graph_design(cms: Sequence[CM]) -> AbstractAsyncContextManager[obje
     """A ``ResourceGraph`` of independent nodes, one per context manager."""
     graph = ResourceGraph()
     for cm in cms:
-        graph.add(_returning(cm), name="cm")
+        graph.add(returning(cm), name="cm")
     return graph
 
 
-def _returning(cm: CM) -> Callable[[], CM]:
-    return lambda: cm
+def returning(cm: CM) -> Callable[..., CM]:
+    """A graph node's factory: ``cm``, whatever its dependencies hold."""
+    return lambda *values: cm
 
 
 async def _bare_holder(

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import trio
 from bench_contexts import CM, trivial
-from bench_designs import DESIGNS
+from bench_designs import DESIGNS, returning
 from bench_harness import Stats, Table, interleaved, stats_rows
 from bench_scenarios import overhead
 
@@ -52,12 +52,8 @@ def build(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> ResourceGraph:
     graph = ResourceGraph()
     nodes: list[Any] = []
     for cm, node_deps in zip(cms, deps, strict=True):
-        nodes.append(graph.add(_returning(cm), *(nodes[d] for d in node_deps), name="cm"))
+        nodes.append(graph.add(returning(cm), *(nodes[d] for d in node_deps), name="cm"))
     return graph
-
-
-def _returning(cm: CM) -> Callable[..., CM]:
-    return lambda *values: cm
 
 
 async def _timed(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +22,7 @@ import attrs
 import trio
 import trio.testing
 
+from tests.harness.exceptions import leaves, members
 from trio_parallel_cm import ResourceGraph
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -182,22 +183,12 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
 # ---- the oracle: one checker per guarantee ----------------------------------------------
 
 
-def leaves(exc: BaseException | None) -> Iterator[BaseException]:
-    if exc is None:
-        return
-    if isinstance(exc, BaseExceptionGroup):
-        for member in exc.exceptions:  # pyright: ignore[reportUnknownVariableType,reportUnknownMemberType]
-            yield from leaves(member)  # pyright: ignore[reportUnknownArgumentType]
-    else:
-        yield exc
-
-
 def members_of(exc: BaseException | None) -> list[BaseException]:
+    """What ``__aexit__`` received, as a list: nothing, one exception, or a group's."""
     if exc is None:
         return []
-    if isinstance(exc, BaseExceptionGroup):
-        return list(exc.exceptions)  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
-    return [exc]
+    inner = members(exc)
+    return [exc] if inner is None else list(inner)
 
 
 def check_ownership(s: GraphScenario, out: GraphOutcome) -> list[str]:
@@ -261,7 +252,7 @@ def check_exits(s: GraphScenario, out: GraphOutcome) -> list[str]:
 def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
     """4. Every failure is raised, once, unless a node that received it suppressed it."""
     problems: list[str] = []
-    raised = list(leaves(out.raised))
+    raised = leaves(out.raised)
     if len(set(map(id, raised))) != len(raised):
         problems.append("an exception appears twice in what was raised")
     injected = [f for r in out.records for f in r.faults]

@@ -50,13 +50,17 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert "search" not in opened
     assert set(opened) <= set(closed) <= {"db", "cache"}
 
-    # Stages and the graph side by side; the graph's critical path runs from config to app.
+    # Stages and the graph side by side; the graph's critical path is a chain of its
+    # dependencies (which one depends on the real latencies: not asserted).
     assert len([line for line in output.splitlines() if "stages: up in" in line]) == 1
     assert len([line for line in output.splitlines() if "graph:  up in" in line]) == 1
     part3 = output.split("3. Dependencies", 1)[1]
     marked = [line.split()[1] for line in part3.splitlines() if line.startswith("   * ")]
-    assert marked[0] == "open_config"
-    assert marked[-1] == "open_app"
+    assert marked in (
+        ["open_search"],
+        ["open_config", "open_db", "open_app"],
+        ["open_config", "open_cache", "open_app"],
+    )
 
 
 def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -> None:

@@ -93,7 +93,7 @@ async def test_start_up_and_teardown_cost_the_longest_chain_not_the_stages(
         await stack.enter(cms["app"])
         assert trio.current_time() - start == 4
     assert trio.current_time() - start == 4 + 5
-    # A case where stages cost more: the slow branch's dependent waits for the other.
+    # The app was made once, with both of its dependencies' values.
     assert made["app"].calls == [("db", "cache")]
 
 

@@ -31,9 +31,9 @@ import trio
 
 from ._errors import (
     ContextFailure,
+    ParallelBaseExceptionGroup,
     cancelled_part,
     contains_cancelled,
-    delivery,
     is_cancellation,
     make_group,
     records_of,
@@ -171,38 +171,9 @@ class Block:
         """``__aexit__``: unwind the stages, close the nursery, raise one group."""
         self.phase = CLOSING
         body_ended = trio.current_time()
-        remaining: BaseException | None = exc
-        if exc is None or not contains_cancelled(exc):
-            # Only a Cancelled concerns the scope; given a group, it would split (copy) it.
-            self._body_scope.__exit__(None, None, None)
-        else:
-            try:
-                remaining = None if self._body_scope.__exit__(exc_type, exc, tb) else exc
-            except BaseException as new:  # the scope split a group: this is what is left
-                remaining = new
-        # The others receive the failure, first in time, of those that were interrupted
-        # while the body ran: known once their cleanup is over.  Only those: one whose own
-        # scope fired at the instant the body ended, but whose task has not yet run (so
-        # has not called `interrupted`), fails after the body and exits with the others.
-        caught: BaseException | None = None
-        for stage in self._stages:
-            mine = [h for h in self._interrupted if h in stage.holders]
-            caught = await stage.settle(mine) or caught
-        failure = next((h.failure for h in self._interrupted if h.failure is not None), None)
-        # What propagates, as nested `async with` blocks would pass it outwards; `body` is
-        # what of the body's exception is still to be reported.
-        body = remaining
-        propagating = [failure] if failure is not None else [] if body is None else [body]
-        for stage in reversed(self._stages):
-            native = delivery(propagating)[1]
-            propagating, suppressed, interrupted = await stage.unwind(propagating)
-            caught = interrupted or caught
-            if suppressed and failure is None:
-                # The body's exception was delivered, and suppressed but for its Cancelled
-                # part; a failure while open was delivered instead of it.
-                body = None if native or body is None else cancelled_part(body)
+        remaining = self._leave_body_scope(exc_type, exc, tb)
+        body, propagating, caught = await self._unwind(remaining)
         await self._manager.__aexit__(None, None, None)
-
         alive = {id(e) for e in propagating}
         failures = [f for f in self._failures() if id(f) in alive]
         if isinstance(caught, trio.Cancelled):
@@ -216,6 +187,63 @@ class Block:
                 if body is exc:
                     return False
                 raise body
+        group = self._group(body, body_ended, caught, failures)
+        try:
+            raise group
+        finally:
+            # The body's exception is a member, not the context of the group.
+            group.__context__ = None
+            del group
+
+    def _leave_body_scope(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> BaseException | None:
+        """Exit the body's scope: what of the body's exception is left (ours absorbed)."""
+        if exc is None or not contains_cancelled(exc):
+            # Only a Cancelled concerns the scope; given a group, it would split (copy) it.
+            self._body_scope.__exit__(None, None, None)
+            return exc
+        try:
+            return None if self._body_scope.__exit__(exc_type, exc, tb) else exc
+        except BaseException as new:  # the scope split a group: this is what is left
+            return new
+
+    async def _unwind(
+        self, body: BaseException | None
+    ) -> tuple[BaseException | None, list[BaseException], BaseException | None]:
+        """Unwind the stages, latest first: the body's exception still to report, what
+        propagates out of the earliest stage, and what interrupted the waits."""
+        # The others receive the failure, first in time, of those that were interrupted
+        # while the body ran: known once their cleanup is over.  Only those: one whose own
+        # scope fired at the instant the body ended, but whose task has not yet run (so
+        # has not alerted its stage), fails after the body and exits with the others.
+        caught: BaseException | None = None
+        for stage in self._stages:
+            mine = [h for h in self._interrupted if h in stage.holders]
+            caught = await stage.settle(mine) or caught
+        failure = next((h.failure for h in self._interrupted if h.failure is not None), None)
+        # What propagates, as nested `async with` blocks would pass it outwards.
+        propagating = [failure] if failure is not None else [] if body is None else [body]
+        for stage in reversed(self._stages):
+            unwound = await stage.unwind(propagating)
+            propagating, caught = unwound.leaving, unwound.caught or caught
+            if unwound.suppressed and failure is None:
+                # The body's exception was delivered, and suppressed but for its Cancelled
+                # part; a failure while open was delivered instead of it.
+                body = None if unwound.native or body is None else cancelled_part(body)
+        return body, propagating, caught
+
+    def _group(
+        self,
+        body: BaseException | None,
+        body_ended: float,
+        caught: BaseException | None,
+        failures: list[BaseException],
+    ) -> ParallelBaseExceptionGroup:
+        """The one group: the body's exception, what interrupted us, then the failures."""
         members = [body] if body is not None else []
         records = records_of(failures)
         if body is not None:
@@ -227,13 +255,7 @@ class Block:
         phases = [record.phase for record in records if record.position is not None]
         total = sum(len(stage.holders) for stage in self._stages)
         message = summary(total, phases, body_failed=body is not None)
-        group = make_group(message, members, records, total)
-        try:
-            raise group
-        finally:
-            # The body's exception is a member, not the context of the group.
-            group.__context__ = None
-            del group
+        return make_group(message, members, records, total)
 
     def _failures(self) -> list[BaseException]:
         return [f for stage in self._stages for f in stage.failures()]

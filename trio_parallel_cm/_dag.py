@@ -47,7 +47,7 @@ class Dag:
     )
 
     def __init__(self, deps: Sequence[Sequence[int]]) -> None:
-        self.deps = deps
+        self.deps = [tuple(node_deps) for node_deps in deps]
         self.dependents: list[list[int]] = [[] for _ in deps]
         for node, node_deps in enumerate(deps):
             for dep in node_deps:
@@ -159,10 +159,8 @@ class Dag:
         received = self.received[node] = _collect((self.out[d] for d in dependents), gone)
         return received
 
-    def leaving(self, sinks: list[BaseException]) -> list[BaseException]:
+    def leaving(self) -> list[BaseException]:
         """What leaves the stage: what its roots let through, less anything suppressed."""
-        if not self.deps:
-            return list(sinks)
         gone = set[int]().union(*self.suppressed)
         return _collect((self.out[node] for node in self.roots()), gone)
 

@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 async def call_aexit(
     aexit: Callable[..., Awaitable[bool | None]],
     cm: Any,
-    exc: BaseException | None,
+    exc: BaseException,
     tb: TracebackType | None,
 ) -> bool | None:
     """``await aexit(cm, type(exc), exc, tb)``, chaining as nested ``async with`` does.
@@ -92,8 +92,6 @@ async def call_aexit(
     and other holders read it concurrently, so its traceback and context are put back
     before the first checkpoint.
     """
-    if exc is None:
-        return await aexit(cm, None, None, None)
     traceback, context = exc.__traceback__, exc.__context__
     try:
         raise exc  # noqa: TRY301  # the point: to handle it here

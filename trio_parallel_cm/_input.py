@@ -95,15 +95,11 @@ def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | Non
 
 def holder_for(cm: object, where: str) -> Holder:
     """A holder for one context manager given as ``where`` (a ``TypeError`` if it is not one)."""
-    problem = _problem(cm, where)
-    if problem is not None:
-        _close_coroutines([cm])
-        raise problem
-    return Holder(cm, 0)
+    return Holder(checked_result(cm, where), 0)
 
 
 def checked_result(obj: object, where: str) -> object:
-    """``obj``, made by a factory, if it is an async context manager; else a ``TypeError``."""
+    """``obj`` if it is an async context manager; else a ``TypeError`` (a coroutine closed)."""
     problem = _problem(obj, where)
     if problem is not None:
         _close_coroutines([obj])

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
 
+import attrs
 import trio
 
 from ._dag import Dag
@@ -51,6 +52,16 @@ class Owner(Protocol):
 
     def holder_done(self, holder: Holder) -> BaseException | None:
         """``holder`` finished; return an exception for its task to raise, if any."""
+
+
+@attrs.frozen
+class Unwound:
+    """What came of unwinding a stage (``Stage.unwind``)."""
+
+    leaving: list[BaseException]  # what leaves it: not suppressed, plus its failures
+    suppressed: bool  # some holder suppressed what it received
+    native: bool  # what it received was a cancellation, met natively
+    caught: BaseException | None  # what interrupted the wait (see ``Stage.exit``)
 
 
 class Stage:
@@ -167,7 +178,7 @@ class Stage:
         self, kind: EventKind, holder: Holder, exception: BaseException | None = None
     ) -> None:
         assert self.observer is not None
-        deps = () if self.dag is None else tuple(self.dag.deps[holder.position])
+        deps = () if self.dag is None else self.dag.deps[holder.position]
         event = PhaseEvent(
             kind, holder.name, holder.position, self.index, trio.current_time(), exception, deps
         )
@@ -208,25 +219,7 @@ class Stage:
         """
         holders = self.holders
         self.entering = True
-        # Fixed task names: trio would otherwise format one for every task.
-        start = functools.partial(self.nursery.start, name=HOLDER_TASK_NAME)
-        caught: BaseException | None = None
-        try:
-            if len(holders) == 1:
-                self.pending = 1
-                await start(holders[0].run, self)
-            else:
-                async with trio.open_nursery() as entering:
-                    self.entering_scope = entering.cancel_scope
-                    if self.dag is None:
-                        self.pending = len(holders)
-                        for holder in holders:
-                            entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
-                    else:
-                        for node in self.dag.roots():
-                            self._start_node(entering, node)
-        except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
-            caught = exc
+        caught = await self._start_enters()
         # One interrupted while the others entered: its verdict decides whether the body
         # may run (a failure is handled like an enter failure), so wait for its cleanup.
         caught = await self.settle() or caught
@@ -264,6 +257,32 @@ class Stage:
         await checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
+    async def _start_enters(self) -> BaseException | None:
+        """Start every holder (a graph's as its dependencies enter) and wait for the enters.
+
+        Returns what interrupted the wait: only a ``KeyboardInterrupt`` can.
+        """
+        holders = self.holders
+        # Fixed task names: trio would otherwise format one for every task.
+        start = functools.partial(self.nursery.start, name=HOLDER_TASK_NAME)
+        try:
+            if len(holders) == 1:
+                self.pending = 1
+                await start(holders[0].run, self)
+            else:
+                async with trio.open_nursery() as entering:
+                    self.entering_scope = entering.cancel_scope
+                    if self.dag is None:
+                        self.pending = len(holders)
+                        for holder in holders:
+                            entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
+                    else:
+                        for node in self.dag.roots():
+                            self._start_node(entering, node)
+        except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
+            return exc
+        return None
+
     def _start_node(self, entering: trio.Nursery, node: int) -> None:
         self.pending += 1
         entering.start_soon(self._enter_node, entering, node, name=STARTER_TASK_NAME)
@@ -278,25 +297,19 @@ class Stage:
         for dependent in self.dag.entered(node):
             self._start_node(entering, dependent)
 
-    async def unwind(
-        self, propagating: list[BaseException]
-    ) -> tuple[list[BaseException], bool, BaseException | None]:
-        """Exit every open holder with ``propagating`` on its way out, as nested blocks would.
-
-        Returns what leaves the stage (not suppressed, plus its failures), whether any
-        holder suppressed what it received, and what interrupted the wait (see ``exit``).
-        """
+    async def unwind(self, propagating: list[BaseException]) -> Unwound:
+        """Exit every open holder with ``propagating`` on its way out, as nested blocks would."""
         deliver, native = delivery(propagating)
         caught = await self.exit(propagating, deliver, native=native)
         suppressed = any(holder.suppressed for holder in self.holders)
         if self.dag is not None:
-            return self.dag.leaving(propagating), suppressed, caught
+            return Unwound(self.dag.leaving(), suppressed, native, caught)
         leaving = list(propagating)
         if suppressed:
             leaving = [] if native else cancelled_parts(propagating)
         seen = {id(e) for e in leaving}
         leaving.extend(f for f in self.failures() if id(f) not in seen)
-        return leaving, suppressed, caught
+        return Unwound(leaving, suppressed, native, caught)
 
     async def exit(
         self, sinks: list[BaseException], deliver: BaseException | None, *, native: bool
