@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import trio_parallel_cm
 from trio_parallel_cm._lifecycle import LEGAL, Life, check_transition
 
 
@@ -43,3 +47,50 @@ def test_legal_transitions_pass(old: Life, new: Life) -> None:
 def test_illegal_transitions_are_refused(old: Life, new: Life) -> None:
     with pytest.raises(AssertionError, match=f"cannot go from {old.value} to {new.value}"):
         check_transition(old, new)
+
+
+# Each field of a holder that records its life, and the one function that writes it (its
+# ``__init__`` aside).  ``state`` is derived from them, never written.
+WRITERS = {
+    "life": "_become",  # the holder task
+    "released": "release",  # the owner's side
+    "deliver": "release",
+    "tb": "release",
+    "native": "release",
+    "interrupted": "_abort",  # the abort function of its park
+}
+
+
+def _writes(path: Path) -> list[tuple[str, str]]:
+    """(attribute, enclosing function) for every assignment to an attribute in ``path``."""
+    found: list[tuple[str, str]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, child.name)
+                continue
+            targets: list[ast.expr] = []
+            if isinstance(child, ast.Assign):
+                targets = child.targets
+            elif isinstance(child, (ast.AugAssign, ast.AnnAssign)):
+                targets = [child.target]
+            found.extend(
+                (part.attr, function)
+                for target in targets
+                for part in ast.walk(target)
+                if isinstance(part, ast.Attribute)
+            )
+            visit(child, function)
+
+    visit(ast.parse(path.read_text()), "<module>")
+    return found
+
+
+def test_one_writer_per_field_of_a_holders_life() -> None:
+    package = Path(trio_parallel_cm.__file__).parent
+    writes = [w for path in sorted(package.glob("*.py")) for w in _writes(path)]
+    for field, writer in WRITERS.items():
+        writers = {function for attr, function in writes if attr == field} - {"__init__"}
+        assert writers == {writer}, field
+    assert not [w for w in writes if w[0] == "state"]

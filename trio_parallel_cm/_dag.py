@@ -85,7 +85,7 @@ class Dag:
         ready: list[int] = []
         for node in reversed(range(len(self.deps))):
             holder = holders[node]
-            if holder.state is Life.ENTERING:
+            if holder.life is Life.ENTERING:
                 self.finished_early[node] = True  # never started: nothing to exit
             self.unfinished_dependents[node] = sum(
                 1 for d in self.dependents[node] if self.out[d] is None
@@ -166,7 +166,7 @@ class Dag:
 
 
 def _entered(holder: Holder) -> bool:
-    return holder.state in (Life.OPEN, Life.EXITING, Life.FAILING, Life.CLOSED)
+    return holder.life in (Life.OPEN, Life.EXITING, Life.FAILING, Life.CLOSED)
 
 
 def _collect(lists: Iterable[list[BaseException] | None], gone: set[int]) -> list[BaseException]:

@@ -109,10 +109,12 @@ Delivery = tuple[bool, "BaseException | None", "TracebackType | None"]
 class Holder:
     """One context manager and the state of the task that owns it.
 
-    Its life (``_lifecycle.Life``) is written through ``_become`` only, which checks each
-    transition against the table.  The holder task writes it, except for the two events
-    that happen to a parked holder from outside: ``release`` (the owner lets it exit) and
-    the abort of its park (its own context manager cancelled it while open).
+    One writer per field.  The holder task records its life (``_lifecycle.Life``) through
+    ``_become`` only, which checks each transition against the table.  Two things happen to
+    a parked holder from outside, each recorded by its own writer as a fact: ``release``
+    (the owner lets it exit, with what ``__aexit__`` receives) and ``_abort`` (its park was
+    cancelled: its own context manager cancelled it while open).  ``state``, what the
+    others read, is derived from the three.
     """
 
     __slots__ = (
@@ -120,14 +122,16 @@ class Holder:
         "deliver",
         "ended_on_its_own",
         "failure",
+        "interrupted",
         "key",
+        "life",
         "make",
         "native",
         "options",
         "phase",
         "position",
+        "released",
         "scope",
-        "state",
         "suppressed",
         "task",
         "tb",
@@ -152,15 +156,21 @@ class Holder:
         self.make = make
         # Its own options; else the stage's, set by the stage.
         self.options: Options = NO_OPTIONS if options is None else options
-        # What ``__aexit__`` receives, set by ``release``; the traceback read then, since
-        # concurrent ``athrow`` calls rewrite ``__traceback__``.
+        # Written by ``release`` only: the owner let it exit, with what ``__aexit__``
+        # receives (the traceback read then, since concurrent ``athrow`` calls rewrite
+        # ``__traceback__``).
+        self.released = False
         self.deliver: BaseException | None = None
         self.tb: TracebackType | None = None
         self.native = False
+        # Written by ``_abort`` only: its park was cancelled.
+        self.interrupted = False
         self.value: Any = None
         self.scope: trio.CancelScope
-        self.task: Task
-        self.state = Life.ENTERING
+        # Set once it is held open in the owner's nursery (then it parks at once).
+        self.task: Task | None = None
+        # Written by ``_become`` only, in the holder task.
+        self.life = Life.ENTERING
         self.suppressed = False
         # It failed, or ended by itself, while open (cancelled from inside), and is done.
         self.ended_on_its_own = False
@@ -179,14 +189,30 @@ class Holder:
         return self.watcher is not None and self.watcher.from_outside
 
     @property
-    def failing(self) -> bool:
-        """Cancelled from inside while open (set by the abort function, behind our back)."""
-        return self.state is Life.FAILING
+    def state(self) -> Life:
+        """Its life as the others see it: what the holder task recorded, and what has
+        happened to it while parked (released, or interrupted) that it has not yet seen."""
+        life = self.life
+        if life is Life.OPEN:
+            if self.interrupted:
+                return Life.FAILING
+            if self.released:
+                return Life.EXITING
+        return life
 
-    def _become(self, state: Life) -> None:
-        if state not in NEXT[self.state._name_]:  # check_transition, inlined: per holder
-            check_transition(self.state, state)  # raises
-        self.state = state
+    @property
+    def failing(self) -> bool:
+        """Cancelled from inside while open (it failed, or ends by itself), not yet closed.
+
+        (``state is Life.FAILING``, without the call: the stage asks it of every holder.)
+        """
+        life = self.life
+        return life is Life.FAILING or (life is Life.OPEN and self.interrupted)
+
+    def _become(self, life: Life) -> None:
+        if life not in NEXT[self.life._name_]:  # check_transition, inlined: per holder
+            check_transition(self.life, life)  # raises
+        self.life = life
 
     def _fail(self, stage: Stage, exc: BaseException, phase: Phase) -> None:
         name = self.name
@@ -199,31 +225,33 @@ class Holder:
     def _abort(self, raise_cancel: object) -> Any:
         # Only a scope inside the context manager can reach a parked holder (its own scope
         # is shielded): the context manager failed or ended by itself while open.  In a
-        # handle's unshielded holder it may also be the nursery: `run` tells them apart.
-        self._become(Life.FAILING)
+        # handle's holder it may also be the nursery: its watcher tells them apart.
+        self.interrupted = True
         return ABORTED
 
-    def release(self, deliver: BaseException | None, native: bool, unshield: bool) -> None:
-        """Wake the parked holder to exit with ``deliver`` (or natively)."""
-        self.deliver, self.native = deliver, native
-        self.tb = None if deliver is None else deliver.__traceback__
-        self._become(Life.EXITING)
-        unpark(self.task)
+    def release(
+        self,
+        deliver: BaseException | None,
+        tb: TracebackType | None,
+        *,
+        native: bool,
+        unshield: bool,
+    ) -> None:
+        """Let the open holder exit with ``deliver`` (or natively), waking it if parked.
+
+        The owner's side: the stage calls it once, on a holder whose ``state`` is open.
+        (One that entered as its stage was abandoned is not parked: the stage, alerted by
+        the holder task, releases it from there, and it exits at once.)
+        """
+        assert not self.released
+        assert not self.interrupted
+        self.released = True
+        self.deliver, self.tb, self.native = deliver, tb, native
+        if self.task is not None:
+            unpark(self.task)
         # After unpark() the task has no abort function, so lifting the shield cannot
         # abort the park: the holder meets the cancellation at its next checkpoint instead.
         if unshield:
-            self.scope.shield = False
-
-    def deliver_now(
-        self, deliver: BaseException | None, tb: TracebackType | None, *, native: bool
-    ) -> None:
-        """It entered as its stage was abandoned, and was not moved: it exits at once.
-
-        Holder's task (the stage, alerted, calls this before ``_holding`` returns).
-        """
-        self.deliver, self.tb, self.native = deliver, tb, native
-        self._become(Life.EXITING)
-        if native:
             self.scope.shield = False
 
     async def run(self, stage: Stage, *, task_status: trio.TaskStatus[None]) -> None:
@@ -250,19 +278,21 @@ class Holder:
                     self._enter_failed(stage, entering.error)
                     task_status.started()
                     return
+                aexit = entering.value
+                del entering  # not held while it is open (memory per open context manager)
                 late = self._opened(stage)
                 task_status.started()
                 del task_status  # see the design notes
-                delivery = (False, late, None) if late is not None else self._holding(stage)
-                if delivery is None:
+                delivery: Delivery | None = None if late is None else (False, late, None)
+                if delivery is None and self._holding(stage):
                     try:
                         await park(self._abort)
                     except BaseException as exc:  # cancelled while open: see _abort
                         delivery = self._interrupted(stage, exc)
-                    else:
-                        delivery = (self.native, self.deliver, self.tb)
+                if delivery is None:
+                    delivery = self._released()
                 native, exc_in, tb = delivery
-                await self._exit(stage, entering.value, native, exc_in, tb)
+                await self._exit(stage, aexit, native, exc_in, tb)
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
@@ -308,9 +338,9 @@ class Holder:
     def _opened(self, stage: Stage) -> BaseException | None:
         """``__aenter__`` returned: open and shielded, or too late (the failure, returned)."""
         scope = self.scope
-        if self.options.enter_timeout is not None:
-            scope.deadline = math.inf
-        if scope.cancel_called:
+        # Only its deadline ever cancels the holder's own scope (no deadline, no question:
+        # ``cancel_called`` reads the clock).
+        if self.options.enter_timeout is not None and self._lift_deadline():
             # The deadline passed just as __aenter__ returned: too slow all the same.  It
             # is entered, so it exits at once with that failure.
             self._become(Life.NOT_ENTERED)
@@ -326,18 +356,30 @@ class Holder:
             stage.notify(ENTERED_EVENT, self)
         return None
 
-    def _holding(self, stage: Stage) -> Delivery | None:
-        """Start holding it open (then ``run`` parks); a delivery if it must exit at once."""
-        self.task = task = current_task()
+    def _lift_deadline(self) -> bool:
+        """Lift the enter deadline; whether it had already fired."""
+        self.scope.deadline = math.inf
+        return self.scope.cancel_called
+
+    def _holding(self, stage: Stage) -> bool:
+        """Hold it open: whether to park (else it was released at once: exit)."""
+        task = current_task()
         if task.parent_nursery is not stage.nursery:
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
-            stage.alert(self)  # it calls deliver_now
-            return self.native, self.deliver, self.tb
-        return None
+            stage.alert(self)  # it releases us
+            return False
+        self.task = task
+        return True
+
+    def _released(self) -> Delivery:
+        """Released by the owner: what ``__aexit__`` receives."""
+        self._become(Life.EXITING)
+        return self.native, self.deliver, self.tb
 
     def _interrupted(self, stage: Stage, exc: BaseException) -> Delivery:
         """Cancelled while parked: what ``__aexit__`` receives (its own ``Cancelled``)."""
+        self._become(Life.FAILING)
         if not self.from_outside:
             # It failed or ends by itself: as nested `async with` would, cancel the body
             # now, not after the cleanup.
@@ -367,7 +409,7 @@ class Holder:
             # A graceful shutdown budget: shielded, then cancelled.
             self.scope.shield = True
             self.scope.deadline = trio.current_time() + self.options.exit_timeout
-        if stage.observer is not None and self.state is not Life.NOT_ENTERED:
+        if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXIT_STARTED, self)
         exiting: outcome.Value[bool | None] | outcome.Error
         try:
@@ -391,7 +433,7 @@ class Holder:
         # Cancelled while open: from inside the context manager (it failed, or ended by
         # itself), unless a handle's watcher saw its nursery cancelled first: then it is
         # an ordinary exit.
-        failing = self.failing and not self.from_outside
+        failing = self.life is Life.FAILING and not self.from_outside
         escaped: BaseException | None
         if type(exiting) is outcome.Error:  # (isinstance of an ABC is slow)
             suppress, escaped = False, exiting.error
@@ -399,7 +441,7 @@ class Holder:
             assert type(exiting) is outcome.Value
             suppress = bool(exiting.value)
             escaped = None if suppress else exc_in
-        if self.state is Life.NOT_ENTERED:
+        if self.life is Life.NOT_ENTERED:
             escaped = None  # timed out as it entered: its exit's outcome adds nothing
         else:
             self._become(Life.CLOSED)
@@ -414,7 +456,7 @@ class Holder:
             failure = self._too_slow("exit", exit_timeout)
         if failure is not None:
             self._fail(stage, failure, OPEN if failing else EXITING)
-        if stage.observer is not None and self.state is not Life.NOT_ENTERED:
+        if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
         self.ended_on_its_own = failing  # the stage reads it in holder_done
 

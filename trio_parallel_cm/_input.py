@@ -25,15 +25,13 @@ def _close_coroutines(objects: Sequence[object]) -> None:
 PROTOCOL = ("__aenter__", "__aexit__")
 
 
-def _problem(obj: object, where: str) -> TypeError | None:
-    """What is wrong with ``obj`` as an async context manager, named exactly; or None.
+def _not_a_cm(obj: object, where: str) -> TypeError:
+    """What is wrong with ``obj``, which is not an async context manager, named exactly.
 
     Worded as Python words it (``async with 42`` raises "'int' object does not support
     the asynchronous context manager protocol"; from 3.11 it adds "(missed __aexit__
     method)" when only that one is missing), and more precise: always the methods missed.
     """
-    if is_async_cm(obj):
-        return None
     cls = type(obj)
     missed = [method for method in PROTOCOL if not hasattr(cls, method)]
     if isinstance(obj, Coroutine):
@@ -69,21 +67,22 @@ def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | Non
         mapping: Mapping[object, object] = args[0]  # pyright: ignore[reportUnknownVariableType]
         keys = list(mapping)
         cms: list[object] = list(mapping.values())
-        places = [f"the value for key {key!r}" for key in keys]
     else:
         cms = list(args)
-        places = [f"argument {position}" for position in range(len(cms))]
+
+    def place(position: int) -> str:  # only for a message: not formatted per argument
+        return f"argument {position}" if keys is None else f"the value for key {keys[position]!r}"
+
     seen: dict[int, int] = {}
     for position, cm in enumerate(cms):
-        problem = _problem(cm, places[position])
-        if problem is not None:
+        if not is_async_cm(cm):
             _close_coroutines(cms)
-            raise problem
+            raise _not_a_cm(cm, place(position))
         first = seen.setdefault(id(cm), position)
         if first != position:
             _close_coroutines(cms)
             raise ValueError(
-                f"{places[position]} is the same object as {places[first]} ({cm!r}): a "
+                f"{place(position)} is the same object as {place(first)} ({cm!r}): a "
                 "context manager can be entered only once"
             )
     if keys is None:
@@ -100,10 +99,9 @@ def holder_for(cm: object, where: str) -> Holder:
 
 def checked_result(obj: object, where: str) -> object:
     """``obj`` if it is an async context manager; else a ``TypeError`` (a coroutine closed)."""
-    problem = _problem(obj, where)
-    if problem is not None:
+    if not is_async_cm(obj):
         _close_coroutines([obj])
-        raise problem
+        raise _not_a_cm(obj, where)
     return obj
 
 

@@ -64,6 +64,11 @@ class Unwound:
     caught: BaseException | None  # what interrupted the wait (see ``Stage.exit``)
 
 
+def traceback_of(exc: BaseException | None) -> TracebackType | None:
+    """Read once, as it is released: concurrent ``athrow`` calls rewrite it."""
+    return None if exc is None else exc.__traceback__
+
+
 class Stage:
     """Holders entered and exited together, living in ``nursery``."""
 
@@ -138,7 +143,7 @@ class Stage:
         The holder tells the stage two things only: this, and ``holder_done``; the stage
         reads the facts it recorded and decides.
         """
-        state = holder.state
+        state = holder.life  # it tells us in its own task, after recording it
         if state is Life.NOT_ENTERED:
             # Its enter failed (or it entered too late): the pending enters are cancelled.
             self._abandon_entering(holder)
@@ -152,9 +157,11 @@ class Stage:
             # nursery: the stage is being abandoned and it exits at once.
             self.abandoned = True
             if self.first_failure is not None:
-                holder.deliver_now(self.first_failure, self.first_failure_tb, native=False)
+                holder.release(
+                    self.first_failure, self.first_failure_tb, native=False, unshield=False
+                )
             else:
-                holder.deliver_now(None, None, native=True)
+                holder.release(None, None, native=True, unshield=True)
 
     def _ended_while_open(self, holder: Holder) -> None:
         if not self.entering:
@@ -206,7 +213,9 @@ class Stage:
         received = self.dag.receives(node, self.holders, self.sinks)
         deliver, native = delivery(received)
         native = native or (not received and self.native_exit)
-        holder.release(deliver, native, native or self.outer_cancelled)
+        holder.release(
+            deliver, traceback_of(deliver), native=native, unshield=native or self.outer_cancelled
+        )
 
     # ---- called by the owner, in the owner's task -------------------------------------
 
@@ -233,7 +242,7 @@ class Stage:
             and self.first_failure is None
             and not self.abandoned
             and not any(
-                holder.state is Life.NOT_ENTERED or holder.state is Life.ENTERING
+                holder.life is Life.NOT_ENTERED or holder.life is Life.ENTERING
                 for holder in holders
             )
         ):
@@ -291,7 +300,7 @@ class Stage:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
         await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
-        if holder.state is Life.NOT_ENTERED or entering.cancel_scope.cancel_called:
+        if holder.life is Life.NOT_ENTERED or entering.cancel_scope.cancel_called:
             return  # never call the factories of the nodes after a failure
         assert self.dag is not None
         for dependent in self.dag.entered(node):
@@ -326,9 +335,10 @@ class Stage:
         self.sinks, self.native_exit = sinks, native
         cancelled = self.outer_cancelled = native or is_cancelled()
         if self.dag is None:
+            tb = traceback_of(deliver)
             for holder in self.holders:
                 if holder.state is Life.OPEN:
-                    holder.release(deliver, native, cancelled)
+                    holder.release(deliver, tb, native=native, unshield=cancelled)
         else:
             for node in self.dag.begin_exit(self.holders):
                 self._release_node(node)
@@ -359,7 +369,7 @@ class Stage:
         """
         watched = self.holders if holders is None else holders
         caught: BaseException | None = None
-        while any(holder.state is Life.FAILING for holder in watched):
+        while any(holder.failing for holder in watched):
             self.settled = settled = trio.Event()
             if caught is None and not is_cancelled():
                 try:
