@@ -25,6 +25,7 @@ import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from itertools import islice
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -53,6 +54,7 @@ from tests.harness import (
     run_scenario,
     scenarios,
 )
+from tests.harness.oracle import GUARANTEES
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -318,29 +320,37 @@ async def nested(cms: Sequence[ScriptedCM]) -> AsyncGenerator[Sequence[object], 
         yield tuple([await stack.enter_async_context(cm) for cm in cms])
 
 
+def test_one_checker_per_guarantee_of_the_semantics_page() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "semantics.rst").read_text()
+    guarantees = page.split("\nGuarantees\n", 1)[1].split("\nErrors\n", 1)[0]
+    numbered = re.findall(r"^(\d+)\. \*\*", guarantees, flags=re.MULTILINE)
+    assert [label for label, _ in GUARANTEES] == [*numbered, "errors"]
+    assert len({checker for _, checker in GUARANTEES}) == len(GUARANTEES)
+
+
 def test_the_checker_catches_a_gathering_implementation() -> None:
     plain = Scenario((Script(enter_delay=1, exit_delay=1), Script(enter_delay=2)))
     problems = check(plain, run_scenario(plain, gathered))
-    assert "cm0: __aexit__ ran in another task than __aenter__" in problems
+    assert "[1] cm0: __aexit__ ran in another task than __aenter__" in problems
 
     with_nursery = attrs.evolve(plain, scripts=(Script(enter_delay=1, nursery=True),))
     problems = check(with_nursery, run_scenario(with_nursery, gathered))
-    assert any("corrupted" in problem for problem in problems)
-    assert "cm0 entered but was exited 0 times" in problems
+    assert any(p.startswith("[run]") and "corrupted" in p for p in problems)
+    assert "[9] cm0 entered but was exited 0 times" in problems
 
     error = Scenario(
         (Script(enter_delay=1), Script(exit_fault=Fault.ERROR)), Body(ending=Ending.ERROR)
     )
     problems = check(error, run_scenario(error, gathered))
-    assert "the body's ValueError('body') appears 0 times, not 1" in problems
-    assert any("cm1's failure has the notes []" in problem for problem in problems)
+    assert "[7] the body's ValueError('body') appears 0 times, not 1" in problems
+    assert any(p.startswith("[errors] cm1's failure has the notes []") for p in problems)
 
 
 def test_the_checker_catches_nested_async_with() -> None:
     scenario = Scenario((Script(enter_delay=1, exit_delay=1), Script(enter_delay=2)))
     problems = check(scenario, run_scenario(scenario, nested))
-    assert "cm0 was entered in the body's task" in problems
-    assert "the enters started at [0.0, 1.0], not all at once" in problems
+    assert "[1] cm0 was entered in the body's task" in problems
+    assert "[2] the enters started at [0.0, 1.0], not all at once" in problems
 
 
 def test_the_checker_catches_a_tampered_record() -> None:
@@ -350,8 +360,8 @@ def test_the_checker_catches_a_tampered_record() -> None:
     outcome.cms[0].rec.exit_calls = 2
     outcome.tasks_after += 1
     assert check(scenario, outcome) == [
-        "1 task(s) outlived the block",
-        "cm0 entered but was exited 2 times",
+        "[9] cm0 entered but was exited 2 times",
+        "[9] 1 task(s) outlived the block",
     ]
 
 
@@ -363,7 +373,7 @@ def test_the_checker_sees_a_pure_cancellation_that_is_wrapped() -> None:
     assert outcome.outer is not None and outcome.outer.cancelled_caught
     outcome.raised = wrapped = BaseExceptionGroup("wrapped", [outcome.raised])
     problems = check(scenario, outcome)
-    assert f"a pure cancellation came out as {wrapped!r}, not a bare Cancelled" in problems
+    assert f"[8] a pure cancellation came out as {wrapped!r}, not a bare Cancelled" in problems
 
 
 # ---- reproducibility -----------------------------------------------------------------------

@@ -20,8 +20,9 @@ and :func:`check` derives from that what the library must report, and how.
 
 The package is split by concern: ``scenario`` (behaviour as data), ``fake`` (the scripted
 context manager), ``exceptions`` (looking at them), ``running`` (one scenario, one
-``trio.run``), ``oracle`` (``check``: the invariants, a checker per guarantee or group of
-them), ``explore`` (the exhaustive space and the hypothesis strategies), ``hangs``.
+``trio.run``), ``oracle`` (``check``: one checker per numbered guarantee of
+``docs/semantics.rst`` and one for its Errors section, each problem labelled with its
+guarantee), ``explore`` (the exhaustive space and the hypothesis strategies), ``hangs``.
 """
 
 from tests.harness.explore import BEHAVIOURS, BODIES, CANCELS, exhaustive, scenarios

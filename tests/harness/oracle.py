@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -160,41 +160,31 @@ KNOWN_BUGS: Final[frozenset[str]] = frozenset()
 def check(scenario: Scenario, out: Outcome, tolerate: frozenset[str] = KNOWN_BUGS) -> list[str]:
     """Every invariant of ``docs/semantics.rst`` that must hold after ``scenario``.
 
-    Returns the violations, as sentences; an empty list when all hold.  ``tolerate``
-    names the known bugs (``KNOWN_BUGS``) not to report.
+    Returns the violations, as sentences, each labelled with the guarantee it breaks
+    (``"[4] ..."``, ``"[errors] ..."``, or ``"[run] ..."`` for a run that crashed,
+    deadlocked, warned or corrupted a cancel scope); an empty list when all hold.
+    ``tolerate`` names the known bugs (``KNOWN_BUGS``) not to report.
     """
     assert out.scenario is scenario
     if scenario.mode is Mode.HANDLES:
         tolerate |= {_TRIO_COPIES}
-    problems = _check_run(out)
+    problems = [f"[run] {problem}" for problem in _check_run(out)]
     if out.crashed is not None or out.deadlocked or out.outer is None:
         return problems
-    problems += _check_lifecycle(out)
-    for checker in (
-        _check_concurrency,
-        _check_no_early_exit,
-        _check_cleanup_not_cancelled,
-        _check_nesting,
-    ):
-        problems += checker(out)
-    located, more = _check_errors(out, tolerate)
-    problems += more
-    problems += _check_cancellation(out)
-    problems += _check_delivery(out, located, tolerate)
+    facts = Facts.of(out, tolerate)
+    for label, checker in GUARANTEES:
+        problems += [f"[{label}] {problem}" for problem in checker(out, facts)]
     return problems
 
 
 def _check_run(out: Outcome) -> list[str]:
-    """1, 9. The run: no crash, deadlock or warning, no corrupted cancel scope, no task
-    outliving the block."""
+    """The run itself: no crash, deadlock or warning, no corrupted cancel scope."""
     problems: list[str] = []
     if out.crashed is not None:
         problems.append(f"trio.run raised {out.crashed!r}")
     if out.deadlocked:
         problems.append(f"deadlock: still running after {DEADLOCK_AFTER} virtual seconds")
     problems += [f"a warning: {w}" for w in out.warnings]
-    if out.tasks_after != out.tasks_before:
-        problems.append(f"{out.tasks_after - out.tasks_before} task(s) outlived the block")
     everything = [out.raised, out.escaped, out.crashed, out.body_raised]
     everything += [e for cm in out.cms for e in (cm.rec.enter_raised, cm.rec.exit_raised)]
     for exc in everything:
@@ -208,21 +198,58 @@ def _check_run(out: Outcome) -> list[str]:
     return sorted(set(problems), key=problems.index)
 
 
-def _check_lifecycle(out: Outcome) -> list[str]:
-    """1, 9. Each entered once, in a task of its own; exited once, there, if it entered."""
+@attrs.frozen(eq=False)
+class Facts:
+    """What several checkers read, derived once from an outcome: no judgement in it."""
+
+    tolerate: frozenset[str]
+    echoes: Echoes
+    #: The failures the library must report (``expected_failures``).
+    expected: list[Expected]
+    #: The body's exception, unless it is (or holds) a cancellation.
+    body_error: BaseException | None
+    #: Some context manager received the body's exception and suppressed it.
+    body_suppressed: bool
+    #: The context managers whose failure was suppressed (by an earlier stage, or as part
+    #: of a suppressed body exception): it must not appear.
+    gone: frozenset[int]
+    #: For each other failing context manager, the nodes of what was raised that stand
+    #: for its failure (one, if all is well).
+    found: dict[int, list[BaseException]]
+
+    @classmethod
+    def of(cls, out: Outcome, tolerate: frozenset[str]) -> Facts:
+        echoes = _echoes(out, tolerate)
+        expected = expected_failures(out, tolerate)
+        body = out.body_raised
+        body_error = None if body is None or has_cancelled(body) else body
+        body_ids = {id(leaf) for leaf in leaves(body_error)}
+        body_suppressed = _suppressed(out, list(body_ids), None)
+        gone: set[int] = set()
+        found: dict[int, list[BaseException]] = {}
+        for e in expected:
+            ids = [id(leaf) for leaf in e.leaves]
+            inside_body = all(i in body_ids for i in ids)
+            if _suppressed(out, ids, e.cm) or (inside_body and body_suppressed):
+                gone.add(e.cm.index)
+            else:
+                found[e.cm.index] = _locate(out.raised, e, echoes, tolerate)
+        return cls(tolerate, echoes, expected, body_error, body_suppressed, frozenset(gone), found)
+
+    def located(self, index: int) -> BaseException | None:
+        """The one node of what was raised that stands for this context manager's failure."""
+        nodes = self.found.get(index, [])
+        return nodes[0] if len(nodes) == 1 else None
+
+
+def _check_ownership(out: Outcome, facts: Facts) -> list[str]:
+    """1. Each in a task of its own, not the body's; exited there; nurseries nest."""
     problems: list[str] = []
     owners: dict[int, str] = {}
     for cm in out.cms:
         rec, who = cm.rec, cm.name
-        if rec.enter_calls > 1:
-            problems.append(f"{who}: __aenter__ was called {rec.enter_calls} times")
-        if rec.entered:
-            if rec.exit_calls != 1:
-                problems.append(f"{who} entered but was exited {rec.exit_calls} times")
-            elif rec.exit_task is not rec.enter_task:
-                problems.append(f"{who}: __aexit__ ran in another task than __aenter__")
-        elif rec.exit_calls:
-            problems.append(f"{who} was exited although it did not enter")
+        if rec.entered and rec.exit_calls == 1 and rec.exit_task is not rec.enter_task:
+            problems.append(f"{who}: __aexit__ ran in another task than __aenter__")
         task = rec.enter_task
         if task is not None:
             if task is out.owner_task or task is out.body_task:
@@ -230,10 +257,33 @@ def _check_lifecycle(out: Outcome) -> list[str]:
             if id(task) in owners:
                 problems.append(f"{who} was entered in the task of {owners[id(task)]}")
             owners[id(task)] = who
+    # A task the body starts in a context manager's nursery ends inside it.
+    if out.child_start is not None and out.scenario.body.spawn is not None:
+        owner = out.cms[out.scenario.body.spawn].rec.exit_end
+        if out.child_end is None:
+            problems.append("the body's child task never finished")
+        elif owner is not None and out.child_end.seq > owner.seq:
+            problems.append("the body's child task outlived the nursery it was started in")
     return problems
 
 
-def _check_no_early_exit(out: Outcome) -> list[str]:
+def _check_nothing_leaks(out: Outcome, facts: Facts) -> list[str]:
+    """9. Entered once; exited exactly once if it entered, never if not; no task left."""
+    problems: list[str] = []
+    for cm in out.cms:
+        rec, who = cm.rec, cm.name
+        if rec.enter_calls > 1:
+            problems.append(f"{who}: __aenter__ was called {rec.enter_calls} times")
+        if rec.entered and rec.exit_calls != 1:
+            problems.append(f"{who} entered but was exited {rec.exit_calls} times")
+        elif not rec.entered and rec.exit_calls:
+            problems.append(f"{who} was exited although it did not enter")
+    if out.tasks_after != out.tasks_before:
+        problems.append(f"{out.tasks_after - out.tasks_before} task(s) outlived the block")
+    return problems
+
+
+def _check_no_early_exit(out: Outcome, facts: Facts) -> list[str]:
     """3. No __aexit__ before the body has finished; stages unwind in reverse order."""
     problems: list[str] = []
     sc, cms = out.scenario, out.cms
@@ -268,18 +318,27 @@ def _check_no_early_exit(out: Outcome) -> list[str]:
     return problems
 
 
-def _check_concurrency(out: Outcome) -> list[str]:
-    """2 (and 4). Enters start together; the body and the exits start when they must."""
-    problems: list[str] = []
+def _check_concurrency(out: Outcome, facts: Facts) -> list[str]:
+    """2. The enters start together; the body starts when the last has entered; the exits
+    start together when the body ends (when nothing was interrupted while open: else 4)."""
     sc, cms = out.scenario, out.cms
-    assert out.outer is not None and out.block_start is not None
+    assert out.block_start is not None
+    if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or sc.limit is not None:
+        return []
+    problems: list[str] = []
+    starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
+    if starts - {out.block_start.time}:
+        problems.append(f"the enters started at {sorted(starts)}, not all at once")
+    return problems + [problem for label, problem in _timing(out) if label == "2"]
+
+
+def _timing(out: Outcome) -> list[tuple[str, str]]:
+    """When the body and the exits start (without ``limit=``), each problem labelled 2, or
+    4 when a context manager interrupted while open holds them back."""
+    problems: list[tuple[str, str]] = []
+    sc, cms = out.scenario, out.cms
     end = out.block_body_end
     if sc.mode in (Mode.PARALLEL, Mode.MAPPING) and sc.limit is None:
-        # 2. Concurrency: the enters start together; the body starts when the last has
-        # entered; the exits start together when the body ends.
-        starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
-        if starts - {out.block_start.time}:
-            problems.append(f"the enters started at {sorted(starts)}, not all at once")
         if out.body_start is not None and cms:
             entered = [cm.rec.enter_end for cm in cms if cm.rec.enter_end is not None]
             if len(entered) == len(cms):
@@ -322,26 +381,34 @@ def _check_concurrency(out: Outcome) -> list[str]:
                 expected = {body_start(ties) for ties in (False, True)}
                 if out.body_start.time not in expected:
                     problems.append(
-                        f"the body started at {out.body_start.time}, not when the last "
-                        f"context manager had entered and any interrupted one had cleaned "
-                        f"up ({min(expected)})"
+                        (
+                            "4" if interrupted else "2",
+                            f"the body started at {out.body_start.time}, not when the last "
+                            f"context manager had entered and any interrupted one had cleaned "
+                            f"up ({min(expected)})",
+                        )
                     )
         if out.body_start is not None and end is not None:
             # ... once the body has ended and every context manager interrupted while it
             # ran (failing or ending by itself) has finished its cleanup (4).
-            release = max([end.time, *(m.time for m in interrupted_ends(out))])
-            for cm in cms:
-                start = cm.rec.exit_start
-                if start is not None and not ended_by_itself(cm) and start.time != release:
-                    problems.append(
-                        f"{cm.name} began to exit at {start.time}, not as the body ended "
-                        f"and the interrupted ones had cleaned up ({release})"
-                    )
+            ends = interrupted_ends(out)
+            release = max([end.time, *(m.time for m in ends)])
+            problems += [
+                (
+                    "4" if ends else "2",
+                    f"{cm.name} began to exit at {start.time}, not as the body ended "
+                    f"and the interrupted ones had cleaned up ({release})",
+                )
+                for cm in cms
+                if (start := cm.rec.exit_start) is not None
+                and not ended_by_itself(cm)
+                and start.time != release
+            ]
     return problems
 
 
-def _check_cleanup_not_cancelled(out: Outcome) -> list[str]:
-    """5, 7. Neither a failure nor the body's exception cancels a cleanup."""
+def _cleanups_cancelled(out: Outcome) -> list[str]:
+    """Neither a failure nor the body's exception cancels a cleanup (7; 5 says it too)."""
     problems: list[str] = []
     sc, cms = out.scenario, out.cms
     assert out.outer is not None and out.block_start is not None
@@ -357,20 +424,6 @@ def _check_cleanup_not_cancelled(out: Outcome) -> list[str]:
             for cm in cms
             if cm.rec.exit_cancelled and not (interrupted_stage_1 and out.stage_of[cm.index] == 2)
         ]
-    return problems
-
-
-def _check_nesting(out: Outcome) -> list[str]:
-    """1. A task the body starts in a context manager's nursery ends inside it."""
-    problems: list[str] = []
-    sc, cms = out.scenario, out.cms
-    assert out.outer is not None and out.block_start is not None
-    if out.child_start is not None and sc.body.spawn is not None:
-        owner = cms[sc.body.spawn].rec.exit_end
-        if out.child_end is None:
-            problems.append("the body's child task never finished")
-        elif owner is not None and out.child_end.seq > owner.seq:
-            problems.append("the body's child task outlived the nursery it was started in")
     return problems
 
 
@@ -505,56 +558,34 @@ def _suppressed(out: Outcome, leaf_ids: Sequence[int], failed: ScriptedCM | None
     return False
 
 
-def _check_errors(
-    out: Outcome, tolerate: frozenset[str]
-) -> tuple[dict[int, BaseException], list[str]]:
-    """No failure lost or doubled (9, Errors), each the original object with its note."""
+def _check_nothing_lost(out: Outcome, facts: Facts) -> list[str]:
+    """7. Every failure in the group exactly once (unless suppressed), nothing else, and
+    no cleanup cancelled by a failure or by the body's exception."""
     problems: list[str] = []
-    sc, raised, body = out.scenario, out.raised, out.body_raised
-    echoes = _echoes(out, tolerate)
-    expected = expected_failures(out, tolerate)
-    body_error = None if body is None or has_cancelled(body) else body
-    body_ids = [id(leaf) for leaf in leaves(body_error)]
-    body_suppressed = _suppressed(out, body_ids, None)
-    counts = Counter(id(leaf) for leaf in _visible_leaves(raised, echoes))
-    located: dict[int, BaseException] = {}
-    top: list[BaseException] = []
-    if body_error is not None and not body_suppressed:
-        top.append(body_error)
-    for e in expected:
-        ids = [id(leaf) for leaf in e.leaves]
-        inside_body = all(i in body_ids for i in ids)
-        gone = _suppressed(out, ids, e.cm) or (inside_body and body_suppressed)
-        want = 0 if gone else 1
+    sc, raised, body_error = out.scenario, out.raised, facts.body_error
+    counts = Counter(id(leaf) for leaf in _visible_leaves(raised, facts.echoes))
+    for e in facts.expected:
+        want = 0 if e.cm.index in facts.gone else 1
         problems += [
             f"{e.cm.name}'s failure {leaf!r} appears {counts[id(leaf)]} times in what was "
             f"raised, not {want}"
             for leaf in e.leaves
             if counts[id(leaf)] != want
         ]
-        if gone:
-            continue
-        found = _locate(raised, e, echoes, tolerate)
-        if len(found) != 1:
+        found = facts.found.get(e.cm.index)
+        if found is not None and len(found) != 1:
             what = "the very object it raised" if e.exact is not None else "its failure"
             problems.append(f"{e.cm.name}: {what} appears {len(found)} times in {raised!r}")
-            continue
-        node = located[e.cm.index] = found[0]
-        if len(notes(node)) != 1 or notes(node)[0] not in e.notes:
-            problems.append(
-                f"{e.cm.name}'s failure has the notes {notes(node)}, not one of {sorted(e.notes)}"
-            )
-        if not inside_body:
-            top.append(node)
     if body_error is not None:
-        want = 0 if body_suppressed else 1
+        want = 0 if facts.body_suppressed else 1
         problems += [
             f"the body's {leaf!r} appears {counts[id(leaf)]} times, not {want}"
             for leaf in leaves(body_error)
             if counts[id(leaf)] != want
         ]
-    accounted = set(body_ids) | {id(leaf) for e in expected for leaf in e.leaves}
-    for leaf in _visible_leaves(raised, echoes):
+    accounted = {id(leaf) for leaf in leaves(body_error)}
+    accounted |= {id(leaf) for e in facts.expected for leaf in e.leaves}
+    for leaf in _visible_leaves(raised, facts.echoes):
         if id(leaf) in accounted or isinstance(leaf, trio.Cancelled):
             continue
         if (
@@ -564,15 +595,36 @@ def _check_errors(
         ):
             continue  # aclose() of a handle whose failure went to its nursery
         problems.append(f"{leaf!r} was raised, but nothing raised it")
-    if sc.mode is not Mode.HANDLES:
-        problems += _check_group_form(out, top, echoes, tolerate)
-    return located, problems
+    return problems + _cleanups_cancelled(out)
+
+
+def _check_group(out: Outcome, facts: Facts) -> list[str]:
+    """Errors. Each failure noted with its name, position and phase; one group, flat,
+    ordered (the body's exception first, then argument order), typed, summarised."""
+    problems: list[str] = []
+    body_ids = {id(leaf) for leaf in leaves(facts.body_error)}
+    top: list[BaseException] = []
+    if facts.body_error is not None and not facts.body_suppressed:
+        top.append(facts.body_error)
+    for e in facts.expected:
+        node = facts.located(e.cm.index)
+        if node is None:
+            continue  # suppressed, or not found once: 7 says so
+        if len(notes(node)) != 1 or notes(node)[0] not in e.notes:
+            problems.append(
+                f"{e.cm.name}'s failure has the notes {notes(node)}, not one of {sorted(e.notes)}"
+            )
+        if not all(id(leaf) in body_ids for leaf in e.leaves):
+            top.append(node)
+    if out.scenario.mode is not Mode.HANDLES:
+        problems += _check_group_form(out, top, facts.echoes, facts.tolerate)
+    return problems
 
 
 def _check_group_form(
     out: Outcome, top: list[BaseException], echoes: Echoes, tolerate: frozenset[str]
 ) -> list[str]:
-    """Flat, ordered (the body's exception first, then argument order), typed, summarised."""
+    """The group: flat, ordered, typed, summarised (``_check_group``)."""
     problems: list[str] = []
     raised, body = out.raised, out.body_raised
     inner = members(raised)
@@ -609,7 +661,7 @@ def _check_group_form(
     return problems
 
 
-def _check_cancellation(out: Outcome) -> list[str]:
+def _check_cancellation(out: Outcome, facts: Facts) -> list[str]:
     """8. A pure outer cancellation is its own scope's, unwrapped; none escapes it."""
     problems: list[str] = []
     sc, outer, raised = out.scenario, out.outer, out.raised
@@ -644,21 +696,40 @@ def _check_cancellation(out: Outcome) -> list[str]:
     return problems
 
 
-def _check_delivery(
-    out: Outcome, located: dict[int, BaseException], tolerate: frozenset[str]
-) -> list[str]:
-    """What each ``__aexit__`` receives (4, 5, 6), and no Cancelled moved between tasks."""
+def _check_failure_while_open(out: Outcome, facts: Facts) -> list[str]:
+    """4. One failing (or ending by itself) while open holds the body back (while others
+    enter) and the exits (until its cleanup is over); the others receive its failure."""
+    timing = [problem for label, problem in _timing(out) if label == "4"]
+    return timing + _deliveries(out, facts, OPEN)
+
+
+def _check_body_delivery(out: Outcome, facts: Facts) -> list[str]:
+    """5. Every ``__aexit__`` receives the body's outcome (nothing failed first); a
+    ``Cancelled`` is never moved between tasks."""
     problems: list[str] = []
-    sc, outer = out.scenario, out.outer
-    assert outer is not None
     cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, trio.Cancelled)]
     if len({id(c) for c in cancelled}) != len(cancelled) or any(c is out.raised for c in cancelled):
         problems.append("one Cancelled was received in two tasks")
+    return problems + _deliveries(out, facts, None)
+
+
+def _check_enter_failure(out: Outcome, facts: Facts) -> list[str]:
+    """6. After an enter failure, those that entered receive it (the first in time)."""
+    return _deliveries(out, facts, ENTERING)
+
+
+def _deliveries(out: Outcome, facts: Facts, phase: str | None) -> list[str]:
+    """What each ``__aexit__`` received, when it should have received the first failure
+    of ``phase`` (4: ``open``, 6: ``entering``) or, with ``None``, the body's outcome (5)."""
+    problems: list[str] = []
+    sc, outer = out.scenario, out.outer
+    assert outer is not None
     if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or outer.cancel_called:
         return problems
+    tolerate = facts.tolerate
     pairs: list[tuple[int, BaseException]] = []
-    for e in expected_failures(out):
-        node = located.get(e.cm.index, e.exact)
+    for e in facts.expected:
+        node = facts.located(e.cm.index) or e.exact
         note = notes(node)[0] if node is not None and notes(node) else min(e.notes)
         if node is not None and note.endswith((ENTERING, OPEN)):
             pairs.append((e.reported.seq, node))
@@ -678,7 +749,7 @@ def _check_delivery(
         by_index = {
             id(node): e.cm.index
             for e in expected_failures(out)
-            for node in [located.get(e.cm.index, e.exact)]
+            for node in [facts.located(e.cm.index) or e.exact]
             if node is not None
         }
         candidates = [
@@ -715,6 +786,10 @@ def _check_delivery(
         return [node for _, node, fired in earlier if (fired or 0.0) == soonest]
 
     wants = firsts(reported) + (firsts(reported + tied) if tied else [])
+    first = wants[0]
+    kind = None if not reported or first is None else _phase_of(first)
+    if kind != phase:
+        return problems
     for cm in out.cms:
         if cm.rec.exit_start is None or ended_by_itself(cm):
             continue
@@ -724,3 +799,24 @@ def _check_delivery(
                 f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {why} ({wants[0]!r})"
             )
     return problems
+
+
+def _phase_of(failure: BaseException) -> str:
+    """The phase a failure was reported in (the last word of the library's note)."""
+    return notes(failure)[-1].rsplit(" ", 1)[1] if notes(failure) else ""
+
+
+#: One checker per numbered guarantee of ``docs/semantics.rst``, and one for its Errors
+#: section, by label.
+GUARANTEES: Final[tuple[tuple[str, Callable[[Outcome, Facts], list[str]]], ...]] = (
+    ("1", _check_ownership),
+    ("2", _check_concurrency),
+    ("3", _check_no_early_exit),
+    ("4", _check_failure_while_open),
+    ("5", _check_body_delivery),
+    ("6", _check_enter_failure),
+    ("7", _check_nothing_lost),
+    ("8", _check_cancellation),
+    ("9", _check_nothing_leaks),
+    ("errors", _check_group),
+)
