@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 from tests.fakes import FakeCM, Log, crashes_while_open, events, members, notes, time_of
+from tests.harness.running import seed_scheduler
 from trio_parallel_cm import (
     Node,
     ParallelExitStack,
@@ -383,6 +384,34 @@ async def test_a_factory_that_raises_or_returns_no_context_manager_fails_its_ent
     ):
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_roots_start_with_the_graph_and_dependents_only_once_their_deps_entered(
+    seed: int,
+) -> None:
+    # Trio runs the roots' tasks in either order (seeded here, as the harness does): a
+    # root's factory is called all the same, as parallel_with's arguments are evaluated;
+    # the dependent's never, since the enter failure came before its dependency entered.
+    log: Log = []
+    other, dependent = Made(FakeCM("other", log, enter_delay=1)), Made(FakeCM("late", log))
+
+    def refused() -> FakeCM:
+        raise ConnectionRefusedError("refused")
+
+    async def main() -> None:
+        graph = ResourceGraph()
+        graph.add(refused)
+        graph.add(dependent, graph.add(other))
+        with pytest.RaisesGroup(ConnectionRefusedError):
+            async with graph:
+                pytest.fail("the body ran")  # pragma: no cover
+
+    seed_scheduler(seed)
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert other.calls == [()]
+    assert ("other", "enter cancelled") in events(log)
+    assert dependent.calls == []
 
 
 async def test_a_failure_while_open_cancels_the_body_and_the_others_exit_with_it(

@@ -342,7 +342,7 @@ def _maker(node: Node[Any], dep_holders: list[Holder]) -> Callable[[], object]:
     factory = node._factory  # pyright: ignore[reportPrivateUsage]
 
     def make() -> object:
-        cm = factory(*[holder.value for holder in dep_holders])
+        cm = factory(*[holder.value for holder in dep_holders]) if dep_holders else factory()
         if not is_async_cm(cm):
             checked_result(cm, f"what the factory of {node.name} returned")  # raises
         return cm

@@ -309,8 +309,11 @@ class Holder:
             if stage.observer is not None:
                 stage.notify(ENTER_STARTED, self)
             if self.make is not None:
-                # Not after an enter failure cancelled the stage's enters.
-                await checkpoint_if_cancelled()
+                if stage.dag is not None and stage.dag.deps[self.position]:
+                    # A dependent, started once its dependencies entered: not if an enter
+                    # failure has cancelled the stage's enters since.  (A root starts with
+                    # the graph, as the context managers of parallel_with do.)
+                    await checkpoint_if_cancelled()
                 self.cm = self.make()
             # As `async with` does, look both methods up on the type first.
             cls: Any = type(self.cm)  # pyright: ignore[reportUnknownVariableType]

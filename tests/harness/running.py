@@ -200,7 +200,7 @@ async def _main(out: Outcome, runner: Runner) -> None:
     out.tasks_after = _count_tasks()
 
 
-def _seed_scheduler(seed: int) -> None:
+def seed_scheduler(seed: int) -> None:
     # Trio shuffles each batch of runnable tasks with a module-level Random (which it
     # registers with hypothesis).  Seeding it makes a run a function of its scenario.
     # Private: if it moves, runs are merely no longer reproducible.
@@ -226,7 +226,7 @@ def run_scenario(scenario: Scenario, implementation: Implementation | None = Non
         runner = _run_handles
     else:
         runner = _run_parallel(implementation)
-    _seed_scheduler(scenario.seed)
+    seed_scheduler(scenario.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
