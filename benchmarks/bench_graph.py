@@ -4,11 +4,13 @@ Three shapes of trivial context managers: no edges (the same work as ``parallel_
 chain (each node needs the one before), and a random graph (each node needs up to three
 earlier nodes, seeded).  The number is microseconds per node, enter and exit, in a fresh
 ``trio.run``; the scaling column divides the per-node cost at the largest N by the one at
-the smallest, from the same run.
+the smallest, from the same run, with the garbage collector on and off (off, the growth is
+the scheduling's alone: flat means linear).
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import sys
 import time
@@ -56,28 +58,43 @@ def build(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> ResourceGraph:
     return graph
 
 
-async def _timed(cms: Sequence[CM], deps: Sequence[tuple[int, ...]]) -> float:
+async def _timed(cms: Sequence[CM], deps: Sequence[tuple[int, ...]], collect: bool) -> float:
     graph = build(cms, deps)  # building is not timed: it is the user's code
-    start = time.perf_counter()
-    async with graph:
-        pass
-    return time.perf_counter() - start
+    gc.collect()
+    if not collect:
+        gc.disable()
+    try:
+        start = time.perf_counter()
+        async with graph:
+            pass
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
 
 
-def shapes(sizes: Sequence[int], repeats: int) -> dict[int, dict[str, Stats]]:
-    """µs per node, by N and shape."""
-    results: dict[int, dict[str, Stats]] = {}
+#: The shapes' numbers with the garbage collector on, and off.
+GC_MODES: Final = {"gc on": True, "gc off": False}
+
+
+def shapes(sizes: Sequence[int], repeats: int) -> dict[int, dict[str, dict[str, Stats]]]:
+    """µs per node, by N, collector mode (``GC_MODES``) and shape."""
+    results: dict[int, dict[str, dict[str, Stats]]] = {}
     for n in sizes:
         cms = trivial(n)
-        graphs: Mapping[str, list[tuple[int, ...]]] = {
-            name: shape(n) for name, shape in SHAPES.items()
+        graphs: Mapping[str, tuple[list[tuple[int, ...]], bool]] = {
+            f"{name}/{mode}": (shape(n), collect)
+            for name, shape in SHAPES.items()
+            for mode, collect in GC_MODES.items()
         }
 
-        def run_once(deps: list[tuple[int, ...]], cms: list[CM] = cms) -> float:
-            return trio.run(_timed, cms, deps)
+        def run_once(graph: tuple[list[tuple[int, ...]], bool], cms: list[CM] = cms) -> float:
+            return trio.run(_timed, cms, *graph)
 
         samples = interleaved(graphs, run_once, repeats)
-        results[n] = {name: Stats.of(s).scaled(1e6 / n) for name, s in samples.items()}
+        results[n] = {
+            mode: {name: Stats.of(samples[f"{name}/{mode}"]).scaled(1e6 / n) for name in SHAPES}
+            for mode in GC_MODES
+        }
     return results
 
 
@@ -100,19 +117,24 @@ def main() -> None:
             flush=True,
         )
     sizes = (100, 1000, 10000)
-    graphs = shapes(sizes, repeats)
+    print(shapes_table(shapes(sizes, repeats), sizes, repeats).render())
+
+
+def shapes_table(
+    graphs: Mapping[int, Mapping[str, Mapping[str, Stats]]], sizes: Sequence[int], repeats: int
+) -> Table:
+    """µs per node by shape and N, collector on and off, and the growth of each."""
     rows: list[tuple[str, ...]] = []
     for shape in SHAPES:
-        cells = [f"{graphs[n][shape].median:.2f}" for n in sizes]
-        rows.append(
-            (
-                shape,
-                *cells,
-                f"{graphs[sizes[-1]][shape].median / graphs[sizes[0]][shape].median:.2f}",
-            )
-        )
-    title = f"ResourceGraph shapes: µs per node (medians of {repeats}); growth = N 10000 / N 100"
-    print(Table(title, ("shape", *(f"N = {n}" for n in sizes), "growth"), tuple(rows)).render())
+        for mode in GC_MODES:
+            cells = [f"{graphs[n][mode][shape].median:.2f}" for n in sizes]
+            growth = graphs[sizes[-1]][mode][shape].median / graphs[sizes[0]][mode][shape].median
+            rows.append((shape, mode, *cells, f"{growth:.2f}"))
+    title = (
+        f"ResourceGraph shapes: µs per node, enter and exit (medians of {repeats}); "
+        f"growth = N {sizes[-1]} / N {sizes[0]}"
+    )
+    return Table(title, ("shape", "collector", *(f"N = {n}" for n in sizes), "growth"), tuple(rows))
 
 
 if __name__ == "__main__":

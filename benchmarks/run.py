@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     other = run_anyio(config, _anyio_skip_reason(quick, args.no_anyio), results)
     print(f"\n{TRACTOR_NOTE}")
     show(targets_table(trio_results, other, config, quick))
+    show(aims_table(trio_results, other, config, quick))
 
     if args.plot is None and quick:
         with tempfile.TemporaryDirectory() as scratch:  # exercise the plot, keep the docs'
@@ -157,6 +158,7 @@ class TrioResults:
     scaling: dict[int, dict[str, bench_scenarios.Scaling]]
     latency: dict[str, Stats]
     memory: dict[str, bench_scenarios.Memory]
+    graphs: dict[int, dict[str, dict[str, Stats]]]
 
 
 def run_trio(config: Config, results: dict[str, Any]) -> tuple[TrioResults, list[str]]:
@@ -177,8 +179,8 @@ def run_trio(config: Config, results: dict[str, Any]) -> tuple[TrioResults, list
     show(scaling_table(scaling, config))
 
     graphs = bench_graph.shapes(config.graph_sizes, config.repeats)
-    results["graph_shapes"] = _dump_by_size(graphs)
-    show(graph_table(graphs, config))
+    results["graph_shapes"] = {str(n): _dump_by_size(by_mode) for n, by_mode in graphs.items()}
+    show(bench_graph.shapes_table(graphs, config.graph_sizes, config.repeats))
 
     n, enter_s, exit_s = config.latency
     latency = bench_scenarios.latency(n, enter_s, exit_s, config.repeats)
@@ -192,7 +194,7 @@ def run_trio(config: Config, results: dict[str, Any]) -> tuple[TrioResults, list
     memory = bench_scenarios.memory(config.memory_n, config.memory_repeats)
     results["memory"] = {name: asdict(m) for name, m in memory.items()}
     show(memory_table(memory, config))
-    return TrioResults(overhead, scaling, latency, memory), scope_owner_problems(owners)
+    return TrioResults(overhead, scaling, latency, memory, graphs), scope_owner_problems(owners)
 
 
 def run_asyncio(config: Config, results: dict[str, Any]) -> None:
@@ -394,21 +396,6 @@ def scaling_table(scaling: Mapping[int, Mapping[str, bench_scenarios.Scaling]], 
     )
 
 
-def graph_table(graphs: Mapping[int, Mapping[str, Stats]], c: Config) -> Table:
-    sizes = c.graph_sizes
-    rows: list[tuple[str, ...]] = []
-    for shape in graphs[sizes[0]]:
-        cells = [fmt(graphs[n][shape].median) for n in sizes]
-        growth = graphs[sizes[-1]][shape].median / graphs[sizes[0]][shape].median
-        rows.append((shape, *cells, fmt(growth)))
-    return Table(
-        f"ResourceGraph shapes: µs per node, enter and exit (medians of {c.repeats}); "
-        f"growth = N {sizes[-1]} / N {sizes[0]}",
-        ("shape", *(f"N = {n}" for n in sizes), "growth"),
-        tuple(rows),
-    )
-
-
 def overhead_table(title: str, stats: Mapping[str, Stats], baseline: str, c: Config) -> Table:
     return Table(
         f"{title}: µs per context manager ({c.repeats} repeats)",
@@ -519,6 +506,68 @@ def targets_table(
     return Table(f"Targets of issue #6{note}", ("target", "measured", "verdict"), tuple(rows))
 
 
+# The aims of issue #11 (the reshaped engine and ResourceGraph), reported, never asserted.
+AIM_HELD_BYTES: Final = 2500
+AIM_PEAK_BYTES: Final = 5000
+AIM_GRAPH_RATIO: Final = 1.10
+AIM_FLAT_GROWTH: Final = 1.3  # "flat in N": per-node growth over the sizes, collector off
+AIM_GC_GROWTH_BEFORE: Final = 1.65  # the per-cm growth N=100 to 10k when the issue was filed
+
+
+def aims_table(
+    r: TrioResults,
+    anyio: Mapping[int, Mapping[str, Stats]] | None,
+    c: Config,
+    quick: bool,
+) -> Table:
+    """Each aim of issue #11 against this run: measured, and met or missed."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(aim: str, text: str, met: bool) -> None:
+        rows.append((aim, text, "met" if met else "MISSED"))
+
+    def median(n: int, name: str) -> float:
+        return r.overhead[n][name].median
+
+    for n in r.overhead:
+        ratio = median(n, "parallel_with") / median(n, "bare mechanism")
+        add(f"N={n}: parallel_with <= bare mechanism", f"{ratio:.2f}x", ratio <= 1)
+    for n, stats in (anyio or {}).items():
+        ratio = stats["parallel_with"].median / stats["anyio-contextgroup"].median
+        add(f"N={n}: parallel_with <= anyio-contextgroup", f"{ratio:.2f}x", ratio <= 1)
+    memory = r.memory["parallel_with"]
+    held, peak = memory.held.median, memory.peak.median
+    add(f"<= {AIM_HELD_BYTES} B held per open cm", f"{held:.0f} B", held <= AIM_HELD_BYTES)
+    add(f"<= {AIM_PEAK_BYTES} B peak per cm", f"{peak:.0f} B", peak <= AIM_PEAK_BYTES)
+    small, large = c.scaling
+    growth = (
+        r.scaling[large]["parallel_with"].gc_on.median
+        / r.scaling[small]["parallel_with"].gc_on.median
+    )
+    add(
+        f"per-cm growth N={small} to {large} below {AIM_GC_GROWTH_BEFORE}x (gc on)",
+        f"{growth:.2f}x",
+        growth < AIM_GC_GROWTH_BEFORE,
+    )
+    for n in r.overhead:
+        ratio = median(n, "ResourceGraph") / median(n, "parallel_with")
+        add(
+            f"N={n}: ResourceGraph without edges <= {AIM_GRAPH_RATIO:g}x parallel_with",
+            f"{ratio:.2f}x",
+            ratio <= AIM_GRAPH_RATIO,
+        )
+    sizes = c.graph_sizes
+    for shape in ("chain", "random"):
+        off = [r.graphs[n]["gc off"][shape].median for n in (sizes[0], sizes[-1])]
+        add(
+            f"{shape}: per-node cost flat, N={sizes[0]} to {sizes[-1]} (gc off)",
+            f"{off[1] / off[0]:.2f}x",
+            off[1] / off[0] <= AIM_FLAT_GROWTH,
+        )
+    note = " (QUICK run: not meaningful)" if quick else ""
+    return Table(f"Aims of issue #11{note}", ("aim", "measured", "verdict"), tuple(rows))
+
+
 # ---- anyio-contextgroup -------------------------------------------------------------------
 
 
@@ -546,7 +595,7 @@ def _anyio_results(config: Config, skip_reason: str | None) -> tuple[dict[str, A
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _dump_by_size(by_size: Mapping[int, Mapping[str, Stats]]) -> dict[str, Any]:
+def _dump_by_size(by_size: Mapping[Any, Mapping[str, Stats]]) -> dict[str, Any]:
     return {str(n): {name: asdict(s) for name, s in stats.items()} for n, stats in by_size.items()}
 
 
