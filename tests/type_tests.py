@@ -10,11 +10,13 @@ import trio
 from typing_extensions import assert_type
 
 from trio_parallel_cm import (
+    ContextFailure,
     ContextHandle,
     Node,
     ParallelExitStack,
     ResourceGraph,
     Resources,
+    Retry,
     parallel_with,
     start_context,
 )
@@ -106,9 +108,17 @@ async def graphs() -> None:
     graph.add(open_app, config, db, number)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     # So is a wrong number of dependencies.
     graph.add(open_db)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    # Optional nodes and retries keep the value's type; a node left out is not in it.
+    cache = graph.add(open_db, config, optional=True, retry=Retry(attempts=2))
+    assert_type(cache, Node[Db])
+    graph.add(open_db, config, retry=Retry(), enter_timeout=5)
+    graph.add(open_db, config, retry=2)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     async with graph as resources:
         assert_type(resources, Resources)
         assert_type(resources[app], str)
         assert_type(resources[db], Db)
+        assert_type(resources.get(cache), Db | None)
+        assert_type(resources.failures, tuple[ContextFailure, ...])
+        assert_type(resources.skipped, tuple[Node[Any], ...])
         for node in resources:
             assert_type(node, Node[Any])

@@ -14,6 +14,7 @@ from ._handle import start_context as start_context
 from ._parallel import ParallelContext as ParallelContext
 from ._parallel import parallel_with as parallel_with
 from ._report import format_failures as format_failures
+from ._retry import Retry as Retry
 from ._stack import ParallelExitStack as ParallelExitStack
 from ._timeline import PhaseEvent as PhaseEvent
 from ._timeline import Timeline as Timeline
@@ -30,6 +31,7 @@ __all__ = (
     "PhaseEvent",
     "ResourceGraph",
     "Resources",
+    "Retry",
     "Timeline",
     "failures_of",
     "format_failures",

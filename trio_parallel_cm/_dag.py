@@ -41,6 +41,7 @@ class Dag:
         "finished_early",
         "out",
         "received",
+        "skipped",
         "suppressed",
         "unentered_deps",
         "unfinished_dependents",
@@ -59,6 +60,8 @@ class Dag:
         self.received: list[list[BaseException] | None] = [None] * len(deps)
         self.out: list[list[BaseException] | None] = [None] * len(deps)
         self.suppressed: list[frozenset[int]] = [_NOTHING] * len(deps)
+        # Never to start: an optional node it depends on, directly or not, did not enter.
+        self.skipped = [False] * len(deps)
 
     def roots(self) -> list[int]:
         """The nodes without dependencies: they start entering at once."""
@@ -69,9 +72,22 @@ class Dag:
         ready: list[int] = []
         for dependent in self.dependents[node]:
             self.unentered_deps[dependent] -= 1
-            if not self.unentered_deps[dependent]:
+            if not self.unentered_deps[dependent] and not self.skipped[dependent]:
                 ready.append(dependent)
         return ready
+
+    def leave_out(self, node: int) -> list[int]:
+        """``node``, optional, did not enter: the nodes now skipped (its dependents, and
+        theirs), in node order."""
+        skipped: list[int] = []
+        todo = list(self.dependents[node])
+        while todo:
+            dependent = todo.pop()
+            if not self.skipped[dependent]:
+                self.skipped[dependent] = True
+                skipped.append(dependent)
+                todo.extend(self.dependents[dependent])
+        return sorted(skipped)
 
     def begin_exit(self, holders: Sequence[Holder]) -> list[int]:
         """Start exiting: the open nodes whose dependents have all finished already.
@@ -142,7 +158,11 @@ class Dag:
             suppressed.update(id(e) for e in received if all(e is not o for o in out))
         else:
             out = list(received)
-        if holder.failure is not None and all(holder.failure is not e for e in out):
+        if (
+            holder.failure is not None
+            and not holder.tolerated
+            and all(holder.failure is not e for e in out)
+        ):
             out.append(holder.failure)
         self.out[node] = out
         self.suppressed[node] = frozenset(suppressed)

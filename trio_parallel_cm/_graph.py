@@ -12,15 +12,19 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, final, overload
 
 from ._block import NEW, Block
+from ._errors import ContextFailure, record_of
 from ._holder import Holder
 from ._input import check_observer, checked_result, is_async_cm
+from ._lifecycle import Life
 from ._lowlevel import ki_protected
 from ._names import factory_name
 from ._options import NO_OPTIONS, Options
+from ._retry import Retry
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6
 
 T = TypeVar("T")
+D = TypeVar("D")
 T_co = TypeVar("T_co", covariant=True)
 Factory = Callable[..., AbstractAsyncContextManager[Any, Any]]
 
@@ -62,27 +66,71 @@ class Node(Generic[T_co]):
 class Resources(Mapping[Node[Any], Any]):
     """The values of an entered :class:`ResourceGraph`: a read-only mapping of its nodes.
 
-    ``resources[node]`` is typed as the node's value; iterating gives the nodes in the
-    order they were added.
+    ``resources[node]`` is typed as the node's value; iterating gives the nodes that
+    entered, in the order they were added.  An optional node that did not enter, or one
+    skipped because of it, is not in the mapping: ``node in resources`` is false,
+    ``resources.get(node)`` is None, and ``resources[node]`` raises a ``KeyError`` (a
+    ``LookupError``) whose ``__cause__`` is the failure that left it out.
+
+    Attributes:
+        failures: the tolerated failures of the optional nodes that did not enter, as
+            :class:`ContextFailure` records, in the order the nodes were added
+            (``format_failures`` renders them).
+        skipped: the nodes never started because an optional node they depend on,
+            directly or not, did not enter.
     """
 
-    __slots__ = ("_graph", "_values")
+    __slots__ = ("_graph", "_left_out", "_values", "failures", "skipped")
 
-    def __init__(self, graph: ResourceGraph, values: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        graph: ResourceGraph,
+        values: Sequence[Any],
+        left_out: Mapping[int, BaseException],
+        skipped: tuple[Node[Any], ...],
+    ) -> None:
         self._graph = graph
         self._values = values
+        self._left_out = left_out
+        self.skipped = skipped
+        nodes = graph._nodes  # pyright: ignore[reportPrivateUsage]
+        self.failures: tuple[ContextFailure, ...] = tuple(
+            record
+            for index, exc in left_out.items()
+            if nodes[index] not in skipped and (record := record_of(exc)) is not None
+        )
 
     def __getitem__(self, node: Node[T]) -> T:
         if not isinstance(node, Node) or node._graph is not self._graph:  # pyright: ignore[reportPrivateUsage,reportUnnecessaryIsInstance]
             raise KeyError(node)
+        failure = self._left_out.get(node._index)  # pyright: ignore[reportPrivateUsage]
+        if failure is not None:
+            why = "was skipped: an optional node it needs" if node in self.skipped else ""
+            raise KeyError(f"{node.name} {why or 'is optional and'} did not enter") from failure
         value: T = self._values[node._index]  # pyright: ignore[reportPrivateUsage]
         return value
 
+    # Typed by the node, as ``resources[node]`` is (pyright cannot match these overloads
+    # to Mapping's, which they narrow).
+    @overload
+    def get(self, node: Node[T], /) -> T | None: ...
+
+    @overload
+    def get(self, node: Node[T], default: D, /) -> T | D: ...
+
+    def get(self, node: Node[Any], default: object = None, /) -> object:  # pyright: ignore[reportIncompatibleMethodOverride]
+        """``resources[node]``, or ``default`` for a node that did not enter."""
+        try:
+            return self[node]
+        except KeyError:
+            return default
+
     def __iter__(self) -> Iterator[Node[Any]]:
-        return iter(self._graph._nodes)  # pyright: ignore[reportPrivateUsage]
+        nodes = self._graph._nodes  # pyright: ignore[reportPrivateUsage]
+        return (node for node in nodes if node._index not in self._left_out)  # pyright: ignore[reportPrivateUsage]
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) - len(self._left_out)
 
     def __repr__(self) -> str:
         return f"<Resources of {self._graph!r}>"
@@ -140,6 +188,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -152,6 +202,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -165,6 +217,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -179,6 +233,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -194,6 +250,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -210,6 +268,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -227,6 +287,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     @overload
@@ -245,6 +307,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[T]: ...
 
     def add(
@@ -255,6 +319,8 @@ class ResourceGraph:
         name: str | None = None,
         enter_timeout: float | None = None,
         exit_timeout: float | None = None,
+        optional: bool = False,
+        retry: Retry | None = None,
     ) -> Node[Any]:
         """Add a resource: ``factory(*values_of_deps)`` makes its async context manager.
 
@@ -272,6 +338,12 @@ class ResourceGraph:
                 included); then it fails with ``trio.TooSlowError``.
             exit_timeout: seconds its ``__aexit__`` may take, shielded from an outer
                 cancellation; then it fails with ``trio.TooSlowError``.
+            optional: if it fails to enter (its factory or ``__aenter__`` raises an
+                ``Exception``, or its enter timeout passes), the graph goes on without
+                it: the failure is recorded in ``resources.failures``, not raised, and
+                the nodes that depend on it are skipped (so they must be optional too).
+            retry: a :class:`Retry`: try the enter again, with a new context manager
+                from the factory each time, after a growing wait.
 
         Returns:
             The node: ``resources[node]`` is its value once the graph is entered.
@@ -279,8 +351,8 @@ class ResourceGraph:
         Raises:
             TypeError: ``factory`` is not callable, a dependency is not a node, or an
                 option has the wrong type.
-            ValueError: a dependency belongs to another graph, or an option is out of
-                range.
+            ValueError: a dependency belongs to another graph, a node that is not
+                optional depends on an optional one, or an option is out of range.
             RuntimeError: the graph was already entered.
         """
         if self._block.phase is not NEW:
@@ -290,12 +362,17 @@ class ResourceGraph:
             )
         options = (
             NO_OPTIONS
-            if enter_timeout is None and exit_timeout is None
-            else Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
+            if enter_timeout is None and exit_timeout is None and not optional and retry is None
+            else Options(
+                enter_timeout=enter_timeout,
+                exit_timeout=exit_timeout,
+                optional=optional,
+                retry=retry,
+            )
         )
         _check_factory(factory)
         for position, dep in enumerate(deps):
-            _check_dep(self, position, dep)
+            _check_dep(self, position, dep, options.optional)
         if name is not None and not isinstance(name, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"name must be a str or None, not {name!r}")
         node: Node[Any] = Node(
@@ -325,7 +402,22 @@ class ResourceGraph:
             await block.abandon()  # every holder has finished: this returns at once
             raise
         block.begin_body()
-        return Resources(self, values)
+        return self._resources(holders, values)
+
+    def _resources(self, holders: list[Holder], values: Sequence[Any]) -> Resources:
+        """The entered values, and why each node left out is (its own tolerated failure,
+        or, skipped, that of the first of its dependencies left out)."""
+        left_out: dict[int, BaseException] = {}
+        skipped: list[Node[Any]] = []
+        for node, holder in zip(self._nodes, holders, strict=True):
+            if holder.tolerated:
+                assert holder.failure is not None
+                left_out[node._index] = holder.failure  # pyright: ignore[reportPrivateUsage]
+            elif holder.life is Life.ENTERING:  # never started: skipped
+                cause = next(d._index for d in node.deps if d._index in left_out)  # pyright: ignore[reportPrivateUsage]
+                left_out[node._index] = left_out[cause]  # pyright: ignore[reportPrivateUsage]
+                skipped.append(node)
+        return Resources(self, values, left_out, tuple(skipped))
 
     @ki_protected
     async def __aexit__(
@@ -363,7 +455,7 @@ def _check_factory(factory: object) -> None:
     raise TypeError(f"factory must be callable, not {factory!r}{hint}")
 
 
-def _check_dep(graph: ResourceGraph, position: int, dep: object) -> None:
+def _check_dep(graph: ResourceGraph, position: int, dep: object, optional: bool) -> None:
     if not isinstance(dep, Node):
         raise TypeError(
             f"dependency {position} ({dep!r}) is not a Node: pass what graph.add() returned"
@@ -372,4 +464,9 @@ def _check_dep(graph: ResourceGraph, position: int, dep: object) -> None:
         raise ValueError(
             f"dependency {position} ({dep!r}) belongs to another ResourceGraph; a node can "
             "depend only on nodes of its own graph"
+        )
+    if dep._options.optional and not optional:  # pyright: ignore[reportPrivateUsage]
+        raise ValueError(
+            f"dependency {position} ({dep.name}) is optional, so this node is skipped when "
+            "it does not enter: add it with optional=True too"
         )

@@ -37,6 +37,7 @@ Design notes:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,19 @@ from ._lowlevel import (
 )
 from ._names import name_of
 from ._options import NO_OPTIONS, Options
-from ._timeline import ENTER_FAILED, ENTER_STARTED, EXIT_FAILED, EXIT_STARTED, EXITED
+from ._retry import Retry
+from ._timeline import (
+    ENTER_FAILED,
+    ENTER_RETRIED,
+    ENTER_STARTED,
+    EXIT_FAILED,
+    EXIT_STARTED,
+    EXITED,
+)
 from ._timeline import ENTERED as ENTERED_EVENT
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from ._handle import Watcher
@@ -101,6 +113,14 @@ async def call_aexit(
 
 
 AExit = Callable[..., Awaitable["bool | None"]]
+
+
+def protocol_of(cm: object) -> tuple[Callable[[Any], Awaitable[Any]], AExit]:
+    """``__aenter__`` and ``__aexit__``, looked up on the type first, as ``async with`` does."""
+    cls: Any = type(cm)
+    return cls.__aenter__, cls.__aexit__
+
+
 # What ``__aexit__`` receives: natively (meeting its own ``Cancelled``), or this exception
 # with this traceback.
 Delivery = tuple[bool, "BaseException | None", "TracebackType | None"]
@@ -121,6 +141,7 @@ class Holder:
         "cm",
         "deliver",
         "ended_on_its_own",
+        "failed_attempts",
         "failure",
         "interrupted",
         "key",
@@ -175,6 +196,8 @@ class Holder:
         # It failed, or ended by itself, while open (cancelled from inside), and is done.
         self.ended_on_its_own = False
         self.failure: BaseException | None = None
+        # With ``retry``: the failures of the attempts made before the last, in order.
+        self.failed_attempts: list[BaseException] | None = None
         self.phase: Phase = ENTERING
         # A handle's watcher (``_handle.Watcher``), set by ``start_context`` before entering.
         self.watcher: Watcher | None = None
@@ -199,6 +222,17 @@ class Holder:
             if self.released:
                 return Life.EXITING
         return life
+
+    @property
+    def tolerated(self) -> bool:
+        """An optional node that failed to enter with an ``Exception``: the graph goes on
+        without it (a cancellation, a ``KeyboardInterrupt`` or a later failure is never
+        tolerated)."""
+        return (
+            self.options.optional
+            and self.life is Life.NOT_ENTERED
+            and isinstance(self.failure, Exception)
+        )
 
     @property
     def failing(self) -> bool:
@@ -314,16 +348,42 @@ class Holder:
                     # failure has cancelled the stage's enters since.  (A root starts with
                     # the graph, as the context managers of parallel_with do.)
                     await checkpoint_if_cancelled()
+                if self.options.retry is not None:
+                    return await self._attempts(stage, self.options.retry)
                 self.cm = self.make()
-            # As `async with` does, look both methods up on the type first.
-            cls: Any = type(self.cm)  # pyright: ignore[reportUnknownVariableType]
-            aenter: Callable[[Any], Awaitable[Any]] = cls.__aenter__
-            aexit: AExit = cls.__aexit__
+            aenter, aexit = protocol_of(self.cm)
             self.value = await aenter(self.cm)
             return aexit
         finally:
             if limiter is not None:
                 limiter.release()
+
+    async def _attempts(self, stage: Stage, retry: Retry) -> AExit:
+        """Enter, retrying: each attempt makes a new context manager (see ``Retry``).
+
+        A failed attempt's context manager is left as ``async with`` leaves one whose
+        ``__aenter__`` raised.  Its failure is kept in ``failed_attempts``; the holder's
+        scope (its enter deadline) bounds every attempt and every wait.
+        """
+        assert self.make is not None
+        attempt = 1
+        while True:
+            try:
+                self.cm = self.make()
+                aenter, aexit = protocol_of(self.cm)
+                self.value = await aenter(self.cm)
+            except Exception as exc:  # (a cancellation, or a KeyboardInterrupt, is not)
+                if attempt >= retry.attempts or not retry.retries(exc):
+                    raise
+                failed = exc
+            else:
+                return aexit
+            self.failed_attempts = [*(self.failed_attempts or ()), failed]
+            if stage.observer is not None:
+                stage.notify(ENTER_RETRIED, self, failed, attempt=attempt)
+            del failed
+            await trio.sleep(retry.delay(attempt))
+            attempt += 1
 
     def _enter_failed(self, stage: Stage, exc: BaseException) -> None:
         """Record an ``__aenter__`` that raised or was cancelled (every outcome counts)."""
@@ -331,6 +391,9 @@ class Holder:
         failure = own_failure(exc, self.name)
         if failure is None and self.scope.cancel_called:
             failure = self._too_slow("enter", self.options.enter_timeout)
+        if failure is not None and self.failed_attempts:
+            attempts = [*self.failed_attempts, failure]
+            failure = BaseExceptionGroup(f"{len(attempts)} attempts failed", attempts)
         if failure is not None:
             self._fail(stage, failure, ENTERING)
         if stage.observer is not None:

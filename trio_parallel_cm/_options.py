@@ -6,6 +6,8 @@ from typing import Any, Final
 
 import attrs
 
+from ._retry import Retry
+
 
 def _check_limit(instance: Options, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
@@ -26,9 +28,20 @@ def _check_seconds(instance: Options, attribute: attrs.Attribute[Any], value: ob
         raise ValueError(f"{name} must be a number of seconds, at least 0, not {value!r}")
 
 
+def _check_bool(instance: Options, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be True or False, not {value!r}")
+
+
+def _check_retry(instance: Options, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Retry):
+        raise TypeError(f"retry must be a Retry record or None, not {value!r}")
+
+
 @attrs.frozen
 class Options:
-    """How one stage enters and exits; checked when made, before anything is entered.
+    """How a stage, or one graph node, enters and exits; checked when made, before anything
+    is entered.
 
     ``TypeError`` for a value of the wrong type (``limit=1.5``, ``enter_timeout="5"``),
     ``ValueError`` for one out of range (``limit=0``, a negative or NaN timeout).
@@ -37,11 +50,15 @@ class Options:
         limit: at most this many ``__aenter__`` (and ``__aexit__``) calls in flight.
         enter_timeout: seconds each ``__aenter__`` may take.
         exit_timeout: seconds each ``__aexit__`` may take, shielded.
+        optional: a graph node whose enter failure is tolerated (``ResourceGraph.add``).
+        retry: how a graph node retries its enter.
     """
 
     limit: int | None = attrs.field(default=None, validator=_check_limit)
     enter_timeout: float | None = attrs.field(default=None, validator=_check_seconds)
     exit_timeout: float | None = attrs.field(default=None, validator=_check_seconds)
+    optional: bool = attrs.field(default=False, validator=_check_bool)
+    retry: Retry | None = attrs.field(default=None, validator=_check_retry)
 
 
 NO_OPTIONS: Final = Options()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 
 from ._errors import ContextFailure, ParallelBaseExceptionGroup, failure_note, record_of
@@ -14,8 +15,13 @@ if sys.version_info < (3, 11):  # pragma: no cover
 INDENT = "  "
 
 
-def format_failures(exc: BaseException, *, tracebacks: bool = False) -> str:
+def format_failures(
+    exc: BaseException | Iterable[ContextFailure], *, tracebacks: bool = False
+) -> str:
     """Render ``exc`` (one of our groups, any group, a chain, a bare exception) as a report.
+
+    ``exc`` may also be failure records, such as the tolerated failures of a graph's
+    optional nodes (``resources.failures``): each is rendered in turn.
 
     One line per failure: which context manager (or the body), the phase, when (seconds
     since the block started, on Trio's clock), the exception's type and message, and the
@@ -36,6 +42,9 @@ def format_failures(exc: BaseException, *, tracebacks: bool = False) -> str:
         except* OSError as group:
             log.error("start-up failed:\\n%s", format_failures(group))
     """
+    if not isinstance(exc, BaseException):
+        reports = (format_failures(record.exception, tracebacks=tracebacks) for record in exc)
+        return "\n".join(reports)
     lines: list[str] = []
     seen: set[int] = set()
     _format(exc, 0, "", None, lines, seen)

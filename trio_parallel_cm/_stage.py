@@ -38,7 +38,7 @@ from ._holder import Holder
 from ._lifecycle import Life
 from ._lowlevel import checkpoint, is_cancelled
 from ._options import NO_OPTIONS, Options
-from ._timeline import EventKind, Observer, PhaseEvent, notify
+from ._timeline import SKIPPED, EventKind, Observer, PhaseEvent, notify
 
 HOLDER_TASK_NAME = "trio_parallel_cm holder"
 STARTER_TASK_NAME = "trio_parallel_cm starter"
@@ -145,8 +145,10 @@ class Stage:
         """
         state = holder.life  # it tells us in its own task, after recording it
         if state is Life.NOT_ENTERED:
-            # Its enter failed (or it entered too late): the pending enters are cancelled.
-            self._abandon_entering(holder)
+            # Its enter failed (or it entered too late): the pending enters are cancelled,
+            # unless it is an optional node, which the graph goes on without.
+            if not holder.tolerated:
+                self._abandon_entering(holder)
         elif state is Life.FAILING:
             # Cancelled from inside while open.  While entering, wait for the verdict
             # (holder_done): a context manager that ends cleanly lets the others finish.
@@ -182,12 +184,25 @@ class Stage:
             self.entering_scope.cancel()
 
     def notify(
-        self, kind: EventKind, holder: Holder, exception: BaseException | None = None
+        self,
+        kind: EventKind,
+        holder: Holder,
+        exception: BaseException | None = None,
+        *,
+        attempt: int = 1,
     ) -> None:
         assert self.observer is not None
         deps = () if self.dag is None else self.dag.deps[holder.position]
         event = PhaseEvent(
-            kind, holder.name, holder.position, self.index, trio.current_time(), exception, deps
+            kind,
+            holder.name,
+            holder.position,
+            self.index,
+            trio.current_time(),
+            exception,
+            deps,
+            attempt,
+            holder.options.optional,
         )
         notify(self.observer, event)
 
@@ -242,7 +257,8 @@ class Stage:
             and self.first_failure is None
             and not self.abandoned
             and not any(
-                holder.life is Life.NOT_ENTERED or holder.life is Life.ENTERING
+                (holder.life is Life.NOT_ENTERED and not holder.tolerated)
+                or (holder.life is Life.ENTERING and not self.skipped(holder))
                 for holder in holders
             )
         ):
@@ -300,11 +316,21 @@ class Stage:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
         await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
+        assert self.dag is not None
+        if holder.tolerated:
+            # An optional node that did not enter: what depends on it never starts.
+            for skipped in self.dag.leave_out(node):
+                if self.observer is not None:
+                    self.notify(SKIPPED, self.holders[skipped])
+            return
         if holder.life is Life.NOT_ENTERED or entering.cancel_scope.cancel_called:
             return  # never call the factories of the nodes after a failure
-        assert self.dag is not None
         for dependent in self.dag.entered(node):
             self._start_node(entering, dependent)
+
+    def skipped(self, holder: Holder) -> bool:
+        """Never started: an optional node it depends on did not enter."""
+        return self.dag is not None and self.dag.skipped[holder.position]
 
     async def unwind(self, propagating: list[BaseException]) -> Unwound:
         """Exit every open holder with ``propagating`` on its way out, as nested blocks would."""
@@ -390,9 +416,17 @@ class Stage:
                 holder.scope.shield = False
 
     def failures(self) -> list[BaseException]:
-        """The recorded failures, in argument order."""
-        return [holder.failure for holder in self.holders if holder.failure is not None]
+        """The recorded failures, in argument order (an optional node's tolerated aside)."""
+        return [
+            holder.failure
+            for holder in self.holders
+            if holder.failure is not None and not holder.tolerated
+        ]
 
     def message(self) -> str:
-        phases = [holder.phase for holder in self.holders if holder.failure is not None]
+        phases = [
+            holder.phase
+            for holder in self.holders
+            if holder.failure is not None and not holder.tolerated
+        ]
         return summary(len(self.holders), phases, body_failed=False)

@@ -9,10 +9,19 @@ from typing import Any, Final, Literal, final
 import attrs
 
 EventKind = Literal[
-    "enter_started", "entered", "enter_failed", "exit_started", "exited", "exit_failed"
+    "enter_started",
+    "enter_retried",
+    "entered",
+    "enter_failed",
+    "skipped",
+    "exit_started",
+    "exited",
+    "exit_failed",
 ]
 
 ENTER_STARTED: Final = "enter_started"
+ENTER_RETRIED: Final = "enter_retried"
+SKIPPED: Final = "skipped"
 ENTERED: Final = "entered"
 ENTER_FAILED: Final = "enter_failed"
 EXIT_STARTED: Final = "exit_started"
@@ -28,14 +37,21 @@ class PhaseEvent:
 
     Attributes:
         kind: ``"enter_started"``, ``"entered"``, ``"enter_failed"``,
-            ``"exit_started"``, ``"exited"`` or ``"exit_failed"``.
+            ``"exit_started"``, ``"exited"`` or ``"exit_failed"``; for a
+            :class:`ResourceGraph` node also ``"enter_retried"`` (an attempt failed and
+            another follows, see :class:`Retry`) and ``"skipped"`` (never started: an
+            optional node it depends on did not enter).
         name: the context manager's name (as in notes and reports).
         position: its position in its stage.
         stage: its stage number in a ``ParallelExitStack`` (from 1), else None.
         time: ``trio.current_time()`` when it happened.
         exception: for ``enter_failed`` and ``exit_failed``, the failure (None for an
-            enter that was cancelled because another failed or the caller was cancelled).
+            enter that was cancelled because another failed or the caller was cancelled);
+            for ``enter_retried``, the failure of that attempt.
         deps: in a :class:`ResourceGraph`, the positions of the nodes it depends on.
+        attempt: for ``enter_retried``, the number of the attempt that failed (from 1).
+        optional: an optional :class:`ResourceGraph` node (its enter failure is
+            tolerated: the graph goes on without it).
 
     Example::
 
@@ -53,6 +69,8 @@ class PhaseEvent:
     time: float
     exception: BaseException | None = None
     deps: tuple[int, ...] = ()
+    attempt: int = 1
+    optional: bool = False
 
 
 Observer = Callable[[PhaseEvent], object]
@@ -75,9 +93,17 @@ class _Bar:
     key: tuple[int | None, int]
     label: str
     enter: tuple[float, float] | None
-    enter_end: str  # "" entered, "failed", or "cancelled" (another failed, or the caller)
+    # "" entered, "failed", "failed, tolerated" (an optional node), "cancelled" (another
+    # failed, or the caller), or "skipped" (an optional node it needs did not enter)
+    enter_end: str
     exit: tuple[float, float] | None
     exit_failed: bool
+    retries: tuple[float, ...] = ()  # when an attempt failed and another followed
+
+
+def _tolerated(event: PhaseEvent) -> bool:
+    """An optional node's enter failure, which its graph goes on without."""
+    return event.kind == ENTER_FAILED and event.optional and isinstance(event.exception, Exception)
 
 
 @final
@@ -107,11 +133,17 @@ class Timeline:
         starts: dict[tuple[int | None, int], dict[str, float]] = {}
         labels: dict[tuple[int | None, int], str] = {}
         failed: dict[tuple[int | None, int], set[str]] = {}
+        retries: dict[tuple[int | None, int], list[float]] = {}
+        tolerated: set[tuple[int | None, int]] = set()
         for event in self.events:
             key = (event.stage, event.position)
             stage = "" if event.stage is None else f"{event.stage}."
             labels.setdefault(key, f"{event.name} [{stage}{event.position}]")
             starts.setdefault(key, {})[event.kind] = event.time
+            if event.kind == ENTER_RETRIED:
+                retries.setdefault(key, []).append(event.time)
+            if _tolerated(event):
+                tolerated.add(key)
             if event.kind == EXIT_FAILED or (event.kind == ENTER_FAILED and event.exception):
                 failed.setdefault(key, set()).add(event.kind)
         bars: list[_Bar] = []
@@ -126,9 +158,26 @@ class Timeline:
                 exit = (times[EXIT_STARTED], exit_end)
             kinds = failed.get(key, set())
             outcome = (
-                "failed" if ENTER_FAILED in kinds else "cancelled" if ENTER_FAILED in times else ""
+                "failed, tolerated"
+                if key in tolerated
+                else "failed"
+                if ENTER_FAILED in kinds
+                else "cancelled"
+                if ENTER_FAILED in times
+                else "skipped"
+                if SKIPPED in times
+                else ""
             )
-            bars.append(_Bar(key, labels[key], enter, outcome, exit, EXIT_FAILED in kinds))
+            bar = _Bar(
+                key,
+                labels[key],
+                enter,
+                outcome,
+                exit,
+                EXIT_FAILED in kinds,
+                tuple(retries.get(key, ())),
+            )
+            bars.append(bar)
         return bars
 
     def critical(self) -> list[str]:
@@ -138,7 +187,7 @@ class Timeline:
         so did the dependency that entered last before it started, and so on back to a
         node without dependencies: the chain is listed from there.  A stage in which an
         enter failed or was cancelled held nothing back (its body never ran), so it has
-        none.
+        none (an optional node's tolerated failure aside: the body ran without it).
         """
         entered: dict[tuple[int | None, int], PhaseEvent] = {}
         deps: dict[tuple[int | None, int], tuple[int, ...]] = {}
@@ -146,7 +195,7 @@ class Timeline:
         incomplete: set[int | None] = set()
         for event in self.events:
             deps[(event.stage, event.position)] = event.deps
-            if event.kind == ENTER_FAILED:
+            if event.kind == ENTER_FAILED and not _tolerated(event):
                 incomplete.add(event.stage)
             elif event.kind == ENTERED:
                 entered[(event.stage, event.position)] = event
@@ -171,8 +220,10 @@ class Timeline:
 
         ``X`` ends a segment that failed, ``/`` an enter cancelled (because another
         failed, or the caller was cancelled); ``*`` marks the critical path, the context
-        manager that held the body back (per stage that entered completely).  Times are
-        seconds since the first event.
+        manager that held the body back (per stage that entered completely).  In a
+        :class:`ResourceGraph`, ``r`` marks a failed attempt that was retried, an optional
+        node's tolerated failure reads ``failed, tolerated``, and a node skipped because
+        of it has no bar but ``skipped``.  Times are seconds since the first event.
         """
         bars = self._bars()
         if not bars:
@@ -202,14 +253,23 @@ class Timeline:
                 for i in range(first, last + 1):
                     cells[i] = char
                 if end:
-                    cells[last] = "X" if end == "failed" else "/"
+                    cells[last] = "X" if end.startswith("failed") else "/"
                 outcome = f" {end}" if end else ""
                 details.append(f"{what} {segment[1] - segment[0]:.3f} s{outcome}")
+            for retried in bar.retries:
+                cells[column(retried)] = "r"
+            if bar.retries:
+                details.append(f"{len(bar.retries) + 1} attempts")
+            if bar.enter_end == "skipped":
+                details.append("skipped")
             mark = "*" if bar.label in critical else " "
             lines.append(
                 f"{mark} {bar.label:<{label_width}} |{''.join(cells)}| {', '.join(details)}"
             )
-        lines.append("= entering, - exiting, X failed, / cancelled, * held the body back")
+        legend = "= entering, - exiting, X failed, / cancelled, * held the body back"
+        if any(bar.retries for bar in bars):
+            legend += ", r retried"
+        lines.append(legend)
         return "\n".join(lines)
 
     def to_chrome_trace(self) -> dict[str, Any]:
@@ -250,6 +310,18 @@ class Timeline:
                             "args": {"outcome": outcome},
                         }
                     )
+            trace.extend(
+                {
+                    "name": "retried",
+                    "cat": "enter",
+                    "ph": "i",
+                    "s": "t",
+                    "ts": retried * 1e6,
+                    "pid": 1,
+                    "tid": tid,
+                }
+                for retried in bar.retries
+            )
         trace.extend(self._flows(tids))
         return {"traceEvents": trace, "displayTimeUnit": "ms"}
 
