@@ -2,8 +2,9 @@
 
 Overloads must be spelled out one by one; this reads both ladders from the source (on
 every supported Python, unlike ``typing.get_overloads``) and checks that they are the same
-ladder: ``enter_all`` takes what ``parallel_with`` takes (but ``observer``, an option of the
-whole stack, and the empty call) and returns the value that ``ParallelContext`` yields.
+ladder: ``enter_all`` takes what ``parallel_with`` takes (but ``observer`` and
+``shutdown_timeout``, options of the whole stack, and the empty call) and returns the value
+that ``ParallelContext`` yields.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def shape(node: ast.FunctionDef | ast.AsyncFunctionDef, drop: set[str]) -> tuple
 
 def test_enter_all_has_the_ladder_of_parallel_with() -> None:
     combinator = [
-        shape(node, drop={"observer"}) for node in ladder("_parallel.py", "parallel_with")
+        shape(node, drop={"observer", "shutdown_timeout"})
+        for node in ladder("_parallel.py", "parallel_with")
     ]
     stage = [shape(node, drop=set()) for node in ladder("_stack.py", "enter_all")]
     assert len(combinator) >= 10

@@ -57,6 +57,7 @@ class Block:
         "_interrupted",
         "_manager",
         "_nursery",
+        "_shutdown_timeout",
         "_stages",
         "_started_at",
         "_task",
@@ -65,9 +66,16 @@ class Block:
         "phase",
     )
 
-    def __init__(self, kind: str, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        observer: Observer | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
         self.kind = kind
         self.observer = observer
+        # The one budget of the whole exit phase (every stage's exits), if any.
+        self._shutdown_timeout = shutdown_timeout
         self.phase = NEW
         self._stages: list[Stage] = []
         self._interrupted: list[Holder] = []  # in the order they were, while the body ran
@@ -138,6 +146,7 @@ class Block:
             observer=self.observer,
             options=options,
             deps=deps,
+            shutdown_timeout=self._shutdown_timeout,
         )
         await stage.enter()
         self._stages.append(stage)
@@ -172,7 +181,9 @@ class Block:
         self.phase = CLOSING
         body_ended = trio.current_time()
         remaining = self._leave_body_scope(exc_type, exc, tb)
-        body, propagating, caught = await self._unwind(remaining)
+        budget = self._shutdown_timeout
+        deadline = None if budget is None else body_ended + budget
+        body, propagating, caught = await self._unwind(remaining, deadline)
         await self._manager.__aexit__(None, None, None)
         alive = {id(e) for e in propagating}
         failures = [f for f in self._failures() if id(f) in alive]
@@ -212,10 +223,11 @@ class Block:
             return new
 
     async def _unwind(
-        self, body: BaseException | None
+        self, body: BaseException | None, deadline: float | None
     ) -> tuple[BaseException | None, list[BaseException], BaseException | None]:
         """Unwind the stages, latest first: the body's exception still to report, what
-        propagates out of the earliest stage, and what interrupted the waits."""
+        propagates out of the earliest stage, and what interrupted the waits.  Every exit
+        ends by ``deadline`` (the shutdown budget), if any."""
         # The others receive the failure, first in time, of those that were interrupted
         # while the body ran: known once their cleanup is over.  Only those: one whose own
         # scope fired at the instant the body ended, but whose task has not yet run (so
@@ -228,7 +240,7 @@ class Block:
         # What propagates, as nested `async with` blocks would pass it outwards.
         propagating = [failure] if failure is not None else [] if body is None else [body]
         for stage in reversed(self._stages):
-            unwound = await stage.unwind(propagating)
+            unwound = await stage.unwind(propagating, deadline)
             propagating, caught = unwound.leaving, unwound.caught or caught
             if unwound.suppressed and failure is None:
                 # The body's exception was delivered, and suppressed but for its Cancelled

@@ -161,18 +161,28 @@ class ResourceGraph:
 
     __slots__ = ("_block", "_nodes", "_options")
 
-    def __init__(self, *, limit: int | None = None, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int | None = None,
+        shutdown_timeout: float | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         """Make an empty graph; add nodes with :meth:`add`, then enter it once.
 
         Args:
             limit: at most this many ``__aenter__`` calls (and as many ``__aexit__``
                 calls) in flight at once.
+            shutdown_timeout: seconds the whole exit phase may take (every node's
+                ``__aexit__``, in dependency order, from the end of the body), shielded
+                from an outer cancellation; then what is still exiting is cancelled and
+                fails with ``trio.TooSlowError``.
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 node (a :class:`Timeline`, for example).
         """
-        self._options = Options(limit=limit)
+        self._options = Options(limit=limit, shutdown_timeout=shutdown_timeout)
         check_observer(observer)
-        self._block = Block("ResourceGraph", observer)
+        self._block = Block("ResourceGraph", observer, shutdown_timeout)
         self._nodes: list[Node[Any]] = []
 
     def __repr__(self) -> str:

@@ -471,10 +471,11 @@ class Holder:
         if limiter is not None:
             with trio.CancelScope(shield=True):
                 await limiter.acquire()
-        if self.options.exit_timeout is not None:
+        deadline = self._exit_deadline(stage)
+        if deadline is not None:
             # A graceful shutdown budget: shielded, then cancelled.
             self.scope.shield = True
-            self.scope.deadline = trio.current_time() + self.options.exit_timeout
+            self.scope.deadline = deadline
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXIT_STARTED, self)
         exiting: outcome.Value[bool | None] | outcome.Error
@@ -517,14 +518,35 @@ class Holder:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
         failure = None if escaped is None else own_failure(escaped, self.name)
-        exit_timeout = self.options.exit_timeout
-        if exit_timeout is not None and self.scope.cancel_called and failure is None:
-            failure = self._too_slow("exit", exit_timeout)
+        if failure is None and self.scope.cancel_called and self.life is not Life.NOT_ENTERED:
+            failure = self._exit_too_slow(stage)
         if failure is not None:
             self._fail(stage, failure, OPEN if failing else EXITING)
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
         self.ended_on_its_own = failing  # the stage reads it in holder_done
+
+    def _exit_deadline(self, stage: Stage) -> float | None:
+        """When its ``__aexit__`` must end: its own exit timeout from now, or the block's
+        shutdown deadline, whichever comes first (None: no budget)."""
+        own = self.options.exit_timeout
+        deadline = None if own is None else trio.current_time() + own
+        shutdown = stage.shutdown_deadline
+        if shutdown is not None and (deadline is None or shutdown < deadline):
+            deadline = shutdown
+        return deadline
+
+    def _exit_too_slow(self, stage: Stage) -> trio.TooSlowError | None:
+        """The failure of an exit whose budget ran out (None: it had none)."""
+        shutdown = stage.shutdown_deadline
+        if shutdown is not None and self.scope.deadline == shutdown:
+            return trio.TooSlowError(
+                f"{self.name} did not exit within the shutdown budget "
+                f"({stage.shutdown_timeout} s for every exit)"
+            )
+        if self.options.exit_timeout is not None:
+            return self._too_slow("exit", self.options.exit_timeout)
+        return None
 
     def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
         return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")

@@ -52,6 +52,7 @@ class Options:
         exit_timeout: seconds each ``__aexit__`` may take, shielded.
         optional: a graph node whose enter failure is tolerated (``ResourceGraph.add``).
         retry: how a graph node retries its enter.
+        shutdown_timeout: seconds the whole exit phase of a block may take, shielded.
     """
 
     limit: int | None = attrs.field(default=None, validator=_check_limit)
@@ -59,6 +60,7 @@ class Options:
     exit_timeout: float | None = attrs.field(default=None, validator=_check_seconds)
     optional: bool = attrs.field(default=False, validator=_check_bool)
     retry: Retry | None = attrs.field(default=None, validator=_check_retry)
+    shutdown_timeout: float | None = attrs.field(default=None, validator=_check_seconds)
 
 
 NO_OPTIONS: Final = Options()

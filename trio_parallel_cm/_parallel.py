@@ -37,7 +37,7 @@ class ParallelContext(Generic[T_co]):
         self._holders = holders
         self._keys = keys
         self._options = options
-        self._block = Block("parallel_with()", observer)
+        self._block = Block("parallel_with()", observer, options.shutdown_timeout)
 
     def __repr__(self) -> str:
         names = ", ".join(holder.name for holder in self._holders)
@@ -71,6 +71,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[()]]: ...
 
@@ -83,6 +84,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1]]: ...
 
@@ -96,6 +98,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2]]: ...
 
@@ -110,6 +113,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3]]: ...
 
@@ -125,6 +129,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4]]: ...
 
@@ -141,6 +146,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5]]: ...
 
@@ -158,6 +164,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6]]: ...
 
@@ -176,6 +183,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6, T7]]: ...
 
@@ -195,6 +203,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[T1, T2, T3, T4, T5, T6, T7, T8]]: ...
 
@@ -207,6 +216,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[dict[K, V]]: ...
 
@@ -219,6 +229,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[dict[K, Any]]: ...
 
@@ -229,6 +240,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[tuple[Any, ...]]: ...
 
@@ -238,6 +250,7 @@ def parallel_with(
     limit: int | None = None,
     enter_timeout: float | None = None,
     exit_timeout: float | None = None,
+    shutdown_timeout: float | None = None,
     observer: Observer | None = None,
 ) -> ParallelContext[Any]:
     """Enter async context managers concurrently, each in a task of its own.
@@ -270,6 +283,10 @@ def parallel_with(
         exit_timeout: seconds each ``__aexit__`` may take, shielded from an outer
             cancellation (a graceful shutdown budget); then it is cancelled and fails
             with ``trio.TooSlowError``.
+        shutdown_timeout: seconds the whole exit phase may take (every ``__aexit__``,
+            from the end of the body), shielded from an outer cancellation; then what is
+            still exiting is cancelled and fails with ``trio.TooSlowError``.  Each
+            ``exit_timeout`` still applies within it.
         observer: called with a :class:`PhaseEvent` at every phase change of every
             context manager (a :class:`Timeline`, for example); must not block.
 
@@ -293,7 +310,7 @@ def parallel_with(
         async with parallel_with({"db": open_db(), "cache": open_cache()}) as ctx:
             ctx["db"], ctx["cache"]
     """
-    options = Options(limit, enter_timeout, exit_timeout)
+    options = Options(limit, enter_timeout, exit_timeout, shutdown_timeout=shutdown_timeout)
     check_observer(observer)
     holders, keys = holders_for(cms)  # rejects bad input now, before anything is entered
     return ParallelContext(holders, keys, options, observer)

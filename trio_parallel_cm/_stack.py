@@ -42,15 +42,22 @@ class ParallelExitStack:
 
     __slots__ = ("_block",)
 
-    def __init__(self, *, observer: Observer | None = None) -> None:
+    def __init__(
+        self, *, shutdown_timeout: float | None = None, observer: Observer | None = None
+    ) -> None:
         """Make a stack; enter it with ``async with``.
 
         Args:
+            shutdown_timeout: seconds the whole exit phase may take (every stage's
+                exits, latest stage first, from the end of the body), shielded from an
+                outer cancellation; then what is still exiting is cancelled and fails
+                with ``trio.TooSlowError``.
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 context manager of every stage (a :class:`Timeline`, for example).
         """
+        options = Options(shutdown_timeout=shutdown_timeout)
         check_observer(observer)
-        self._block = Block("ParallelExitStack", observer)
+        self._block = Block("ParallelExitStack", observer, options.shutdown_timeout)
 
     def __repr__(self) -> str:
         return f"<ParallelExitStack({self._block.names()}) at {id(self):#x}>"

@@ -91,6 +91,8 @@ class Stage:
         "owner",
         "pending",
         "settled",
+        "shutdown_deadline",
+        "shutdown_timeout",
         "sinks",
         "started_at",
     )
@@ -106,6 +108,7 @@ class Stage:
         started_at: float,
         observer: Observer | None = None,
         deps: Sequence[Sequence[int]] | None = None,
+        shutdown_timeout: float | None = None,
     ) -> None:
         self.holders = holders
         for holder in holders:
@@ -134,6 +137,9 @@ class Stage:
         self.pending = 0
         self.done: trio.Event | None = None
         self.settled: trio.Event | None = None
+        # The block's shutdown budget, and when the exits of this stage must end by it.
+        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_deadline: float | None = None
 
     # ---- called by holders, in their own tasks ---------------------------------------
 
@@ -266,7 +272,9 @@ class Stage:
             return
         deliver = caught if self.first_failure is None else self.first_failure
         sinks = [] if deliver is None else [deliver]
-        caught_later = await self.exit(sinks, deliver, native=deliver is None)
+        budget = self.shutdown_timeout
+        deadline = None if budget is None else trio.current_time() + budget
+        caught_later = await self.exit(sinks, deliver, native=deliver is None, deadline=deadline)
         if isinstance(caught_later, trio.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
@@ -332,10 +340,11 @@ class Stage:
         """Never started: an optional node it depends on did not enter."""
         return self.dag is not None and self.dag.skipped[holder.position]
 
-    async def unwind(self, propagating: list[BaseException]) -> Unwound:
-        """Exit every open holder with ``propagating`` on its way out, as nested blocks would."""
+    async def unwind(self, propagating: list[BaseException], deadline: float | None) -> Unwound:
+        """Exit every open holder with ``propagating`` on its way out, as nested blocks
+        would, each exit ending by ``deadline`` (the block's shutdown budget), if any."""
         deliver, native = delivery(propagating)
-        caught = await self.exit(propagating, deliver, native=native)
+        caught = await self.exit(propagating, deliver, native=native, deadline=deadline)
         suppressed = any(holder.suppressed for holder in self.holders)
         if self.dag is not None:
             return Unwound(self.dag.leaving(), suppressed, native, caught)
@@ -347,7 +356,12 @@ class Stage:
         return Unwound(leaving, suppressed, native, caught)
 
     async def exit(
-        self, sinks: list[BaseException], deliver: BaseException | None, *, native: bool
+        self,
+        sinks: list[BaseException],
+        deliver: BaseException | None,
+        *,
+        native: bool,
+        deadline: float | None = None,
     ) -> BaseException | None:
         """Release the open holders with ``deliver`` (or natively) and wait for them all.
 
@@ -356,9 +370,11 @@ class Stage:
         finished, what they let through (``_dag.py``); ``sinks`` is what is on its way
         out, of which ``deliver`` is the delivery.  Returns what interrupted the wait (the
         caller's ``Cancelled``, or a ``KeyboardInterrupt``), for the owner to raise once
-        every holder has finished.
+        every holder has finished.  With a ``deadline`` (the shutdown budget), every exit
+        runs shielded until then, and is then cancelled.
         """
         self.sinks, self.native_exit = sinks, native
+        self.shutdown_deadline = deadline
         cancelled = self.outer_cancelled = native or is_cancelled()
         if self.dag is None:
             tb = traceback_of(deliver)
@@ -409,6 +425,8 @@ class Stage:
         return caught
 
     def _unshield_exiting(self) -> None:
+        if self.shutdown_deadline is not None:
+            return  # every exit has a shielded budget, cancelled by its deadline
         for holder in self.holders:
             if holder.options.exit_timeout is not None:
                 continue  # a shielded budget, cancelled by its own deadline

@@ -1,0 +1,132 @@
+"""One shutdown budget for the whole exit phase: ``shutdown_timeout=`` (issue 12)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fakes import FakeCM, Log, members, notes, time_of
+from trio_parallel_cm import ParallelExitStack, ResourceGraph, parallel_with
+
+BUDGET_MESSAGE = r"did not exit within the shutdown budget \(3 s for every exit\)\n"
+
+
+async def test_what_is_still_exiting_when_the_budget_runs_out_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    quick, stuck = FakeCM("quick", log, exit_delay=1), FakeCM("stuck", log, exit_delay=10)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(trio.TooSlowError, match=f"^FakeCM {BUDGET_MESSAGE}")
+    ) as caught:
+        async with parallel_with(quick, stuck, shutdown_timeout=3):
+            await trio.sleep(1)
+    assert notes(members(caught.value)[0]) == ["FakeCM (position 1) failed while exiting"]
+    assert trio.current_time() == 1 + 3  # the budget starts when the body ends
+    assert not quick.exit_cancelled
+    assert stuck.exit_cancelled
+    assert time_of(log, "quick", "exited") == 2
+
+
+async def test_an_outer_cancellation_waits_for_the_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    quick, stuck = FakeCM("quick", log, exit_delay=2), FakeCM("stuck", log, exit_delay=10)
+    # The caller's scope takes its Cancelled out of the group; the budget's failure is
+    # raised on, as any failure is.
+    with pytest.RaisesGroup(trio.TooSlowError), trio.move_on_after(1) as scope:
+        async with parallel_with(quick, stuck, shutdown_timeout=3):
+            await trio.sleep(5)
+    assert scope.cancelled_caught
+    # Each received its own Cancelled (the body was cancelled), and cleaned up shielded.
+    assert isinstance(quick.seen, trio.Cancelled)
+    assert isinstance(stuck.seen, trio.Cancelled)
+    assert not quick.exit_cancelled
+    assert time_of(log, "quick", "exited") == 3
+    assert stuck.exit_cancelled
+    assert time_of(log, "stuck", "exit cancelled") == 4
+    assert trio.current_time() == 4
+
+
+async def test_the_caller_cancelled_while_the_exits_run_does_not_cut_the_budget_short(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    slow = FakeCM("slow", log, exit_delay=2)
+    with trio.move_on_after(1) as scope:
+        async with parallel_with(slow, shutdown_timeout=3):
+            pass
+    assert not slow.exit_cancelled  # without a budget, the caller's cancellation reaches it
+    assert time_of(log, "slow", "exited") == 2
+    assert scope.cancelled_caught
+
+
+async def test_each_exit_timeout_still_applies_within_the_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    first, second = FakeCM("first", log, exit_delay=10), FakeCM("second", log, exit_delay=10)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            trio.TooSlowError,
+            match=r"^FakeCM did not exit within the shutdown budget \(5 s for every exit\)\n",
+        ),
+        pytest.RaisesExc(trio.TooSlowError, match=r"^FakeCM did not exit within 2 s\n"),
+    ):
+        async with ParallelExitStack(shutdown_timeout=5) as stack:
+            await stack.enter(first, exit_timeout=4)
+            await stack.enter(second, exit_timeout=2)
+    # The later stage first, cut by its own timeout; then the earlier one, by the budget.
+    assert time_of(log, "second", "exit cancelled") == 2
+    assert time_of(log, "first", "exit") == 2
+    assert time_of(log, "first", "exit cancelled") == 5
+
+
+async def test_a_graph_exits_in_dependency_order_within_one_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    config, app = FakeCM("config", log, exit_delay=2), FakeCM("app", log, exit_delay=2)
+    graph = ResourceGraph(shutdown_timeout=3)
+    node = graph.add(lambda: config, name="config")
+    graph.add(lambda config: app, node, name="app")
+    with pytest.RaisesGroup(pytest.RaisesExc(trio.TooSlowError, match=f"^config {BUDGET_MESSAGE}")):
+        async with graph:
+            pass
+    assert time_of(log, "app", "exited") == 2
+    assert time_of(log, "config", "exit") == 2
+    assert time_of(log, "config", "exit cancelled") == 3  # what was left of the budget
+
+
+async def test_the_budget_bounds_the_exits_after_an_enter_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    entered = FakeCM("entered", log, exit_delay=10)
+    failing = FakeCM("failing", log, enter_delay=1, enter_error=OSError("refused"))
+    with pytest.RaisesGroup(OSError, trio.TooSlowError):
+        async with parallel_with(entered, failing, shutdown_timeout=3):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert trio.current_time() == 1 + 3
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "message"),
+    [
+        (-1, ValueError, "shutdown_timeout must be a number of seconds, at least 0, not -1"),
+        ("3", TypeError, "shutdown_timeout must be a number of seconds"),
+    ],
+)
+def test_a_bad_budget_is_refused_before_anything_is_entered(
+    value: object, error: type[Exception], message: str
+) -> None:
+    cm = FakeCM("never", [])
+    with pytest.raises(error, match=message):
+        parallel_with(cm, shutdown_timeout=value)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType,reportCallIssue]
+    with pytest.raises(error, match=message):
+        ParallelExitStack(shutdown_timeout=value)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    with pytest.raises(error, match=message):
+        ResourceGraph(shutdown_timeout=value)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert cm.entered == 0
