@@ -2,17 +2,21 @@
 
 A scenario is data (``GraphScenario``): up to six nodes, each with its dependencies (earlier
 nodes), its delays and its faults (an enter error, a crash while open, an exit error, a
-suppressing exit), a body, and an optional outer cancellation.  ``run_graph`` runs it on
-the virtual clock and records what every node saw; ``check_graph`` checks the invariants of
-docs/semantics.rst ("ResourceGraph") against that record, one checker per guarantee.
+suppressing exit), whether it is optional and how many of its attempts fail (with
+``retry``), a body, an optional outer cancellation and an optional shutdown budget.
+``run_graph`` runs it on the virtual clock and records what every node saw;
+``check_graph`` checks the invariants of docs/semantics.rst ("ResourceGraph") against that
+record, one checker per guarantee.
 
 Times are chosen so that no two kinds of event tie: delays are whole seconds, crashes fall
-on x.5 s and the outer cancellation on x.25 s.
+on x.5 s, the outer cancellation on x.25 s, a retry waits 0.1 s, and a shutdown budget
+lasts a whole number of seconds and 0.6 s.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from collections.abc import Callable
 from types import TracebackType
@@ -23,7 +27,7 @@ import trio
 import trio.testing
 
 from tests.harness.exceptions import leaves, members
-from trio_parallel_cm import ResourceGraph
+from trio_parallel_cm import ResourceGraph, Retry
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -40,6 +44,15 @@ class NodeScript:
     exit_delay: int = 0
     exit_error: bool = False
     suppress: bool = False
+    optional: bool = False
+    # With ``retry`` (this many attempts in all): the first ``failing_attempts`` attempts
+    # fail to enter (OSError), the others follow the script.
+    retry: int | None = None
+    failing_attempts: int = 0
+
+
+#: The wait before each retry (``Retry(backoff=RETRY_WAIT, multiplier=1)``).
+RETRY_WAIT = 0.1
 
 
 @attrs.frozen
@@ -49,6 +62,7 @@ class GraphScenario:
     body_error: bool = False
     cancel_at: float | None = None
     limit: int | None = None
+    shutdown_timeout: float | None = None
 
 
 @attrs.define
@@ -56,6 +70,7 @@ class NodeRecord:
     """What happened to one node, on the virtual clock."""
 
     made_at: float | None = None
+    attempts: list[float] = attrs.Factory(list[float])  # when each factory call was made
     made_with: tuple[Any, ...] = ()
     made_in: trio.lowlevel.Task | None = None
     enter_task: trio.lowlevel.Task | None = None
@@ -78,23 +93,29 @@ class GraphOutcome:
     raised: BaseException | None = None
     cancel_caught: bool = False
     ended: float = 0
+    # What the body saw of the optional nodes: the names of the tolerated failures'
+    # nodes, their exceptions, and the names of the skipped ones.
+    tolerated: list[str] = attrs.Factory(list[str])
+    tolerated_exceptions: list[BaseException] = attrs.Factory(list[BaseException])
+    skipped: list[str] = attrs.Factory(list[str])
 
 
 class ScriptedNode:
     """The async context manager a node's factory makes: it follows its script."""
 
-    def __init__(self, index: int, script: NodeScript, rec: NodeRecord) -> None:
+    def __init__(self, index: int, script: NodeScript, rec: NodeRecord, attempt: int) -> None:
         self.name = f"n{index}"
         self.script = script
         self.rec = rec
+        self.attempt = attempt
         self.nursery_manager: Any = None
         self.nursery: trio.Nursery | None = None
 
     async def __aenter__(self) -> str:
         self.rec.enter_task = trio.lowlevel.current_task()
         await trio.sleep(self.script.enter_delay)
-        if self.script.enter_error:
-            error = OSError(f"{self.name} enter")
+        if self.script.enter_error or self.attempt <= self.script.failing_attempts:
+            error = OSError(f"{self.name} enter (attempt {self.attempt})")
             self.rec.faults.append(error)
             raise error
         if self.script.crash_at is not None:
@@ -142,26 +163,33 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
     def factory(index: int) -> Callable[..., ScriptedNode]:
         def make(*values: Any) -> ScriptedNode:
             rec = records[index]
-            rec.made_at = trio.current_time()
+            if rec.made_at is None:
+                rec.made_at = trio.current_time()
+            rec.attempts.append(trio.current_time())
             rec.made_with = values
             rec.made_in = trio.lowlevel.current_task()
-            return ScriptedNode(index, scenario.nodes[index], rec)
+            return ScriptedNode(index, scenario.nodes[index], rec, len(rec.attempts))
 
         make.__name__ = f"n{index}"
         return make
 
     async def main() -> None:
-        graph = ResourceGraph(limit=scenario.limit)
+        graph = ResourceGraph(limit=scenario.limit, shutdown_timeout=scenario.shutdown_timeout)
         nodes: list[Any] = []
         for index, script in enumerate(scenario.nodes):
-            nodes.append(graph.add(factory(index), *(nodes[d] for d in script.deps)))
+            retry = None if script.retry is None else Retry(script.retry, RETRY_WAIT, 1)
+            deps = (nodes[d] for d in script.deps)
+            nodes.append(graph.add(factory(index), *deps, optional=script.optional, retry=retry))
         deadline = trio.current_time() + (
             scenario.cancel_at if scenario.cancel_at is not None else float("inf")
         )
         with trio.CancelScope(deadline=deadline) as scope:
             try:
-                async with graph:
+                async with graph as resources:
                     out.body_started = trio.current_time()
+                    out.tolerated = [f.name for f in resources.failures]
+                    out.tolerated_exceptions = [f.exception for f in resources.failures]
+                    out.skipped = [node.name for node in resources.skipped]
                     try:
                         await trio.sleep(scenario.body_delay)
                         if scenario.body_error:
@@ -249,15 +277,34 @@ def check_exits(s: GraphScenario, out: GraphOutcome) -> list[str]:
     return problems
 
 
+def _enter_faults(r: NodeRecord) -> list[BaseException]:
+    return [f for f in r.faults if isinstance(f, OSError)]
+
+
 def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
-    """4. Every failure is raised, once, unless a node that received it suppressed it."""
+    """4. Every failure is raised, once, unless a node that received it suppressed it.
+
+    A node's failed attempts are not failures if a later attempt entered; an optional
+    node's tolerated failure is recorded instead (7); a node whose enter was cancelled (by
+    the caller, or by another's failure) between or during attempts has no failure.
+    """
     problems: list[str] = []
     raised = leaves(out.raised)
     if len(set(map(id, raised))) != len(raised):
         problems.append("an exception appears twice in what was raised")
-    injected = [f for r in out.records for f in r.faults]
+    injected = [f for r in out.records for f in r.faults if not isinstance(f, OSError)]
     if out.body_exc is not None:
         injected.append(out.body_exc)
+    for i, r in enumerate(out.records):
+        attempts = _enter_faults(r)
+        shown = [f for f in attempts if any(f is e for e in raised)]
+        if r.entered_at is not None or f"n{i}" in out.tolerated:
+            if shown:
+                problems.append(f"n{i}'s failed attempts were raised: {shown!r}")
+        elif shown and len(shown) != len(attempts):
+            problems.append(f"n{i}'s attempts {attempts!r} were raised in part: {shown!r}")
+        elif attempts and not shown and out.raised is None:
+            problems.append(f"n{i}'s failure {attempts[-1]!r} was lost")
     suppressors = [
         r
         for script, r in zip(s.nodes, out.records, strict=True)
@@ -301,6 +348,8 @@ def check_received(s: GraphScenario, out: GraphOutcome) -> list[str]:
     """6. What each __aexit__ receives follows the rule of docs/semantics.rst."""
     if s.cancel_at is not None or any(r.crashed for r in out.records):
         return []
+    if any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised)):
+        return []  # the shutdown budget cut an exit: checked by check_budget
     if any(r.entered_at is None for r in out.records):
         return []  # an enter failure: checked by the unit tests
     n = len(s.nodes)
@@ -334,6 +383,88 @@ def check_received(s: GraphScenario, out: GraphOutcome) -> list[str]:
     return problems
 
 
+def check_optional(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """7. An optional node that fails to enter is recorded, never raised; what needs it is
+    skipped, its factory never called."""
+    problems: list[str] = []
+    if out.body_started is None:
+        return problems  # the graph did not enter: 4 says what was raised
+    raised = {id(e) for e in leaves(out.raised)}
+    for i, (script, r) in enumerate(zip(s.nodes, out.records, strict=True)):
+        name = f"n{i}"
+        if r.entered_at is not None:
+            if name in out.tolerated or name in out.skipped:
+                problems.append(f"{name} entered, yet is listed as left out")
+            continue
+        if not script.optional:
+            problems.append(f"the body ran without {name}, which is not optional")
+        elif r.made_at is None:
+            if name not in out.skipped:
+                problems.append(f"{name} was never started, yet is not listed as skipped")
+            left_out = [d for d in script.deps if out.records[d].entered_at is None]
+            if not left_out:
+                problems.append(f"{name} was skipped, though every node it needs entered")
+        elif name not in out.tolerated:
+            problems.append(f"{name} did not enter, yet its failure was not recorded")
+    problems += [
+        f"the tolerated {exc!r} was raised"
+        for exc in out.tolerated_exceptions
+        if any(id(leaf) in raised for leaf in leaves(exc))
+    ]
+    problems += [
+        f"{name} is listed as skipped, yet its factory was called"
+        for name in out.skipped
+        if out.records[int(name[1:])].made_at is not None
+    ]
+    return problems
+
+
+def check_retries(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """8. At most the attempts allowed, each after a failed one, never after a cancellation
+    (the caller's, or one that another node's failure caused)."""
+    problems: list[str] = []
+    stops = [s.cancel_at] if s.cancel_at is not None else []
+    for script, r in zip(s.nodes, out.records, strict=True):
+        allowed = script.retry or 1
+        if r.entered_at is None and not script.optional and len(r.attempts) == allowed:
+            stops.append(r.attempts[-1] + script.enter_delay)  # it failed for good then
+    for i, (script, r) in enumerate(zip(s.nodes, out.records, strict=True)):
+        allowed = script.retry or 1
+        if len(r.attempts) > allowed:
+            problems.append(f"n{i} made {len(r.attempts)} attempts, not at most {allowed}")
+        for attempt, (before, at) in enumerate(itertools.pairwise(r.attempts), start=2):
+            want = before + script.enter_delay + RETRY_WAIT
+            if abs(at - want) > 1e-9:
+                problems.append(f"n{i}'s attempt {attempt} came at {at}, not {want}")
+            if any(at > stop for stop in stops):
+                problems.append(f"n{i} retried at {at}, after a cancellation at {min(stops)}")
+        wanted = min(script.failing_attempts + 1, allowed)
+        if r.entered_at is not None and not script.enter_error and len(r.attempts) != wanted:
+            problems.append(f"n{i} entered after {len(r.attempts)} attempts, not {wanted}")
+    return problems
+
+
+def check_budget(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """9. Nothing outlives the shutdown budget: an exit still running when it runs out is
+    cancelled then, and fails with TooSlowError."""
+    problems: list[str] = []
+    if s.shutdown_timeout is None or out.body_ended is None:
+        return problems
+    deadline = out.body_ended + s.shutdown_timeout
+    too_slow = [e for e in leaves(out.raised) if isinstance(e, trio.TooSlowError)]
+    for i, r in enumerate(out.records):
+        if r.exit_ended is None or r.crashed:
+            continue
+        if r.exit_ended > deadline + 1e-9:
+            problems.append(f"n{i} ended its exit at {r.exit_ended}, after the budget ({deadline})")
+        cut = abs(r.exit_ended - deadline) < 1e-9
+        if cut and not any(
+            f"n{i} did not exit within the shutdown budget" in str(e) for e in too_slow
+        ):
+            problems.append(f"n{i}'s exit was cut by the budget, but no TooSlowError says so")
+    return problems
+
+
 CHECKERS = (
     check_ownership,
     check_dependencies,
@@ -341,6 +472,9 @@ CHECKERS = (
     check_nothing_lost,
     check_timing,
     check_received,
+    check_optional,
+    check_retries,
+    check_budget,
 )
 
 

@@ -19,18 +19,34 @@ from hypothesis import strategies as st
 
 from tests.conftest import HANG_SECONDS
 from tests.graph_harness import GraphScenario, NodeScript, check_graph, run_graph
+from tests.harness.exceptions import leaves
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
 FUZZ_SEED = os.environ.get("TPCM_FUZZ_SEED")
 
-FAULTS = ("enter_error", "crash", "exit_error", "suppress")
+FAULTS = ("enter_error", "crash", "exit_error", "suppress", "optional_down", "flaky")
 
 
 def faulted(script: NodeScript, fault: str) -> NodeScript:
     if fault == "crash":
         return attrs.evolve(script, crash_at=script.enter_delay + 1.5)
+    if fault == "optional_down":  # an optional node that never enters
+        return attrs.evolve(script, optional=True, enter_error=True)
+    if fault == "flaky":  # enters on its third and last attempt
+        return attrs.evolve(script, retry=3, failing_attempts=2)
     flags: dict[str, Any] = {fault: True}
     return attrs.evolve(script, **flags)
+
+
+def optional_closure(nodes: list[NodeScript]) -> list[NodeScript]:
+    """What needs an optional node is optional too (``add`` refuses it otherwise)."""
+    for i, node in enumerate(nodes):
+        if not node.optional and any(nodes[d].optional for d in node.deps):
+            nodes[i] = attrs.evolve(node, optional=True)
+    return nodes
 
 
 def small_graphs() -> Iterator[GraphScenario]:
@@ -53,6 +69,7 @@ def small_graphs() -> Iterator[GraphScenario]:
             if placement is not None:
                 index, fault = placement
                 nodes[index] = faulted(nodes[index], fault)
+            nodes = optional_closure(nodes)
             yield GraphScenario(tuple(nodes), body_delay=2, body_error=body_error)
 
 
@@ -91,6 +108,7 @@ def node_scripts(draw: st.DrawFn, index: int) -> NodeScript:
     deps = tuple(d for d in range(index) if draw(st.sampled_from([False, True, False])))
     enter_delay = draw(st.integers(0, 2))
     crash = draw(RARE)
+    retry = draw(st.sampled_from([None, None, 2, 3]))
     return NodeScript(
         deps=deps,
         enter_delay=enter_delay,
@@ -99,20 +117,25 @@ def node_scripts(draw: st.DrawFn, index: int) -> NodeScript:
         exit_delay=draw(st.integers(0, 2)),
         exit_error=draw(RARE),
         suppress=draw(RARE),
+        optional=draw(RARE),
+        retry=retry,
+        failing_attempts=0 if retry is None else draw(st.integers(0, retry)),
     )
 
 
 @st.composite
 def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
     size = draw(st.integers(1, 6))
-    nodes = tuple(draw(node_scripts(index)) for index in range(size))
+    nodes = optional_closure([draw(node_scripts(index)) for index in range(size)])
     cancel = draw(st.sampled_from([None, None, None, 0.25, 1.25, 3.25, 5.25]))
+    budget = draw(st.sampled_from([None, None, None, 0.6, 1.6, 2.6]))
     return GraphScenario(
-        nodes,
+        tuple(nodes),
         body_delay=draw(st.integers(0, 3)),
         body_error=draw(st.booleans()),
         cancel_at=cancel,
         limit=draw(st.sampled_from([None, None, None, 1, 2])),
+        shutdown_timeout=budget,
     )
 
 
@@ -134,3 +157,33 @@ def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
 
 if FUZZ_SEED is not None:  # pragma: no cover
     test_fuzz_resource_graph = seed(int(FUZZ_SEED))(test_fuzz_resource_graph)
+
+
+def test_the_checkers_see_what_the_new_options_must_never_do() -> None:
+    # A node retried after the caller's cancellation, an exit that outlived the budget, a
+    # tolerated failure raised: each tampered record breaks its own guarantee.
+    flaky = NodeScript(enter_delay=1, retry=3, failing_attempts=3)
+    scenario = GraphScenario((flaky,), cancel_at=1.25)
+    out = run_graph(scenario)
+    assert check_graph(scenario, out) == []
+    assert out.records[0].attempts == [0.0, 1.1]
+    out.records[0].attempts.append(2.2)
+    assert check_graph(scenario, out) == [
+        "n0 retried at 2.2, after a cancellation at 1.25",
+    ]
+
+    slow = GraphScenario((NodeScript(exit_delay=1),), shutdown_timeout=0.6)
+    out = run_graph(slow)
+    assert [str(e) for e in leaves(out.raised)] == [
+        "n0 did not exit within the shutdown budget (0.6 s for every exit)"
+    ]
+    assert check_graph(slow, out) == []
+    out.records[0].exit_ended = 1.0
+    assert check_graph(slow, out) == ["n0 ended its exit at 1.0, after the budget (0.6)"]
+
+    down = GraphScenario((NodeScript(enter_error=True, optional=True),))
+    out = run_graph(down)
+    assert out.tolerated == ["n0"]
+    assert check_graph(down, out) == []
+    out.raised = BaseExceptionGroup("raised", out.tolerated_exceptions)
+    assert "the tolerated OSError('n0 enter (attempt 1)') was raised" in check_graph(down, out)

@@ -72,13 +72,13 @@ class Dag:
         ready: list[int] = []
         for dependent in self.dependents[node]:
             self.unentered_deps[dependent] -= 1
-            if not self.unentered_deps[dependent] and not self.skipped[dependent]:
+            if not self.unentered_deps[dependent]:  # (never for a skipped one: see leave_out)
                 ready.append(dependent)
         return ready
 
     def leave_out(self, node: int) -> list[int]:
         """``node``, optional, did not enter: the nodes now skipped (its dependents, and
-        theirs), in node order."""
+        theirs), in node order.  (They never start: a dependency of each never enters.)"""
         skipped: list[int] = []
         todo = list(self.dependents[node])
         while todo:
