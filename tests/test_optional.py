@@ -30,7 +30,8 @@ async def test_an_optional_node_that_fails_to_enter_is_recorded_not_raised(
 ) -> None:
     log: Log = []
     refused = ConnectionRefusedError("search is down")
-    db, search = FakeCM("db", log, exit_delay=1), FakeCM("search", log, enter_error=refused)
+    db = FakeCM("db", log, exit_delay=1)
+    search = FakeCM("search", log, enter_delay=1, enter_error=refused)
     timeline = Timeline()
     graph = ResourceGraph(observer=timeline)
     db_node = graph.add(lambda: db, name="db")
@@ -46,18 +47,19 @@ async def test_an_optional_node_that_fails_to_enter_is_recorded_not_raised(
         assert list(resources) == [db_node]
         assert len(resources) == 1
         [failure] = resources.failures
-        assert failure == ContextFailure("search", 1, "entering", refused, 0.0)
+        assert failure == ContextFailure("search", 1, "entering", refused, 1.0)
         assert notes(refused) == ["search (position 1) failed while entering"]
         assert resources.skipped == ()
     assert db.seen is None  # the others exit as if it had never been there
     assert not db.exit_cancelled
     assert search.exited == 0
     assert format_failures(resources.failures) == (
-        "search (position 1) failed while entering after 0.000 s: "
+        "search (position 1) failed while entering after 1.000 s: "
         "ConnectionRefusedError: search is down [fakes.py:80 in __aenter__]"
     )
     assert "failed, tolerated" in timeline.render()
-    assert timeline.critical() == ["db [0]"]
+    # The body waited for its verdict: it held the body back.
+    assert timeline.critical() == ["search [1]"]
 
 
 async def test_what_needs_an_optional_node_that_did_not_enter_is_skipped(

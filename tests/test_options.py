@@ -229,3 +229,12 @@ async def test_entering_just_as_the_enter_timeout_passes_is_too_slow_all_the_sam
             pytest.fail("the body ran")  # pragma: no cover
     assert seen == [caught.value.exceptions[0]]
     assert trio.current_time() == 3
+    # With an exit timeout too, it is still reported as too slow to enter (the deadline
+    # that fired is the enter's), not to exit.
+    seen.clear()
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(trio.TooSlowError, match="did not enter within 2 s")
+    ) as caught:
+        async with parallel_with(Uninterruptible("late", log), enter_timeout=2, exit_timeout=9):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert seen == [caught.value.exceptions[0]]

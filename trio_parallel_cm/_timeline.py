@@ -187,7 +187,8 @@ class Timeline:
         so did the dependency that entered last before it started, and so on back to a
         node without dependencies: the chain is listed from there.  A stage in which an
         enter failed or was cancelled held nothing back (its body never ran), so it has
-        none (an optional node's tolerated failure aside: the body ran without it).
+        none.  An optional node whose failure was tolerated held the body back until it
+        failed, so it may be on the path too.
         """
         entered: dict[tuple[int | None, int], PhaseEvent] = {}
         deps: dict[tuple[int | None, int], tuple[int, ...]] = {}
@@ -197,10 +198,11 @@ class Timeline:
             deps[(event.stage, event.position)] = event.deps
             if event.kind == ENTER_FAILED and not _tolerated(event):
                 incomplete.add(event.stage)
-            elif event.kind == ENTERED:
+            elif event.kind == ENTERED or event.kind == ENTER_FAILED:  # (tolerated: it too)
                 entered[(event.stage, event.position)] = event
                 best = last.get(event.stage)
-                if best is None or event.time > best.time:
+                # The last to finish; of those that finished together, the first added.
+                if best is None or (event.time, -event.position) > (best.time, -best.position):
                     last[event.stage] = event
         path: list[str] = []
         for stage, event in last.items():
@@ -211,7 +213,7 @@ class Timeline:
                 before = [entered[(stage, d)] for d in deps[(stage, chain[-1].position)]]
                 if not before:
                     break
-                chain.append(max(before, key=lambda e: e.time))
+                chain.append(max(before, key=lambda e: (e.time, -e.position)))
             path.extend(_label(e) for e in reversed(chain))
         return path
 
