@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 import trio.testing
 
-from tests.fakes import FakeCM, Log, members, notes, time_of
+from tests.fakes import FakeCM, Log, members, notes, record, time_of
 from trio_parallel_cm import ParallelExitStack, ResourceGraph, parallel_with
 
 BUDGET_MESSAGE = r"did not exit within the shutdown budget \(3 s for every exit\)\n"
@@ -130,3 +133,43 @@ def test_a_bad_budget_is_refused_before_anything_is_entered(
     with pytest.raises(error, match=message):
         ResourceGraph(shutdown_timeout=value)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     assert cm.entered == 0
+
+
+async def test_a_cleanup_after_a_failure_while_open_ends_by_the_budget_too(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Stage 1 crashes while stage 2 exits; its own cleanup is slow: the budget cuts it.
+    log: Log = []
+
+    @asynccontextmanager
+    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[str, None]:
+        async def crash() -> None:
+            await trio.sleep(1)
+            raise ValueError("crash")
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(crash)
+                yield "worker"
+        finally:
+            record(log, "worker", "cleanup")
+            try:
+                await trio.sleep(10)
+            except trio.Cancelled:
+                record(log, "worker", "cleanup cut")
+                raise
+
+    # Cut short, its cleanup raises Cancelled (the crash only its context, as in nested
+    # blocks): its failure is the budget's, in phase "open".
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            trio.TooSlowError, match=r"^crashes_then_cleans_up_slowly did not exit .*\n.* open$"
+        ),
+        pytest.RaisesExc(trio.TooSlowError, match="^FakeCM did not exit"),
+    ):
+        async with ParallelExitStack(shutdown_timeout=3) as stack:
+            await stack.enter(crashes_then_cleans_up_slowly())
+            await stack.enter(FakeCM("slow", log, exit_delay=5))
+    assert time_of(log, "worker", "cleanup") == 1
+    assert time_of(log, "worker", "cleanup cut") == 3
+    assert trio.current_time() == 3

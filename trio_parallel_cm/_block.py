@@ -181,9 +181,11 @@ class Block:
         self.phase = CLOSING
         body_ended = trio.current_time()
         remaining = self._leave_body_scope(exc_type, exc, tb)
-        budget = self._shutdown_timeout
-        deadline = None if budget is None else body_ended + budget
-        body, propagating, caught = await self._unwind(remaining, deadline)
+        if self._shutdown_timeout is not None:
+            # One budget for every exit of every stage, from now.
+            for stage in self._stages:
+                stage.begin_shutdown(body_ended + self._shutdown_timeout)
+        body, propagating, caught = await self._unwind(remaining)
         await self._manager.__aexit__(None, None, None)
         alive = {id(e) for e in propagating}
         failures = [f for f in self._failures() if id(f) in alive]
@@ -223,11 +225,10 @@ class Block:
             return new
 
     async def _unwind(
-        self, body: BaseException | None, deadline: float | None
+        self, body: BaseException | None
     ) -> tuple[BaseException | None, list[BaseException], BaseException | None]:
         """Unwind the stages, latest first: the body's exception still to report, what
-        propagates out of the earliest stage, and what interrupted the waits.  Every exit
-        ends by ``deadline`` (the shutdown budget), if any."""
+        propagates out of the earliest stage, and what interrupted the waits."""
         # The others receive the failure, first in time, of those that were interrupted
         # while the body ran: known once their cleanup is over.  Only those: one whose own
         # scope fired at the instant the body ended, but whose task has not yet run (so
@@ -240,7 +241,7 @@ class Block:
         # What propagates, as nested `async with` blocks would pass it outwards.
         propagating = [failure] if failure is not None else [] if body is None else [body]
         for stage in reversed(self._stages):
-            unwound = await stage.unwind(propagating, deadline)
+            unwound = await stage.unwind(propagating)
             propagating, caught = unwound.leaving, unwound.caught or caught
             if unwound.suppressed and failure is None:
                 # The body's exception was delivered, and suppressed but for its Cancelled

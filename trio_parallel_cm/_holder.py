@@ -526,6 +526,12 @@ class Holder:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
         self.ended_on_its_own = failing  # the stage reads it in holder_done
 
+    def end_exit_by(self, deadline: float) -> None:
+        """The owner's side: this holder, failing (or ending by itself) while open, is
+        cleaning up, shielded; that cleanup too ends by the shutdown ``deadline``."""
+        if deadline < self.scope.deadline:
+            self.scope.deadline = deadline
+
     def _exit_deadline(self, stage: Stage) -> float | None:
         """When its ``__aexit__`` must end: its own exit timeout from now, or the block's
         shutdown deadline, whichever comes first (None: no budget)."""

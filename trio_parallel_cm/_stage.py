@@ -272,9 +272,9 @@ class Stage:
             return
         deliver = caught if self.first_failure is None else self.first_failure
         sinks = [] if deliver is None else [deliver]
-        budget = self.shutdown_timeout
-        deadline = None if budget is None else trio.current_time() + budget
-        caught_later = await self.exit(sinks, deliver, native=deliver is None, deadline=deadline)
+        if self.shutdown_timeout is not None:
+            self.begin_shutdown(trio.current_time() + self.shutdown_timeout)
+        caught_later = await self.exit(sinks, deliver, native=deliver is None)
         if isinstance(caught_later, trio.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
@@ -340,11 +340,18 @@ class Stage:
         """Never started: an optional node it depends on did not enter."""
         return self.dag is not None and self.dag.skipped[holder.position]
 
-    async def unwind(self, propagating: list[BaseException], deadline: float | None) -> Unwound:
-        """Exit every open holder with ``propagating`` on its way out, as nested blocks
-        would, each exit ending by ``deadline`` (the block's shutdown budget), if any."""
+    def begin_shutdown(self, deadline: float) -> None:
+        """From now on every exit of this stage ends by ``deadline`` (the shutdown budget):
+        those to come, and the cleanups of holders failing (or ending by themselves)."""
+        self.shutdown_deadline = deadline
+        for holder in self.holders:
+            if holder.failing:
+                holder.end_exit_by(deadline)
+
+    async def unwind(self, propagating: list[BaseException]) -> Unwound:
+        """Exit every open holder with ``propagating`` on its way out, as nested blocks would."""
         deliver, native = delivery(propagating)
-        caught = await self.exit(propagating, deliver, native=native, deadline=deadline)
+        caught = await self.exit(propagating, deliver, native=native)
         suppressed = any(holder.suppressed for holder in self.holders)
         if self.dag is not None:
             return Unwound(self.dag.leaving(), suppressed, native, caught)
@@ -356,12 +363,7 @@ class Stage:
         return Unwound(leaving, suppressed, native, caught)
 
     async def exit(
-        self,
-        sinks: list[BaseException],
-        deliver: BaseException | None,
-        *,
-        native: bool,
-        deadline: float | None = None,
+        self, sinks: list[BaseException], deliver: BaseException | None, *, native: bool
     ) -> BaseException | None:
         """Release the open holders with ``deliver`` (or natively) and wait for them all.
 
@@ -370,11 +372,10 @@ class Stage:
         finished, what they let through (``_dag.py``); ``sinks`` is what is on its way
         out, of which ``deliver`` is the delivery.  Returns what interrupted the wait (the
         caller's ``Cancelled``, or a ``KeyboardInterrupt``), for the owner to raise once
-        every holder has finished.  With a ``deadline`` (the shutdown budget), every exit
-        runs shielded until then, and is then cancelled.
+        every holder has finished.  After ``begin_shutdown``, every exit runs shielded
+        until the shutdown deadline, and is then cancelled.
         """
         self.sinks, self.native_exit = sinks, native
-        self.shutdown_deadline = deadline
         cancelled = self.outer_cancelled = native or is_cancelled()
         if self.dag is None:
             tb = traceback_of(deliver)
