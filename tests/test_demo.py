@@ -34,8 +34,8 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert "parallel_with:" in timings[0]
     assert "x faster)" in timings[0]
 
-    # The start-up timelines: a bar per service (4, then the graph's 5), the slow ones marked.
-    assert sum(" |" in line for line in output.splitlines()) == 4 + 5
+    # The start-up timelines: a bar per service (4, the graph's 5, then 8), the slow ones marked.
+    assert sum(" |" in line for line in output.splitlines()) == 4 + 5 + 8
     assert "* held the body back" in output
 
     # The refused service is named with its position and phase; the body never ran.
@@ -54,13 +54,21 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     # dependencies (which one depends on the real latencies: not asserted).
     assert len([line for line in output.splitlines() if "stages: up in" in line]) == 1
     assert len([line for line in output.splitlines() if "graph:  up in" in line]) == 1
-    part3 = output.split("3. Dependencies", 1)[1]
+    part3 = output.split("3. Dependencies", 1)[1].split("4. A client", 1)[0]
     marked = [line.split()[1] for line in part3.splitlines() if line.startswith("   * ")]
     assert marked in (
         ["open_search"],
         ["open_config", "open_db", "open_app"],
         ["open_config", "open_cache", "open_app"],
     )
+
+    # Many servers, two of them down: the client runs with the others, and reports those.
+    part4 = output.split("4. A client of many servers", 1)[1]
+    assert listed(part4, "up:") == ["db", "cache", "queue", "search", "config", "app"]
+    for position, name in ((6, "mail"), (7, "metrics")):
+        assert f"{name} (position {position}) failed while entering after" in part4
+    assert part4.count("ExceptionGroup: 3 attempts failed (3 sub-exceptions)") == 2
+    assert part4.count("failed, tolerated, 3 attempts") == 2
 
 
 def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -> None:

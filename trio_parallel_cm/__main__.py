@@ -2,8 +2,9 @@
 
 Simulated services (TCP servers on 127.0.0.1) greet a new client only after a delay, like
 a database that takes a while to accept a connection.  The demo opens them one after
-another, then concurrently with ``parallel_with``, shows what a failure looks like, and
-then opens services that need one another in stages and as a ``ResourceGraph``.
+another, then concurrently with ``parallel_with``, shows what a failure looks like, then
+opens services that need one another in stages and as a ``ResourceGraph``, and last is a
+client of many servers, some of them down: optional nodes with retries.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from trio_parallel_cm import (
     ParallelExceptionGroup,
     ParallelExitStack,
     ResourceGraph,
+    Retry,
     Timeline,
     format_failures,
     parallel_with,
@@ -55,6 +57,7 @@ class Services:
 
     ports: dict[str, int]
     retry_delay: float
+    attempts: int = CONNECT_ATTEMPTS  # how many times a client tries to connect
     opened: list[str] = field(default_factory=list[str])
     closed: list[str] = field(default_factory=list[str])
 
@@ -90,9 +93,9 @@ def _unused_port() -> int:
 # ---- the clients: one async context manager per service -----------------------------------
 
 
-async def _connect(port: int, retry_delay: float) -> trio.SocketStream:
+async def _connect(port: int, retry_delay: float, attempts: int) -> trio.SocketStream:
     # Like most real clients, retry a refused connection a few times before giving up.
-    for _ in range(CONNECT_ATTEMPTS - 1):
+    for _ in range(attempts - 1):
         with contextlib.suppress(OSError):
             return await trio.open_tcp_stream(HOST, port)
         await trio.sleep(retry_delay)
@@ -101,7 +104,7 @@ async def _connect(port: int, retry_delay: float) -> trio.SocketStream:
 
 @asynccontextmanager
 async def _session(name: str, services: Services) -> AsyncGenerator[trio.SocketStream, None]:
-    stream = await _connect(services.ports[name], services.retry_delay)
+    stream = await _connect(services.ports[name], services.retry_delay, services.attempts)
     try:
         greeting = b""
         while not greeting.endswith(b"\n"):  # waiting for it is the service's latency
@@ -243,6 +246,32 @@ async def _show_failure(services: Services) -> None:
     print(f"   connections closed again:  {', '.join(services.closed) or '(none)'}")
 
 
+async def _many_servers(services: Services) -> None:
+    # Every service is optional: the client runs with those that came up.  The graph
+    # retries (the sessions do not), within an enter timeout, and closes within a budget.
+    retry = Retry(attempts=CONNECT_ATTEMPTS, backoff=services.retry_delay)
+    timeline = Timeline()
+    graph = ResourceGraph(observer=timeline, shutdown_timeout=2)
+    nodes = [
+        graph.add(
+            functools.partial(_session, name, services),
+            name=name,
+            optional=True,
+            retry=retry,
+            enter_timeout=2,
+        )
+        for name in services.ports
+    ]
+    async with graph as connections:
+        print(f"   up: {', '.join(node.name for node in nodes if node in connections)}")
+        print("   down, from format_failures(connections.failures):")
+        for line in format_failures(connections.failures).splitlines():
+            print(f"   {line}")
+    print("\n   The start-up (r: a failed attempt, retried):")
+    for line in timeline.render(width=40).splitlines():
+        print(f"   {line}")
+
+
 async def main(delays: Delays = DEFAULT_DELAYS) -> None:
     """Run the demo: start the services, time both ways of opening them, show a failure.
 
@@ -273,6 +302,11 @@ async def main(delays: Delays = DEFAULT_DELAYS) -> None:
         print("\n3. Dependencies: db and cache need config, app needs db and cache")
         print("   ParallelExitStack (stages: config+search, db+cache, app) vs ResourceGraph")
         await _compare_graph(Services(ports, delays.retry))
+
+        print("\n4. A client of many servers: mail and metrics are down; every service is")
+        print(f"   an optional node, retried {CONNECT_ATTEMPTS} times, and one budget closes them")
+        down = {"mail": _unused_port(), "metrics": _unused_port()}
+        await _many_servers(Services({**ports, **down}, delays.retry, attempts=1))
         nursery.cancel_scope.cancel()
 
 
