@@ -159,7 +159,7 @@ class ResourceGraph:
             await serve(resources[app])
     """
 
-    __slots__ = ("_block", "_nodes", "_options")
+    __slots__ = ("_block", "_nodes", "_optional", "_options")
 
     def __init__(
         self,
@@ -184,6 +184,7 @@ class ResourceGraph:
         check_observer(observer)
         self._block = Block("ResourceGraph", observer, shutdown_timeout)
         self._nodes: list[Node[Any]] = []
+        self._optional = False  # some node is optional
 
     def __repr__(self) -> str:
         names = ", ".join(node.name for node in self._nodes)
@@ -389,6 +390,7 @@ class ResourceGraph:
             self, len(self._nodes), factory, deps, name or factory_name(factory), options
         )
         self._nodes.append(node)
+        self._optional = self._optional or options.optional
         return node
 
     @ki_protected
@@ -419,6 +421,8 @@ class ResourceGraph:
         or, skipped, that of the first of its dependencies left out)."""
         left_out: dict[int, BaseException] = {}
         skipped: list[Node[Any]] = []
+        if not self._optional:
+            return Resources(self, values, left_out, ())
         for node, holder in zip(self._nodes, holders, strict=True):
             if holder.tolerated:
                 assert holder.failure is not None

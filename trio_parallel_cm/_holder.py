@@ -471,7 +471,8 @@ class Holder:
         if limiter is not None:
             with trio.CancelScope(shield=True):
                 await limiter.acquire()
-        deadline = self._exit_deadline(stage)
+        budgeted = self.options.exit_timeout is not None or stage.shutdown_deadline is not None
+        deadline = self._exit_deadline(stage) if budgeted else None
         if deadline is not None:
             # A graceful shutdown budget: shielded, then cancelled.
             self.scope.shield = True
@@ -518,7 +519,12 @@ class Holder:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
         failure = None if escaped is None else own_failure(escaped, self.name)
-        if failure is None and self.scope.cancel_called and self.life is not Life.NOT_ENTERED:
+        if (
+            failure is None
+            and self.life is not Life.NOT_ENTERED
+            and self.scope.deadline != math.inf  # (else nothing cancels it: no clock read)
+            and self.scope.cancel_called
+        ):
             failure = self._exit_too_slow(stage)
         if failure is not None:
             self._fail(stage, failure, OPEN if failing else EXITING)
