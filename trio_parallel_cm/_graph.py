@@ -398,16 +398,21 @@ class ResourceGraph:
         block = self._block
         await block.open()
         holders: list[Holder] = []
-        deps: list[list[int]] = []
+        deps: list[Sequence[int]] = []
+        edges = False
         for node in self._nodes:
-            node_deps = [dep._index for dep in node.deps]  # pyright: ignore[reportPrivateUsage]
-            make = _maker(node, [holders[d] for d in node_deps])
+            node_deps: Sequence[int] = ()
+            dep_holders: tuple[Holder, ...] = ()
+            if node.deps:  # (a root needs no list of its own: most nodes are roots)
+                edges = True
+                node_deps = [dep._index for dep in node.deps]  # pyright: ignore[reportPrivateUsage]
+                dep_holders = tuple(holders[d] for d in node_deps)
+            make = _Maker(node, dep_holders)
             holders.append(
                 Holder(None, len(holders), node.name, make=make, options=node._options)  # pyright: ignore[reportPrivateUsage]
             )
             deps.append(node_deps)
         # Without edges, a graph is exactly a stage of parallel_with: no dependency to track.
-        edges = any(deps)
         try:
             values = await block.enter_stage(holders, None, self._options, deps if edges else None)
         except BaseException:
@@ -443,17 +448,27 @@ class ResourceGraph:
         return await self._block.close(exc_type, exc, tb)
 
 
-def _maker(node: Node[Any], dep_holders: list[Holder]) -> Callable[[], object]:
-    """The call that makes ``node``'s context manager, in its holder task."""
-    factory = node._factory  # pyright: ignore[reportPrivateUsage]
+@final
+class _Maker:
+    """The call that makes a node's context manager, in its holder task.
 
-    def make() -> object:
-        cm = factory(*[holder.value for holder in dep_holders]) if dep_holders else factory()
+    One small object per node, not a closure and its cells: the memory held per node is a
+    benchmark target.
+    """
+
+    __slots__ = ("dep_holders", "node")
+
+    def __init__(self, node: Node[Any], dep_holders: tuple[Holder, ...]) -> None:
+        self.node = node
+        self.dep_holders = dep_holders
+
+    def __call__(self) -> object:
+        factory = self.node._factory  # pyright: ignore[reportPrivateUsage]
+        deps = self.dep_holders
+        cm = factory(*[holder.value for holder in deps]) if deps else factory()
         if not is_async_cm(cm):
-            checked_result(cm, f"what the factory of {node.name} returned")  # raises
+            checked_result(cm, f"what the factory of {self.node.name} returned")  # raises
         return cm
-
-    return make
 
 
 def _check_factory(factory: object) -> None:
