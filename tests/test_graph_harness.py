@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import faulthandler
 import itertools
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import HANG_SECONDS
 from tests.graph_harness import GraphScenario, NodeScript, check_graph, run_graph
 from tests.harness.exceptions import leaves
+from tests.harness.explore import fuzz
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
-FUZZ_SEED = os.environ.get("TPCM_FUZZ_SEED")
 
 FAULTS = ("enter_error", "crash", "exit_error", "suppress", "optional_down", "flaky")
 
@@ -139,24 +137,11 @@ def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
     )
 
 
-_settings = settings(
-    max_examples=FUZZ_EXAMPLES,
-    deadline=None,
-    derandomize=FUZZ_SEED is None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-
-@_settings
+@fuzz
 @given(graph_scenarios())
 def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
     problems = problems_of(scenario)
     assert not problems, report([(scenario, problems)], 1)
-
-
-if FUZZ_SEED is not None:  # pragma: no cover
-    test_fuzz_resource_graph = seed(int(FUZZ_SEED))(test_fuzz_resource_graph)
 
 
 def test_the_checkers_see_what_the_new_options_must_never_do() -> None:

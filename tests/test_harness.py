@@ -19,19 +19,17 @@ failing scenario printed here reproduces with ``run_scenario(<that repr>)``.
 from __future__ import annotations
 
 import faulthandler
-import os
 import re
 import sys
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
 
 import attrs
 import pytest
 import trio
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given
 
 from tests.conftest import HANG_SECONDS
 from tests.harness import (
@@ -54,28 +52,13 @@ from tests.harness import (
     run_scenario,
     scenarios,
 )
+from tests.harness.explore import FUZZ_EXAMPLES, fuzz
 from tests.harness.oracle import GUARANTEES
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-FUZZ_EXAMPLES = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
-FUZZ_SEED = os.environ.get("TPCM_FUZZ_SEED")
 HANGS = HangReporter()
-
-
-def fuzz(test: F) -> F:
-    """Hypothesis settings for the fuzz tests: reproducible in CI, sized by the environment."""
-    configured = settings(
-        max_examples=FUZZ_EXAMPLES,
-        deadline=None,
-        derandomize=FUZZ_SEED is None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )(test)
-    return configured if FUZZ_SEED is None else seed(int(FUZZ_SEED))(configured)
 
 
 def violations(scenario: Scenario) -> list[str]:

@@ -105,10 +105,25 @@ class Block:
         self._manager = trio.open_nursery()
         self._nursery = await self._manager.__aenter__()
 
-    async def abandon(self) -> None:
-        """Close the nursery after ``open`` when the body will not run (all have exited)."""
-        self.phase = CLOSING
-        await self._manager.__aexit__(None, None, None)
+    async def enter_alone(
+        self,
+        holders: list[Holder],
+        keys: list[object] | None,
+        options: Options,
+        deps: Sequence[Sequence[int]] | None = None,
+    ) -> Any:
+        """``__aenter__`` of a block of one stage (``parallel_with``, a ``ResourceGraph``):
+        open it, enter the stage (see ``enter_stage``), start the body; the values."""
+        await self.open()
+        try:
+            values = await self.enter_stage(holders, keys, options, deps)
+        except BaseException:
+            # The body will not run and every holder has finished: close the nursery.
+            self.phase = CLOSING
+            await self._manager.__aexit__(None, None, None)
+            raise
+        self.begin_body()
+        return values
 
     def begin_body(self) -> None:
         """Enter the body's scope.  The last step of ``__aenter__``."""

@@ -395,8 +395,6 @@ class ResourceGraph:
 
     @ki_protected
     async def __aenter__(self) -> Resources:
-        block = self._block
-        await block.open()
         holders: list[Holder] = []
         deps: list[Sequence[int]] = []
         edges = False
@@ -413,12 +411,8 @@ class ResourceGraph:
             )
             deps.append(node_deps)
         # Without edges, a graph is exactly a stage of parallel_with: no dependency to track.
-        try:
-            values = await block.enter_stage(holders, None, self._options, deps if edges else None)
-        except BaseException:
-            await block.abandon()  # every holder has finished: this returns at once
-            raise
-        block.begin_body()
+        block = self._block
+        values = await block.enter_alone(holders, None, self._options, deps if edges else None)
         return self._resources(holders, values)
 
     def _resources(self, holders: list[Holder], values: Sequence[Any]) -> Resources:

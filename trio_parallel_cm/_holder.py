@@ -140,7 +140,6 @@ class Holder:
     __slots__ = (
         "cm",
         "deliver",
-        "ended_on_its_own",
         "failed_attempts",
         "failure",
         "interrupted",
@@ -193,8 +192,6 @@ class Holder:
         # Written by ``_become`` only, in the holder task.
         self.life = Life.ENTERING
         self.suppressed = False
-        # It failed, or ended by itself, while open (cancelled from inside), and is done.
-        self.ended_on_its_own = False
         self.failure: BaseException | None = None
         # With ``retry``: the failures of the attempts made before the last, in order.
         self.failed_attempts: list[BaseException] | None = None
@@ -222,6 +219,11 @@ class Holder:
             if self.released:
                 return Life.EXITING
         return life
+
+    @property
+    def ended_on_its_own(self) -> bool:
+        """It failed, or ended by itself, while open (cancelled from inside), and is done."""
+        return self.interrupted and self.life is Life.CLOSED and not self.from_outside
 
     @property
     def tolerated(self) -> bool:
@@ -409,13 +411,8 @@ class Holder:
         if self.options.enter_timeout is not None and self._lift_deadline():
             # The deadline passed just as __aenter__ returned: too slow all the same.  It
             # is entered, so it exits at once with that failure.
-            self._become(Life.NOT_ENTERED)
-            late = self._too_slow("enter", self.options.enter_timeout)
-            self._fail(stage, late, ENTERING)
-            if stage.observer is not None:
-                stage.notify(ENTER_FAILED, self, late)
-            stage.alert(self)
-            return late
+            self._enter_failed(stage, self._too_slow("enter", self.options.enter_timeout))
+            return self.failure
         scope.shield = True
         self._become(Life.OPEN)
         if stage.observer is not None:
@@ -471,8 +468,7 @@ class Holder:
         if limiter is not None:
             with trio.CancelScope(shield=True):
                 await limiter.acquire()
-        budgeted = self.options.exit_timeout is not None or stage.shutdown_deadline is not None
-        deadline = self._exit_deadline(stage) if budgeted else None
+        deadline = self._exit_deadline(stage)
         if deadline is not None:
             # A graceful shutdown budget: shielded, then cancelled.
             self.scope.shield = True
@@ -501,7 +497,7 @@ class Holder:
         # Cancelled while open: from inside the context manager (it failed, or ended by
         # itself), unless a handle's watcher saw its nursery cancelled first: then it is
         # an ordinary exit.
-        failing = self.life is Life.FAILING and not self.from_outside
+        failing = self.interrupted and not self.from_outside  # (its life is FAILING)
         escaped: BaseException | None
         if type(exiting) is outcome.Error:  # (isinstance of an ABC is slow)
             suppress, escaped = False, exiting.error
@@ -530,7 +526,6 @@ class Holder:
             self._fail(stage, failure, OPEN if failing else EXITING)
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
-        self.ended_on_its_own = failing  # the stage reads it in holder_done
 
     def end_exit_by(self, deadline: float) -> None:
         """The owner's side: this holder, failing (or ending by itself) while open, is
@@ -541,12 +536,11 @@ class Holder:
     def _exit_deadline(self, stage: Stage) -> float | None:
         """When its ``__aexit__`` must end: its own exit timeout from now, or the block's
         shutdown deadline, whichever comes first (None: no budget)."""
-        own = self.options.exit_timeout
-        deadline = None if own is None else trio.current_time() + own
-        shutdown = stage.shutdown_deadline
-        if shutdown is not None and (deadline is None or shutdown < deadline):
-            deadline = shutdown
-        return deadline
+        own, shutdown = self.options.exit_timeout, stage.shutdown_deadline
+        if own is None:
+            return shutdown
+        deadline = trio.current_time() + own
+        return deadline if shutdown is None or deadline < shutdown else shutdown
 
     def _exit_too_slow(self, stage: Stage) -> trio.TooSlowError | None:
         """The failure of an exit whose budget ran out (None: it had none)."""

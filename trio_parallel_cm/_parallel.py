@@ -45,15 +45,7 @@ class ParallelContext(Generic[T_co]):
 
     @ki_protected
     async def __aenter__(self) -> T_co:
-        block = self._block
-        await block.open()
-        try:
-            values = await block.enter_stage(self._holders, self._keys, self._options)
-        except BaseException:
-            await block.abandon()  # every holder has finished: this returns at once
-            raise
-        block.begin_body()
-        return values  # type: ignore[no-any-return]
+        return await self._block.enter_alone(self._holders, self._keys, self._options)  # type: ignore[no-any-return]
 
     @ki_protected
     async def __aexit__(

@@ -434,18 +434,14 @@ class Stage:
             if holder.state is Life.EXITING or holder.state is Life.FAILING:
                 holder.scope.shield = False
 
+    def _failed(self) -> list[Holder]:
+        """The holders whose failure counts, in argument order (tolerated ones aside)."""
+        return [h for h in self.holders if h.failure is not None and not h.tolerated]
+
     def failures(self) -> list[BaseException]:
         """The recorded failures, in argument order (an optional node's tolerated aside)."""
-        return [
-            holder.failure
-            for holder in self.holders
-            if holder.failure is not None and not holder.tolerated
-        ]
+        return [holder.failure for holder in self._failed() if holder.failure is not None]
 
     def message(self) -> str:
-        phases = [
-            holder.phase
-            for holder in self.holders
-            if holder.failure is not None and not holder.tolerated
-        ]
+        phases = [holder.phase for holder in self._failed()]
         return summary(len(self.holders), phases, body_failed=False)

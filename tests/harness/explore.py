@@ -1,19 +1,36 @@
-"""Exploring: the exhaustive small space, and the hypothesis strategies."""
+"""Exploring: the exhaustive small space, the hypothesis strategies and their settings."""
 
 from __future__ import annotations
 
-import sys
+import os
 import zlib
-from collections.abc import Iterator, Sequence
-from typing import Final
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, TypeVar
 
 import attrs
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 
 from tests.harness.scenario import Body, Ending, Fault, Mode, OpenFailure, Scenario, Script
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    pass
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Examples per fuzz test (``make fuzz`` runs 100000), and a seed to explore other
+#: examples than the derandomized ones CI runs.
+FUZZ_EXAMPLES: Final = int(os.environ.get("TPCM_FUZZ_EXAMPLES", "200"))
+FUZZ_SEED: Final = os.environ.get("TPCM_FUZZ_SEED")
+
+
+def fuzz(test: F) -> F:
+    """Hypothesis settings for the fuzz tests: reproducible in CI, sized by the environment."""
+    configured = settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        derandomize=FUZZ_SEED is None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )(test)
+    return configured if FUZZ_SEED is None else seed(int(FUZZ_SEED))(configured)
 
 
 #: Behaviours of one context manager for the exhaustive enumeration.  Ordinary latencies
