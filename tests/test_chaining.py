@@ -10,7 +10,6 @@ nested ``async with`` blocks and compares) and CPython's own tests of ``ExitStac
 from __future__ import annotations
 
 import gc
-import sys
 import traceback
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,10 +21,7 @@ import trio
 import trio.testing
 
 from tests.fakes import FakeCM, Log, crashes_while_open, members
-from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+from trio_parallel_cm import ParallelExitStack, ResourceGraph, parallel_with, start_context
 
 
 class Raises:
@@ -57,6 +53,7 @@ class RaisesNested:
 
     def __init__(self, inner: BaseException, outer: BaseException) -> None:
         self.inner, self.outer = inner, outer
+        self.seen: BaseException | None = None
 
     async def __aenter__(self) -> None:
         pass
@@ -64,6 +61,7 @@ class RaisesNested:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        self.seen = exc
         raise_nested(self.inner, self.outer)
         return False  # pragma: no cover
 
@@ -221,25 +219,6 @@ async def test_a_handle_aexit_exception_is_the_context_of_its_exit_failure() -> 
     assert given.__traceback__ is None and given.__context__ is None
 
 
-async def test_cpython_chaining_reference_replayed_in_stages() -> None:
-    # test_exit_exception_chaining_reference, one context manager per stage.
-    index, key, attribute = IndexError(), KeyError(), AttributeError()
-    value, suppresses = ValueError(), Suppresses()
-    with pytest.RaisesGroup(KeyError, IndexError) as caught:
-        async with ParallelExitStack() as stack:
-            await stack.enter(Raises(index))
-            await stack.enter(RaisesNested(attribute, key))
-            await stack.enter(suppresses)
-            await stack.enter(Raises(value))
-            _ = 1 / 0
-    assert members(caught.value) == [index, key]  # stage order
-    assert chain(index) == [index, key, attribute]  # the inner ones were suppressed
-    # The inner stages: what stage 3 received chains to the body's exception.
-    division, seen_value = members(suppresses.seen)  # one group of both
-    assert isinstance(division, ZeroDivisionError)
-    assert chain(seen_value) == [value, division]
-
-
 @asynccontextmanager
 async def explicit_none_context() -> AsyncGenerator[None, None]:
     try:
@@ -253,12 +232,16 @@ async def explicit_none_context() -> AsyncGenerator[None, None]:
 
 
 class ExplicitNoneContext:
+    def __init__(self) -> None:
+        self.seen: BaseException | None = None
+
     async def __aenter__(self) -> None:
         pass
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        self.seen = exc
         error = LookupError("mine")
         try:
             raise error
@@ -288,52 +271,211 @@ async def test_an_existing_context_is_kept() -> None:
     assert chain(exc5) == [exc5, exc4, exc3, exc2]
 
 
-async def test_with_the_body_raising_too_a_stage_receives_one_group_and_chains_to_it() -> None:
-    # Where we differ on purpose: nested blocks would pass exc3 alone (exc1 only as its
-    # context); a stage receives both as one group, and that group is the context.
-    exc1, exc2, exc3, exc4, exc5 = (Exception(n) for n in range(1, 6))
-    with pytest.RaisesGroup(Exception, Exception, Exception) as caught:
-        async with ParallelExitStack() as stack:
-            await stack.enter(RaisesNested(exc4, exc5))
-            await stack.enter(RaisesNested(exc2, exc3))
-            raise exc1
-    assert members(caught.value) == [exc1, exc5, exc3]
-    assert chain(exc3) == [exc3, exc2, exc1]
-    received = exc4.__context__
-    assert isinstance(received, BaseExceptionGroup)
-    assert list(received.exceptions) == [exc1, exc3]  # pyright: ignore[reportUnknownMemberType,reportUnknownArgumentType]
+# ---- CPython's chaining family, replayed ------------------------------------------------
+#
+# Each case of Lib/test/test_contextlib_async.py (``test_async_exit_exception_chaining*``,
+# ``..._with_correct_context``, ``..._with_existing_context``, ``..._explicit_none_context``)
+# runs four ways: nested ``async with`` (the interpreter), ``contextlib.AsyncExitStack``,
+# a ``ParallelExitStack`` with one context manager per stage, and a chain
+# ``ResourceGraph``.  Every context manager must receive the same exception, and what
+# leaves must chain the same way; ours leave as one group, whose members are the failures
+# nothing suppressed, the outermost of which chains exactly as the reference.
 
 
-async def test_chaining_matches_async_exit_stack_with_asynccontextmanager_objects() -> None:
-    # test_exit_exception_with_correct_context: generators already chain; nothing doubles.
+class Labelled(Exception):
+    """An exception compared across runs by its label."""
+
+
+Case = Callable[[], tuple[list[Any], BaseException | None]]
+
+
+def _chaining_reference() -> tuple[list[Any], BaseException | None]:
+    # IndexError / KeyError-over-AttributeError / suppress / ValueError, body 1 / 0.
+    cms = [
+        Raises(Labelled("index")),
+        RaisesNested(Labelled("attribute"), Labelled("key")),
+        Suppresses(),
+        Raises(Labelled("value")),
+    ]
+    return cms, Labelled("division")
+
+
+def _chaining_suppress() -> tuple[list[Any], BaseException | None]:
+    # test_async_exit_exception_chaining_suppress: nothing in the body.
+    return [Raises(Labelled("index")), Suppresses(), Raises(Labelled("key"))], None
+
+
+def _with_correct_context() -> tuple[list[Any], BaseException | None]:
     @asynccontextmanager
-    async def raises_in_finally(exc: BaseException) -> AsyncGenerator[None, None]:
+    async def gets_the_context_right(exc: BaseException) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
             raise exc
 
-    def errors() -> list[BaseException]:
-        return [Exception(n) for n in range(1, 4)]
+    labels = ("4", "3", "2")
+    return [gets_the_context_right(Labelled(n)) for n in labels], Labelled("1")
 
-    exc1, exc2, exc3 = errors()
-    reference: list[BaseException] = []
+
+def _with_existing_context() -> tuple[list[Any], BaseException | None]:
+    cms = [
+        RaisesNested(Labelled("4"), Labelled("5")),
+        RaisesNested(Labelled("2"), Labelled("3")),
+    ]
+    return cms, Labelled("1")
+
+
+def _explicit_none_context() -> tuple[list[Any], BaseException | None]:
+    return [ExplicitNoneContext(), Raises(Labelled("inner"))], Labelled("index")
+
+
+CASES: dict[str, Case] = {
+    "chaining_reference": _chaining_reference,
+    "chaining_suppress": _chaining_suppress,
+    "with_correct_context": _with_correct_context,
+    "with_existing_context": _with_existing_context,
+    "explicit_none_context": _explicit_none_context,
+}
+
+
+def label(exc: BaseException | None) -> str | None:
+    return None if exc is None else f"{type(exc).__name__}({exc})"
+
+
+def labels(exc: BaseException | None) -> list[str | None]:
+    return [label(e) for e in chain(exc)]
+
+
+async def _nested(cms: list[Any], body: BaseException | None) -> None:
+    if not cms:
+        if body is not None:
+            raise body
+        return
+    async with cms[0]:
+        await _nested(cms[1:], body)
+
+
+async def _exit_stack(cms: list[Any], body: BaseException | None) -> None:
+    async with AsyncExitStack() as stack:
+        for cm in cms:
+            await stack.enter_async_context(cm)
+        if body is not None:
+            raise body
+
+
+async def _stages(cms: list[Any], body: BaseException | None) -> None:
+    async with ParallelExitStack() as stack:
+        for cm in cms:
+            await stack.enter(cm)
+        if body is not None:
+            raise body
+
+
+async def _chain_graph(cms: list[Any], body: BaseException | None) -> None:
+    def returning(cm: Any) -> Callable[..., Any]:
+        return lambda *_: cm
+
+    graph = ResourceGraph()
+    node = graph.add(returning(cms[0]))
+    for cm in cms[1:]:
+        node = graph.add(returning(cm), node)
+    async with graph:
+        if body is not None:
+            raise body
+
+
+async def _outcome(
+    run: Callable[[list[Any], BaseException | None], Any], case: Case
+) -> tuple[list[str | None], BaseException | None]:
+    """What each context manager received, outermost first, and what left the block."""
+    cms, body = case()
+    raised: BaseException | None = None
     try:
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(raises_in_finally(exc3))
-            await stack.enter_async_context(raises_in_finally(exc2))
+        await run(cms, body)
+    except BaseException as exc:
+        raised = exc
+    return [label(getattr(cm, "seen", None)) for cm in cms], raised
+
+
+@pytest.mark.parametrize("runner", [_stages, _chain_graph], ids=["stages", "chain-graph"])
+@pytest.mark.parametrize("name", list(CASES))
+async def test_cpython_chaining_family_as_nested_blocks_give_it(
+    name: str, runner: Callable[[list[Any], BaseException | None], Any]
+) -> None:
+    case = CASES[name]
+    nested_seen, nested = await _outcome(_nested, case)
+    stack_seen, stack = await _outcome(_exit_stack, case)
+    # The reference agrees with itself: the interpreter and AsyncExitStack.
+    assert stack_seen == nested_seen
+    assert labels(stack) == labels(nested)
+    ours_seen, ours = await _outcome(runner, case)
+    assert ours_seen == nested_seen  # each __aexit__ received the same (never a group)
+    if nested is None:
+        assert ours is None
+        return
+    failures = members(ours)
+    # The outermost failure (the earliest stage's) chains exactly as nested blocks chain.
+    outermost = next(f for f in reversed(failures) if labels(f) == labels(nested))
+    assert labels(outermost) == labels(nested)
+    # Nothing in the group that nested blocks did not raise or pass along: the chain, and
+    # what a context manager received (a superseded exception nothing suppressed stays).
+    assert {label(f) for f in failures} <= set(labels(nested)) | set(nested_seen)
+
+
+async def test_a_suppressing_stage_suppresses_what_the_newest_exception_superseded() -> None:
+    # test_async_exit_exception_chaining, one context manager per stage: the suppressing
+    # stage receives the ValueError alone (its context the ZeroDivisionError), and
+    # suppressing it suppresses both.
+    index, key, attribute = IndexError(), KeyError(), AttributeError()
+    value, suppresses = ValueError(), Suppresses()
+    with pytest.RaisesGroup(KeyError, IndexError) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(Raises(index))
+            await stack.enter(RaisesNested(attribute, key))
+            await stack.enter(suppresses)
+            await stack.enter(Raises(value))
+            _ = 1 / 0
+    assert members(caught.value) == [index, key]  # stage order; nothing suppressed is lost
+    assert chain(index) == [index, key, attribute]
+    assert suppresses.seen is value
+    assert [type(e) for e in chain(value)] == [ValueError, ZeroDivisionError]
+
+
+async def test_an_earlier_stage_receives_the_newest_and_the_group_keeps_the_rest() -> None:
+    # test_async_exit_exception_with_existing_context, with the body raising exc1: stage 1
+    # receives exc3 alone (exc2 and exc1 reachable through its __context__), and every
+    # failure nothing suppressed leaves in the group, the body's first.
+    exc1, exc2, exc3, exc4, exc5 = (Exception(n) for n in range(1, 6))
+    outer = RaisesNested(exc4, exc5)
+    with pytest.RaisesGroup(Exception, Exception, Exception) as caught:
+        async with ParallelExitStack() as stack:
+            await stack.enter(outer)
+            await stack.enter(RaisesNested(exc2, exc3))
             raise exc1
-    except Exception as exc:
-        reference.append(exc)
-    assert chain(reference[0]) == [exc3, exc2, exc1]
-    ours1, ours2, ours3 = errors()
-    with pytest.RaisesGroup(Exception, Exception, Exception):
-        async with ParallelExitStack() as ours:
-            await ours.enter(raises_in_finally(ours3))
-            await ours.enter(raises_in_finally(ours2))
-            raise ours1
-    assert chain(ours2) == [ours2, ours1]
-    assert isinstance(ours3.__context__, BaseExceptionGroup)  # both propagate: one group
+    assert members(caught.value) == [exc1, exc5, exc3]
+    assert chain(exc5) == [exc5, exc4, exc3, exc2, exc1]
+
+
+@asynccontextmanager
+async def catches_key_error(log: list[str]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    except KeyError:
+        log.append("caught the KeyError")
+
+
+async def test_an_asynccontextmanager_catches_the_newest_by_its_type() -> None:
+    # Under nested blocks `except KeyError:` around the yield catches a later stage's
+    # KeyError; it must be thrown the KeyError itself, not a group holding it.
+    log: list[str] = []
+    later = Raises(KeyError("later"))
+    async with ParallelExitStack() as stack:
+        await stack.enter(catches_key_error(log))
+        await stack.enter(later)
+        raise ZeroDivisionError
+    # As nested: catching the KeyError suppresses what it superseded, the body's too.
+    assert log == ["caught the KeyError"]
+    assert isinstance(later.seen, ZeroDivisionError)
 
 
 async def test_the_chaining_frame_holds_no_reference_to_the_failure() -> None:

@@ -194,11 +194,12 @@ async def test_along_a_chain_each_exit_receives_what_nested_blocks_would_give() 
     with pytest.RaisesGroup(ValueError, KeyError):
         async with graph:
             raise ValueError("body")
-    # inner: the body's exception; middle: the same; outer: the body's and middle's failure.
+    # inner: the body's exception; middle: the same; outer: middle's failure, the newest
+    # (the body's exception is its __context__), as nested blocks give it.
     assert type(cms[2].seen) is type(inner.seen) is ValueError
     assert type(cms[1].seen) is type(middle.seen) is ValueError
-    assert type(outer.seen) is KeyError  # nested: only the newest; ours: both, one group
-    assert [type(e) for e in members(cms[0].seen)] == [ValueError, KeyError]
+    assert type(cms[0].seen) is type(outer.seen) is KeyError
+    assert isinstance(getattr(cms[0].seen, "__context__", None), ValueError)
 
 
 async def test_in_a_diamond_a_suppression_never_reaches_the_common_dependency() -> None:
@@ -235,7 +236,7 @@ async def test_a_suppression_by_an_indirect_dependent_never_reaches_the_dependen
     assert made["base"].cm.seen is None
 
 
-async def test_in_a_diamond_everything_let_through_reaches_the_common_dependency() -> None:
+async def test_in_a_diamond_the_common_dependency_receives_the_newest() -> None:
     log: Log = []
     graph, made, _ = diamond(log, db={"exit_error": KeyError("db")})
     body = ValueError("body")
@@ -243,10 +244,24 @@ async def test_in_a_diamond_everything_let_through_reaches_the_common_dependency
         async with graph:
             raise body
     seen = made["config"].cm.seen
-    # What db and cache let through: the body's exception once, and db's failure.
-    assert members(seen) == members(caught.value)
-    assert members(caught.value)[0] is body
-    assert notes(members(caught.value)[1]) == ["db (position 1) failed while exiting"]
+    # cache let the body's exception through, db raised over it: in every nesting order
+    # config receives db's failure alone (the body's exception is its __context__).
+    [_, failure] = members(caught.value)
+    assert seen is failure and failure.__context__ is body
+    assert members(caught.value)[0] is body  # superseded, not suppressed: it leaves
+    assert notes(failure) == ["db (position 1) failed while exiting"]
+
+
+async def test_several_dependents_failing_deliver_one_group_to_their_dependency() -> None:
+    log: Log = []
+    graph, made, _ = diamond(
+        log, db={"exit_error": KeyError("db")}, cache={"exit_error": OSError("cache")}
+    )
+    with pytest.RaisesGroup(ValueError, KeyError, OSError) as caught:
+        async with graph:
+            raise ValueError("body")
+    # Neither superseded the other (they failed concurrently): one group, in node order.
+    assert members(made["config"].cm.seen) == members(caught.value)[1:]
 
 
 async def test_two_independent_chains_each_unwind_on_their_own() -> None:
@@ -268,10 +283,9 @@ async def test_two_independent_chains_each_unwind_on_their_own() -> None:
         async with graph:
             raise body
     # a2 suppressed the body's exception: a1 sees nothing, and it does not leave the block;
-    # b1 received it with b2's failure; b2's failure leaves.
+    # b1 received b2's failure, the newest; b2's failure leaves.
     assert made["a1"].cm.seen is None
-    assert made["b1"].cm.seen is not None
-    assert members(made["b1"].cm.seen) == [body, members(caught.value)[0]]
+    assert made["b1"].cm.seen is members(caught.value)[0]
 
 
 async def test_a_graph_without_edges_behaves_as_parallel_with() -> None:
@@ -316,12 +330,9 @@ async def test_a_chain_graph_and_a_stack_of_single_stages_deliver_the_same() -> 
         return type(cm.seen)
 
     assert [shape(cm) for cm in chained] == [shape(cm) for cm in stacked]
-    assert [shape(cm) for cm in chained] == [
-        type(None),
-        [ValueError, KeyError],
-        ValueError,
-        ValueError,
-    ]
+    # c1 receives c2's failure alone and suppresses it, and with it the body's exception
+    # it superseded: c0 receives nothing, and nothing leaves.
+    assert [shape(cm) for cm in chained] == [type(None), KeyError, ValueError, ValueError]
 
 
 # ---- failures -------------------------------------------------------------------------
@@ -430,6 +441,66 @@ async def test_a_failure_while_open_cancels_the_body_and_the_others_exit_with_it
     [failure] = members(caught.value)
     assert notes(failure) == ["worker (position 1) failed while open"]
     assert top.cm.seen is failure
+    assert trio.current_time() == 1
+
+
+async def test_a_failing_node_exits_after_its_dependents_and_before_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # config <- db (crashes at 1) <- app (exit 2 s), and cache <- config on its own.  app,
+    # inside db's block in every nesting order, unwinds first with what the body let
+    # through; then db; then config, with db's failure.  cache, inside db's block in no
+    # nesting order, waits for db too and receives its failure, as the rest of a
+    # parallel_with does.
+    log: Log = []
+    crash = ValueError("crash")
+    graph = ResourceGraph()
+    made = {name: Made(FakeCM(name, log)) for name in ("config", "cache")}
+    app = Made(FakeCM("app", log, exit_delay=2))
+    config = graph.add(made["config"])
+    db = graph.add(lambda _: crashes_while_open(log, "db", 1, crash), config, name="db")
+    graph.add(made["cache"], config)
+    graph.add(app, db)
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
+        async with graph:
+            await trio.sleep_forever()
+    [failure] = members(caught.value)
+    assert app.cm.seen is None and not app.cm.exit_cancelled
+    assert time_of(log, "app", "exited") == time_of(log, "db", "exit") == 3
+    order = events(log)
+    assert order.index(("app", "exited")) < order.index(("db", "exit"))
+    assert order.index(("db", "exit")) < order.index(("cache", "exit"))
+    assert order.index(("cache", "exited")) < order.index(("config", "exit"))
+    assert made["cache"].cm.seen is made["config"].cm.seen is failure
+
+
+async def test_a_node_failing_while_its_dependents_enter_cancels_them_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # db crashes at 1 while app, which needs it, is still entering: app's enter (inside
+    # db's block) is cancelled, and quick, which needs it too and has entered, exits
+    # before db does; the body never runs, config exits last with the failure.
+    log: Log = []
+    graph = ResourceGraph()
+    config = Made(FakeCM("config", log))
+    app = Made(FakeCM("app", log, enter_delay=5))
+    quick = Made(FakeCM("quick", log))
+    base = graph.add(config)
+    db = graph.add(lambda _: crashes_while_open(log, "db", 1, ValueError("crash")), base, name="db")
+    graph.add(app, db)
+    graph.add(quick, db)
+    with pytest.RaisesGroup(
+        pytest.RaisesGroup(
+            ValueError, check=lambda g: notes(g) == ["db (position 1) failed while open"]
+        )
+    ) as caught:
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    assert ("app", "enter cancelled") in events(log)
+    order = events(log)
+    assert order.index(("quick", "exited")) < order.index(("db", "exit"))
+    assert quick.cm.seen is None
+    assert config.cm.seen is members(caught.value)[0]
     assert trio.current_time() == 1
 
 

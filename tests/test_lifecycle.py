@@ -54,10 +54,9 @@ def test_illegal_transitions_are_refused(old: Life, new: Life) -> None:
 WRITERS = {
     "life": "_become",  # the holder task
     "released": "release",  # the owner's side
-    "deliver": "release",
-    "tb": "release",
-    "native": "release",
+    "delivery": "release",
     "interrupted": "_abort",  # the abort function of its park
+    "awaiting_release": "_await_release",  # the holder task, failing
 }
 
 
@@ -94,3 +93,15 @@ def test_one_writer_per_field_of_a_holders_life() -> None:
         writers = {function for attr, function in writes if attr == field} - {"__init__"}
         assert writers == {writer}, field
     assert not [w for w in writes if w[0] == "state"]
+
+
+def test_only_the_holder_writes_its_scopes_shield() -> None:
+    # The stage and a handle's watcher ask (``Holder.unshield``); they never write it.
+    package = Path(trio_parallel_cm.__file__).parent
+    writers = {
+        path.name
+        for path in sorted(package.glob("*.py"))
+        for attr, _ in _writes(path)
+        if attr == "shield"
+    }
+    assert writers == {"_holder.py"}

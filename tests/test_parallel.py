@@ -28,6 +28,7 @@ from tests.fakes import (
     record,
     time_of,
 )
+from tests.harness.running import seed_scheduler
 from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
 from trio_parallel_cm._stage import STARTER_TASK_NAME
 
@@ -218,18 +219,104 @@ async def test_failure_while_others_are_entering_is_handled_like_an_enter_failur
     assert trio.current_time() == 1
 
 
-async def test_ending_by_itself_while_others_enter_starts_the_body_cancelled(
+async def test_ending_by_itself_while_others_enter_cancels_their_enters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Nested blocks would cancel the enters inside it and skip the body silently; Python
+    # cannot skip the body of `async with`, so the block fails to start, saying why.
+    log: Log = []
+    (slow,) = fakes(log, "slow", enter_delay=5)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            RuntimeError,
+            match="^ends_while_open ended by itself while the others were entering",
+            check=lambda e: notes(e) == ["ends_while_open (position 0) failed while open"],
+        )
+    ):
+        async with parallel_with(ends_while_open(log, "timer", 1), slow):
+            pytest.fail("the body ran")  # pragma: no cover
+    assert ("slow", "enter cancelled") in events(log)
+    assert trio.current_time() == 1
+
+
+async def test_a_failing_context_manager_exits_after_the_body_and_before_the_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The body (inside it in every nesting order) unwinds first, its shielded cleanup
+    # included; only then does the failing one's __aexit__ run, and then the others'.
+    log: Log = []
+    (other,) = fakes(log, "other")
+    boom = ValueError("background")
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
+        async with parallel_with(other, crashes_while_open(log, "crasher", 1, boom)):
+            try:
+                await trio.sleep(10)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(2)
+                record(log, "body", "cleaned up")
+    assert time_of(log, "crasher", "crash") == 1
+    assert time_of(log, "crasher", "exit") == time_of(log, "body", "cleaned up") == 3
+    order = events(log)
+    assert order.index(("body", "cleaned up")) < order.index(("crasher", "exit"))
+    assert order.index(("crasher", "exit")) < order.index(("other", "exit"))
+    assert members(other.seen) == [boom]
+
+
+async def test_a_failing_ones_exit_timeout_counts_from_its_own_exit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-    (slow,) = fakes(log, "slow", enter_delay=5)
-    async with parallel_with(ends_while_open(log, "timer", 1), slow) as (_, value):
-        assert value == "slow"
-        with pytest.raises(trio.Cancelled):
-            await trio.lowlevel.checkpoint()
-        record(log, "body", "cancelled")
-    assert time_of(log, "body", "cancelled") == 5
-    assert slow.seen is None
+
+    @asynccontextmanager
+    async def crashes_then_cleans_up() -> AsyncGenerator[None, None]:
+        try:
+            async with crashes_while_open(log, "crasher", 1, ValueError("crash")):
+                yield
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.5)  # within its exit timeout, from when its exit starts
+            record(log, "crasher", "cleaned up")
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
+        async with parallel_with(crashes_then_cleans_up(), exit_timeout=1):
+            try:
+                await trio.sleep(10)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(2)
+    assert time_of(log, "crasher", "cleaned up") == 3.5
+
+
+async def _fails_as_the_body_ends(phases: set[str]) -> None:
+    log: Log = []
+    other = FakeCM("other", log)
+    boom = ValueError("background")
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
+        async with parallel_with(other, crashes_while_open(log, "crasher", 1, boom)):
+            await trio.sleep(1)
+    [failure] = members(caught.value)
+    [phase] = [note.rsplit(" ", 1)[1] for note in notes(failure)]
+    phases.add(phase)
+    order = events(log)
+    if phase == "open":
+        assert order.index(("crasher", "exit")) < order.index(("other", "exit"))
+        assert members(other.seen) == [boom]
+    else:
+        assert other.seen is None
+
+
+def test_one_failing_as_the_body_ends_still_exits_before_the_others() -> None:
+    # Its scope fires at the instant the body ends.  Whichever task the scheduler runs
+    # first, if it failed while open (before it was released) the other exits after it,
+    # with its failure; if it was released first, its failure is one while exiting.
+    phases: set[str] = set()
+    for seed in range(8):
+        seed_scheduler(seed)
+        trio.run(
+            _fails_as_the_body_ends, phases, clock=trio.testing.MockClock(autojump_threshold=0)
+        )
+    assert phases == {"open", "exiting"}  # both orders were seen
 
 
 # ---- 5. the body's exception ---------------------------------------------------------------

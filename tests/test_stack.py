@@ -128,17 +128,26 @@ async def test_a_member_failing_while_open_cancels_the_stack_body(
 ) -> None:
     log: Log = []
     boom = ValueError("background")
-    late = FakeCM("late", log)
+    early = FakeCM("early", log)
+    late = FakeCM("late", log, exit_delay=1)
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
         async with ParallelExitStack() as stack:
-            await stack.enter(crashes_while_open(log, "crasher", 2, boom))
+            await stack.enter_all(early, crashes_while_open(log, "crasher", 2, boom))
             await stack.enter(late)
             try:
                 await trio.sleep(10)
             finally:
                 record(log, "body", "cancelled")
     assert time_of(log, "body", "cancelled") == 2
-    assert members(late.seen) == [boom]
+    # The later stage sits inside the crasher in every nesting order: it unwinds first,
+    # uncancelled, with what the body let through (nothing: our cancellation absorbed).
+    assert late.seen is None and not late.exit_cancelled
+    assert time_of(log, "late", "exited") == time_of(log, "crasher", "exit") == 3
+    order = events(log)
+    assert order.index(("late", "exited")) < order.index(("crasher", "exit"))
+    # The rest of its own stage exits after it, with its failure.
+    assert order.index(("crasher", "exit")) < order.index(("early", "exit"))
+    assert members(early.seen) == [boom]
 
 
 async def test_stages_are_entered_from_the_body_only(
@@ -176,7 +185,7 @@ async def test_outer_cancellation_while_a_stage_enters(
     assert first.exited == quick.exited == 1
 
 
-async def test_the_earlier_stage_receives_everything_the_later_one_lets_through(
+async def test_the_earlier_stage_receives_the_newest_exception(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
@@ -191,18 +200,25 @@ async def test_the_earlier_stage_receives_everything_the_later_one_lets_through(
             await stack.enter(early)
             await stack.enter(FakeCM("late", log, exit_error=stop_failure))
             raise body_error
-    # Several exceptions on their way out reach the earlier stage as one group.
-    assert members(early.seen) == [body_error, stop_failure]
+    # As nested blocks: the later stage's failure supersedes the body's exception, which
+    # travels on as its __context__ (and, not suppressed, leaves in the group).
+    assert early.seen is stop_failure
+    assert stop_failure.__context__ is body_error
 
 
-async def test_a_member_ending_by_itself_while_its_stage_enters_cancels_the_body(
+async def test_a_member_ending_by_itself_while_its_stage_enters_fails_that_stage(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-    async with ParallelExitStack() as stack:
-        await stack.enter(FakeCM("first", log))
-        await stack.enter_all(ends_while_open(log, "timer", 1), FakeCM("slow", log, enter_delay=2))
-        with pytest.raises(trio.Cancelled):
-            await trio.lowlevel.checkpoint()
-        record(log, "body", "cancelled")
-    assert time_of(log, "body", "cancelled") == 2
+    first = FakeCM("first", log)
+    with pytest.RaisesGroup(pytest.RaisesGroup(RuntimeError, match="^1 of 2")):
+        async with ParallelExitStack() as stack:
+            await stack.enter(first)
+            await stack.enter_all(
+                ends_while_open(log, "timer", 1), FakeCM("slow", log, enter_delay=2)
+            )
+            pytest.fail("the stage entered")  # pragma: no cover
+    assert ("slow", "enter cancelled") in events(log)
+    assert trio.current_time() == 1
+    # The first stage received what the body raised: the second stage's enter failure.
+    assert members(first.seen)[0].args[0].startswith("ends_while_open ended by itself")

@@ -8,11 +8,12 @@ Design notes:
 
 * Leaving the body's scope first gives exactly what the body passes on to nested
   ``async with`` blocks: our own cancellation absorbed, a group split by Trio's rules.
-  That, or a failure of a context manager while open (the first in time), is what the
-  latest stage's ``__aexit__`` calls receive.
+  That is what the latest stage's ``__aexit__`` calls receive.
 * Stages unwind from the latest to the earliest, each concurrently.  What a stage lets
-  through (not suppressed, plus its own failures) is what the previous stage receives,
-  as nested ``async with`` blocks would pass it on.
+  through (its failures, which supersede what it received, else what it did not
+  suppress) is what the previous stage receives, as nested ``async with`` blocks would
+  pass it on (``_flight.py``).  A context manager failing while open exits, in its
+  stage, before the others of that stage, and after the body and the later stages.
 * A body cancelled from outside is passed on "natively": each holder meets the same
   cancellation as its own ``Cancelled``.  A ``Cancelled`` is never moved between tasks.
 * We follow Trio: failures always come out as one group, flat and ordered; a pure
@@ -39,6 +40,7 @@ from ._errors import (
     records_of,
     summary,
 )
+from ._flight import Flight
 from ._holder import Holder
 from ._lowlevel import Task, checkpoint_if_cancelled, current_task, in_task
 from ._options import Options
@@ -54,7 +56,6 @@ class Block:
 
     __slots__ = (
         "_body_scope",
-        "_interrupted",
         "_manager",
         "_nursery",
         "_shutdown_timeout",
@@ -78,7 +79,6 @@ class Block:
         self._shutdown_timeout = shutdown_timeout
         self.phase = NEW
         self._stages: list[Stage] = []
-        self._interrupted: list[Holder] = []  # in the order they were, while the body ran
         self._manager: AbstractAsyncContextManager[trio.Nursery]
         self._nursery: trio.Nursery
         self._body_scope: trio.CancelScope
@@ -128,8 +128,6 @@ class Block:
     def begin_body(self) -> None:
         """Enter the body's scope.  The last step of ``__aenter__``."""
         scope = self._body_scope = trio.CancelScope()
-        if any(stage.ended_early for stage in self._stages):
-            scope.cancel()
         scope.__enter__()
         self.phase = RUNNING
 
@@ -165,8 +163,6 @@ class Block:
         )
         await stage.enter()
         self._stages.append(stage)
-        if stage.ended_early and self.phase is RUNNING:
-            self._body_scope.cancel()
         values = [holder.value for holder in holders]
         if keys is None:
             return tuple(values)
@@ -174,10 +170,12 @@ class Block:
 
     # ---- the stages' side ---------------------------------------------------------------
 
-    def interrupted(self, holder: Holder) -> None:
-        """A holder is failing, or ending by itself, while the body runs: cancel it."""
+    def failing(self, holder: Holder) -> None:
+        """A holder is failing, or ending by itself, while the body runs: cancel it.
+
+        (It exits once the body has finished, and every later stage.)
+        """
         if self.phase is RUNNING:
-            self._interrupted.append(holder)
             self._body_scope.cancel()
 
     def holder_done(self, holder: Holder) -> None:
@@ -200,10 +198,9 @@ class Block:
             # One budget for every exit of every stage, from now.
             for stage in self._stages:
                 stage.begin_shutdown(body_ended + self._shutdown_timeout)
-        body, propagating, caught = await self._unwind(remaining)
+        body, gone, caught = await self._unwind(remaining)
         await self._manager.__aexit__(None, None, None)
-        alive = {id(e) for e in propagating}
-        failures = [f for f in self._failures() if id(f) in alive]
+        failures = [f for f in self._failures() if id(f) not in gone]
         if isinstance(caught, trio.Cancelled):
             if body is None and not failures:
                 raise caught
@@ -241,28 +238,20 @@ class Block:
 
     async def _unwind(
         self, body: BaseException | None
-    ) -> tuple[BaseException | None, list[BaseException], BaseException | None]:
-        """Unwind the stages, latest first: the body's exception still to report, what
-        propagates out of the earliest stage, and what interrupted the waits."""
-        # The others receive the failure, first in time, of those that were interrupted
-        # while the body ran: known once their cleanup is over.  Only those: one whose own
-        # scope fired at the instant the body ended, but whose task has not yet run (so
-        # has not alerted its stage), fails after the body and exits with the others.
+    ) -> tuple[BaseException | None, frozenset[int], BaseException | None]:
+        """Unwind the stages, latest first: the body's exception still to report, the
+        identities of what was suppressed, and what interrupted the waits."""
         caught: BaseException | None = None
-        for stage in self._stages:
-            mine = [h for h in self._interrupted if h in stage.holders]
-            caught = await stage.settle(mine) or caught
-        failure = next((h.failure for h in self._interrupted if h.failure is not None), None)
-        # What propagates, as nested `async with` blocks would pass it outwards.
-        propagating = [failure] if failure is not None else [] if body is None else [body]
+        flight = Flight.of([] if body is None else [body])
+        gone: frozenset[int] = frozenset()
         for stage in reversed(self._stages):
-            unwound = await stage.unwind(propagating)
-            propagating, caught = unwound.leaving, unwound.caught or caught
-            if unwound.suppressed and failure is None:
-                # The body's exception was delivered, and suppressed but for its Cancelled
-                # part; a failure while open was delivered instead of it.
-                body = None if unwound.native or body is None else cancelled_part(body)
-        return body, propagating, caught
+            unwound = await stage.unwind(flight)
+            flight, caught = unwound.flight, unwound.caught or caught
+            gone |= unwound.gone
+        if body is not None and id(body) in gone:
+            # Suppressed, but for its Cancelled part (all of it, if delivered natively).
+            body = None if is_cancellation(body) else cancelled_part(body)
+        return body, gone, caught
 
     def _group(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
@@ -117,22 +118,38 @@ def non_cancelled_part(exc: BaseException) -> BaseException | None:
     return None
 
 
-def delivery(propagating: Sequence[BaseException]) -> tuple[BaseException | None, bool]:
-    """What ``__aexit__`` receives when ``propagating`` is on its way out, and if natively.
+@attrs.frozen
+class Delivery:
+    """What an ``__aexit__`` receives: ``exception`` with the ``traceback`` it had when it
+    was released (read once: concurrent ``athrow`` calls rewrite ``__traceback__``), or,
+    ``native``, the holder's own ``Cancelled``, met at its next checkpoint."""
+
+    exception: BaseException | None = None
+    traceback: TracebackType | None = None
+    native: bool = False
+
+
+NOTHING_DELIVERED: Final = Delivery()
+NATIVE: Final = Delivery(native=True)
+
+
+def delivery(propagating: Sequence[BaseException]) -> Delivery:
+    """What ``__aexit__`` receives when ``propagating`` is on its way out.
 
     Several exceptions on their way out are delivered as one group; a cancellation is
     delivered natively (each holder meets its own ``Cancelled``); a group mixing
     ``Cancelled`` with errors delivers the errors.
     """
     if not propagating:
-        return None, False
+        return NOTHING_DELIVERED
     if len(propagating) == 1:
         exc = propagating[0]
     else:
         exc = make_group("several exceptions propagate", propagating)
     if is_cancellation(exc):
-        return None, True
-    return non_cancelled_part(exc), False
+        return NATIVE
+    errors = non_cancelled_part(exc)
+    return Delivery(errors, None if errors is None else errors.__traceback__)
 
 
 def cancelled_parts(excs: Sequence[BaseException]) -> list[BaseException]:

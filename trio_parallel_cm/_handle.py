@@ -24,7 +24,8 @@ from typing import Any, Generic, TypeVar, final
 
 import trio
 
-from ._errors import make_group, records_of, summary
+from ._errors import NATIVE, Delivery, make_group, records_of, summary
+from ._flight import Flight
 from ._holder import Holder
 from ._input import check_observer, holder_for
 from ._lifecycle import Life
@@ -87,9 +88,9 @@ class Watcher:
         except trio.Cancelled:
             # Its own Cancelled, at the top of its own task: it has passed it on.
             if holder.state is Life.OPEN or holder.state is Life.FAILING:
-                holder.scope.shield = False
+                holder.unshield()
             elif holder.state is Life.EXITING and holder.scope.deadline == math.inf:
-                holder.scope.shield = False  # unless an exit timeout shields its budget
+                holder.unshield()  # unless an exit timeout shields its budget
 
     def _abort(self, raise_cancel: object) -> Any:
         # Only if it is still open: a context manager that failed first failed while open.
@@ -173,7 +174,10 @@ class ContextHandle(Generic[T_co]):
         caught: BaseException | None = None
         if holder.state is Life.OPEN:
             self._claimed = True
-            caught = await self._stage.exit([] if exc is None else [exc], exc, native=False)
+            flight = Flight.of([] if exc is None else [exc])
+            caught = await self._stage.exit(
+                flight, Delivery(exc, None if exc is None else exc.__traceback__)
+            )
         elif not self._closed.is_set():
             with trio.CancelScope(shield=True):
                 await self._closed.wait()
@@ -190,8 +194,10 @@ class ContextHandle(Generic[T_co]):
 
     # ---- stage owner callbacks ----------------------------------------------------------
 
-    def interrupted(self, holder: Holder) -> None:
-        """Nothing to cancel: its failure is raised in the nursery (see holder_done)."""
+    def failing(self, holder: Holder) -> None:
+        """Nothing encloses it: it exits at once, and its failure is raised in the
+        nursery (see holder_done)."""
+        holder.release(NATIVE)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
         failure = holder.failure

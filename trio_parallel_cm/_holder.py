@@ -36,11 +36,12 @@ Design notes:
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import outcome
 import trio
@@ -48,8 +49,10 @@ import trio
 from ._errors import (
     ENTERING,
     EXITING,
+    NOTHING_DELIVERED,
     OPEN,
     ContextFailure,
+    Delivery,
     Phase,
     add_note,
     attach_record,
@@ -77,15 +80,65 @@ from ._timeline import (
     EXIT_FAILED,
     EXIT_STARTED,
     EXITED,
+    EventKind,
 )
 from ._timeline import ENTERED as ENTERED_EVENT
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-if TYPE_CHECKING:
-    from ._handle import Watcher
-    from ._stage import Stage
+
+class WatcherView(Protocol):
+    """What a holder asks of a handle's watcher (``_handle.Watcher``)."""
+
+    @property
+    def from_outside(self) -> bool:
+        """Its nursery was cancelled while the holder was open."""
+        ...
+
+    def stop(self) -> None:
+        """The holder has finished: the watcher may end."""
+
+
+class StageView(Protocol):
+    """What a holder needs of its stage (``_stage.Stage``): read, or told."""
+
+    @property
+    def nursery(self) -> trio.Nursery: ...
+    @property
+    def limiter(self) -> trio.CapacityLimiter | None: ...
+    @property
+    def observer(self) -> object | None: ...
+    @property
+    def index(self) -> int | None: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def shutdown_deadline(self) -> float | None: ...
+    @property
+    def shutdown_timeout(self) -> float | None: ...
+    @property
+    def abandoned_by(self) -> Holder | None: ...
+
+    def has_dependencies(self, holder: Holder) -> bool:
+        """A graph node that waited for dependencies to enter."""
+        ...
+
+    def notify(
+        self,
+        kind: EventKind,
+        holder: Holder,
+        exception: BaseException | None = None,
+        *,
+        attempt: int = 1,
+    ) -> None:
+        """Tell the observer (only called when there is one)."""
+
+    def alert(self, holder: Holder) -> None:
+        """Something happened to ``holder`` that the others must react to at once."""
+
+    def holder_done(self, holder: Holder) -> BaseException | None:
+        """``holder`` finished; an exception for its task to raise, if any."""
 
 
 async def call_aexit(
@@ -114,16 +167,18 @@ async def call_aexit(
 
 AExit = Callable[..., Awaitable["bool | None"]]
 
+# The order in which holders were interrupted while open (``Holder.interrupted``).
+_INTERRUPTIONS = itertools.count(1)
+
+
+def _never_aborted(raise_cancel: object) -> Any:  # pragma: no cover
+    raise AssertionError("a failing holder waits for its release shielded")
+
 
 def protocol_of(cm: object) -> tuple[Callable[[Any], Awaitable[Any]], AExit]:
     """``__aenter__`` and ``__aexit__``, looked up on the type first, as ``async with`` does."""
     cls: Any = type(cm)
     return cls.__aenter__, cls.__aexit__
-
-
-# What ``__aexit__`` receives: natively (meeting its own ``Cancelled``), or this exception
-# with this traceback.
-Delivery = tuple[bool, "BaseException | None", "TracebackType | None"]
 
 
 class Holder:
@@ -138,15 +193,15 @@ class Holder:
     """
 
     __slots__ = (
+        "awaiting_release",
         "cm",
-        "deliver",
+        "delivery",
         "failed_attempts",
         "failure",
         "interrupted",
         "key",
         "life",
         "make",
-        "native",
         "options",
         "phase",
         "position",
@@ -154,7 +209,6 @@ class Holder:
         "scope",
         "suppressed",
         "task",
-        "tb",
         "value",
         "watcher",
     )
@@ -177,14 +231,14 @@ class Holder:
         # Its own options; else the stage's, set by the stage.
         self.options: Options = NO_OPTIONS if options is None else options
         # Written by ``release`` only: the owner let it exit, with what ``__aexit__``
-        # receives (the traceback read then, since concurrent ``athrow`` calls rewrite
-        # ``__traceback__``).
+        # receives (one record for every holder of the stage).
         self.released = False
-        self.deliver: BaseException | None = None
-        self.tb: TracebackType | None = None
-        self.native = False
-        # Written by ``_abort`` only: its park was cancelled.
-        self.interrupted = False
+        self.delivery: Delivery = NOTHING_DELIVERED
+        # Written by ``_abort`` only: its park was cancelled (the order of that, from 1:
+        # the first in time wins where several are).
+        self.interrupted = 0
+        # Written by ``_await_release`` only: interrupted, it waits for ``release``.
+        self.awaiting_release = False
         self.value: Any = None
         self.scope: trio.CancelScope
         # Set once it is held open in the owner's nursery (then it parks at once).
@@ -197,7 +251,7 @@ class Holder:
         self.failed_attempts: list[BaseException] | None = None
         self.phase: Phase = ENTERING
         # A handle's watcher (``_handle.Watcher``), set by ``start_context`` before entering.
-        self.watcher: Watcher | None = None
+        self.watcher: WatcherView | None = None
 
     @property
     def name(self) -> str:
@@ -221,11 +275,6 @@ class Holder:
         return life
 
     @property
-    def ended_on_its_own(self) -> bool:
-        """It failed, or ended by itself, while open (cancelled from inside), and is done."""
-        return self.interrupted and self.life is Life.CLOSED and not self.from_outside
-
-    @property
     def tolerated(self) -> bool:
         """An optional node that failed to enter with an ``Exception``: the graph goes on
         without it (a cancellation, a ``KeyboardInterrupt`` or a later failure is never
@@ -243,14 +292,14 @@ class Holder:
         (``state is Life.FAILING``, without the call: the stage asks it of every holder.)
         """
         life = self.life
-        return life is Life.FAILING or (life is Life.OPEN and self.interrupted)
+        return life is Life.FAILING or (life is Life.OPEN and self.interrupted != 0)
 
     def _become(self, life: Life) -> None:
         if life not in NEXT[self.life._name_]:  # check_transition, inlined: per holder
             check_transition(self.life, life)  # raises
         self.life = life
 
-    def _fail(self, stage: Stage, exc: BaseException, phase: Phase) -> None:
+    def _fail(self, stage: StageView, exc: BaseException, phase: Phase) -> None:
         name = self.name
         add_note(exc, failure_note(name, self.position, phase, stage.index))
         elapsed = trio.current_time() - stage.started_at
@@ -262,35 +311,40 @@ class Holder:
         # Only a scope inside the context manager can reach a parked holder (its own scope
         # is shielded): the context manager failed or ended by itself while open.  In a
         # handle's holder it may also be the nursery: its watcher tells them apart.
-        self.interrupted = True
+        self.interrupted = next(_INTERRUPTIONS)
         return ABORTED
 
-    def release(
-        self,
-        deliver: BaseException | None,
-        tb: TracebackType | None,
-        *,
-        native: bool,
-        unshield: bool,
-    ) -> None:
-        """Let the open holder exit with ``deliver`` (or natively), waking it if parked.
+    def release(self, delivery: Delivery, *, unshield: bool = False) -> None:
+        """Let the holder exit with ``delivery``, waking it if parked.
 
-        The owner's side: the stage calls it once, on a holder whose ``state`` is open.
+        The owner's side: the stage calls it once, on a holder whose ``state`` is open or
+        failing.  A failing one (interrupted while open) ignores ``delivery``: its
+        ``__aexit__`` receives its own cancellation, once what it encloses has unwound.
         (One that entered as its stage was abandoned is not parked: the stage, alerted by
         the holder task, releases it from there, and it exits at once.)
         """
         assert not self.released
-        assert not self.interrupted
         self.released = True
-        self.deliver, self.tb, self.native = deliver, tb, native
-        if self.task is not None:
-            unpark(self.task)
+        self.delivery = delivery
+        task = self.task
+        if task is not None and (not self.interrupted or self.awaiting_release):
+            # (Interrupted but not yet waiting: it is already scheduled, and will see
+            # ``released`` before it waits.)
+            unpark(task)
         # After unpark() the task has no abort function, so lifting the shield cannot
         # abort the park: the holder meets the cancellation at its next checkpoint instead.
         if unshield:
-            self.scope.shield = False
+            self.unshield()
 
-    async def run(self, stage: Stage, *, task_status: trio.TaskStatus[None]) -> None:
+    def unshield(self) -> None:
+        """Let an outer cancellation reach the holder (its exit, or its enclosing wait).
+
+        The owner's side (the stage, a handle's watcher); the holder's own scope is
+        written here and in the holder task only.
+        """
+        self.scope.shield = False
+
+    async def run(self, stage: StageView, *, task_status: trio.TaskStatus[None]) -> None:
         """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
 
         Never raises, except in a handle's holder (``start_context``): a failure that no
@@ -319,16 +373,17 @@ class Holder:
                 late = self._opened(stage)
                 task_status.started()
                 del task_status  # see the design notes
-                delivery: Delivery | None = None if late is None else (False, late, None)
+                delivery = None if late is None else Delivery(late)
                 if delivery is None and self._holding(stage):
                     try:
                         await park(self._abort)
                     except BaseException as exc:  # cancelled while open: see _abort
                         delivery = self._interrupted(stage, exc)
+                        del exc
+                        await self._await_release()
                 if delivery is None:
                     delivery = self._released()
-                native, exc_in, tb = delivery
-                await self._exit(stage, aexit, native, exc_in, tb)
+                await self._exit(stage, aexit, delivery)
         finally:
             if self.watcher is not None:
                 self.watcher.stop()
@@ -336,7 +391,7 @@ class Holder:
         if unclaimed is not None:
             raise unclaimed
 
-    async def _enter(self, stage: Stage) -> AExit:
+    async def _enter(self, stage: StageView) -> AExit:
         """Make the context manager (a graph node's factory), enter it; its ``__aexit__``."""
         limiter = stage.limiter
         if limiter is not None:
@@ -345,7 +400,7 @@ class Holder:
             if stage.observer is not None:
                 stage.notify(ENTER_STARTED, self)
             if self.make is not None:
-                if stage.dag is not None and stage.dag.deps[self.position]:
+                if stage.has_dependencies(self):
                     # A dependent, started once its dependencies entered: not if an enter
                     # failure has cancelled the stage's enters since.  (A root starts with
                     # the graph, as the context managers of parallel_with do.)
@@ -360,7 +415,7 @@ class Holder:
             if limiter is not None:
                 limiter.release()
 
-    async def _attempts(self, stage: Stage, retry: Retry) -> AExit:
+    async def _attempts(self, stage: StageView, retry: Retry) -> AExit:
         """Enter, retrying: each attempt makes a new context manager (see ``Retry``).
 
         A failed attempt's context manager is left as ``async with`` leaves one whose
@@ -387,7 +442,7 @@ class Holder:
             await trio.sleep(retry.delay(attempt))
             attempt += 1
 
-    def _enter_failed(self, stage: Stage, exc: BaseException) -> None:
+    def _enter_failed(self, stage: StageView, exc: BaseException) -> None:
         """Record an ``__aenter__`` that raised or was cancelled (every outcome counts)."""
         self._become(Life.NOT_ENTERED)
         failure = own_failure(exc, self.name)
@@ -403,7 +458,7 @@ class Holder:
         if failure is not None:
             stage.alert(self)
 
-    def _opened(self, stage: Stage) -> BaseException | None:
+    def _opened(self, stage: StageView) -> BaseException | None:
         """``__aenter__`` returned: open and shielded, or too late (the failure, returned)."""
         scope = self.scope
         # Only its deadline ever cancels the holder's own scope (no deadline, no question:
@@ -424,7 +479,7 @@ class Holder:
         self.scope.deadline = math.inf
         return self.scope.cancel_called
 
-    def _holding(self, stage: Stage) -> bool:
+    def _holding(self, stage: StageView) -> bool:
         """Hold it open: whether to park (else it was released at once: exit)."""
         task = current_task()
         if task.parent_nursery is not stage.nursery:
@@ -438,27 +493,39 @@ class Holder:
     def _released(self) -> Delivery:
         """Released by the owner: what ``__aexit__`` receives."""
         self._become(Life.EXITING)
-        return self.native, self.deliver, self.tb
+        return self.delivery
 
-    def _interrupted(self, stage: Stage, exc: BaseException) -> Delivery:
+    def _interrupted(self, stage: StageView, exc: BaseException) -> Delivery:
         """Cancelled while parked: what ``__aexit__`` receives (its own ``Cancelled``)."""
         self._become(Life.FAILING)
         if not self.from_outside:
             # It failed or ends by itself: as nested `async with` would, cancel the body
-            # now, not after the cleanup.
+            # now; its cleanup waits for what it encloses (``_await_release``).
             stage.alert(self)
-        return False, exc, exc.__traceback__
+        return Delivery(exc, exc.__traceback__)
+
+    async def _await_release(self) -> None:
+        """Failing: wait, shielded inside its own cancelled scope, until released.
+
+        As in nested blocks, what it encloses (the body, later stages, the nodes that
+        depend on it) unwinds before its ``__aexit__`` runs.  A handle's holder (no
+        body) is released at once, and so is one cancelled from outside.
+        """
+        if self.released or self.from_outside:
+            return
+        with trio.CancelScope(shield=True):
+            self.awaiting_release = True
+            await park(_never_aborted)
 
     async def _exit(
         self,
-        stage: Stage,
+        stage: StageView,
         aexit: AExit,
-        native: bool,
-        exc_in: BaseException | None,
-        tb: TracebackType | None,
+        delivery: Delivery,
     ) -> None:
-        """Run ``__aexit__`` with ``exc_in`` (or our own ``Cancelled``), and record it."""
-        if native:
+        """Run ``__aexit__`` with what was delivered (or our own ``Cancelled``), record it."""
+        exc_in, tb = delivery.exception, delivery.traceback
+        if delivery.native:
             # The body was cancelled: meet the cancellation as our own.
             try:
                 await checkpoint()
@@ -470,7 +537,8 @@ class Holder:
                 await limiter.acquire()
         deadline = self._exit_deadline(stage)
         if deadline is not None:
-            # A graceful shutdown budget: shielded, then cancelled.
+            # A graceful shutdown budget: shielded, then cancelled (a failing holder's
+            # own context manager is cancelled already: its deadline decides the report).
             self.scope.shield = True
             self.scope.deadline = deadline
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
@@ -489,7 +557,7 @@ class Holder:
 
     def _exited(
         self,
-        stage: Stage,
+        stage: StageView,
         exiting: outcome.Value[bool | None] | outcome.Error,
         exc_in: BaseException | None,
     ) -> None:
@@ -515,6 +583,13 @@ class Holder:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
         failure = None if escaped is None else own_failure(escaped, self.name)
+        if failure is None and failing and stage.abandoned_by is self:
+            # It ended by itself while the others were entering: their enters were
+            # cancelled, as nested blocks inside it would be, so the body cannot run.
+            failure = RuntimeError(
+                f"{self.name} ended by itself while the others were entering; "
+                "the body cannot run without them"
+            )
         if (
             failure is None
             and self.life is not Life.NOT_ENTERED
@@ -527,13 +602,7 @@ class Holder:
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXITED if failure is None else EXIT_FAILED, self, failure)
 
-    def end_exit_by(self, deadline: float) -> None:
-        """The owner's side: this holder, failing (or ending by itself) while open, is
-        cleaning up, shielded; that cleanup too ends by the shutdown ``deadline``."""
-        if deadline < self.scope.deadline:
-            self.scope.deadline = deadline
-
-    def _exit_deadline(self, stage: Stage) -> float | None:
+    def _exit_deadline(self, stage: StageView) -> float | None:
         """When its ``__aexit__`` must end: its own exit timeout from now, or the block's
         shutdown deadline, whichever comes first (None: no budget)."""
         own, shutdown = self.options.exit_timeout, stage.shutdown_deadline
@@ -542,7 +611,7 @@ class Holder:
         deadline = trio.current_time() + own
         return deadline if shutdown is None or deadline < shutdown else shutdown
 
-    def _exit_too_slow(self, stage: Stage) -> trio.TooSlowError | None:
+    def _exit_too_slow(self, stage: StageView) -> trio.TooSlowError | None:
         """The failure of an exit whose budget ran out (None: it had none)."""
         shutdown = stage.shutdown_deadline
         if shutdown is not None and self.scope.deadline == shutdown:

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Protocol
 
 import attrs
 import trio
 
 from ._dag import Dag
-from ._errors import cancelled_parts, delivery, make_group, records_of, summary
+from ._errors import NATIVE, Delivery, delivery, make_group, records_of, summary
+from ._flight import NO_FLIGHT, NOTHING, Flight
 from ._holder import Holder
 from ._lifecycle import Life
 from ._lowlevel import checkpoint, is_cancelled
@@ -47,8 +47,8 @@ STARTER_TASK_NAME = "trio_parallel_cm starter"
 class Owner(Protocol):
     """What a stage tells the object it belongs to."""
 
-    def interrupted(self, holder: Holder) -> None:
-        """``holder``, open, is failing or ending by itself: it is cleaning up."""
+    def failing(self, holder: Holder) -> None:
+        """``holder``, open, is failing (it failed, or ends by itself) after the enter."""
 
     def holder_done(self, holder: Holder) -> BaseException | None:
         """``holder`` finished; return an exception for its task to raise, if any."""
@@ -58,29 +58,21 @@ class Owner(Protocol):
 class Unwound:
     """What came of unwinding a stage (``Stage.unwind``)."""
 
-    leaving: list[BaseException]  # what leaves it: not suppressed, plus its failures
-    suppressed: bool  # some holder suppressed what it received
-    native: bool  # what it received was a cancellation, met natively
+    flight: Flight  # what goes on to the previous stage (see ``_flight.py``)
+    gone: frozenset[int]  # the identities of what its context managers suppressed
     caught: BaseException | None  # what interrupted the wait (see ``Stage.exit``)
-
-
-def traceback_of(exc: BaseException | None) -> TracebackType | None:
-    """Read once, as it is released: concurrent ``athrow`` calls rewrite it."""
-    return None if exc is None else exc.__traceback__
 
 
 class Stage:
     """Holders entered and exited together, living in ``nursery``."""
 
     __slots__ = (
-        "abandoned",
+        "abandoned_by",
+        "alerts",
         "dag",
         "done",
-        "ended_early",
         "entering",
         "entering_scope",
-        "first_failure",
-        "first_failure_tb",
         "holders",
         "index",
         "limiter",
@@ -95,6 +87,7 @@ class Stage:
         "shutdown_timeout",
         "sinks",
         "started_at",
+        "unmoved",
     )
 
     def __init__(
@@ -125,13 +118,17 @@ class Stage:
         self.observer = observer
         self.entering = False
         self.entering_scope: trio.CancelScope | None = None
-        self.first_failure: BaseException | None = None
-        self.first_failure_tb: TracebackType | None = None
-        self.ended_early = False
-        self.abandoned = False
-        # Exiting: what the sinks receive, natively or not, and whether the owner is
-        # cancelled (then every holder released meets that cancellation).
-        self.sinks: list[BaseException] = []
+        # The holders whose enter failed, or that are failing, in the order they told us
+        # (the first in time with a failure is what the others receive).
+        self.alerts: list[Holder] = []
+        # The one whose enter failure (or failing) made us cancel the pending enters.
+        self.abandoned_by: Holder | None = None
+        # A holder entered as its starter was cancelled, and was not moved.
+        self.unmoved = False
+        # Exiting: what the innermost context managers receive, natively or not, and
+        # whether the owner is cancelled (then every holder released meets that
+        # cancellation).
+        self.sinks = NO_FLIGHT
         self.native_exit = False
         self.outer_cancelled = False
         self.pending = 0
@@ -154,40 +151,41 @@ class Stage:
             # Its enter failed (or it entered too late): the pending enters are cancelled,
             # unless it is an optional node, which the graph goes on without.
             if not holder.tolerated:
-                self._abandon_entering(holder)
+                self.alerts.append(holder)
+                self._abandon(holder)
         elif state is Life.FAILING:
-            # Cancelled from inside while open.  While entering, wait for the verdict
-            # (holder_done): a context manager that ends cleanly lets the others finish.
-            if not self.entering:
-                self.owner.interrupted(holder)
+            self.alerts.append(holder)
+            if self.entering:
+                # As in nested blocks, whose later enters would sit inside it: cancel the
+                # pending enters; the body will not run.
+                self._abandon(holder)
+            else:
+                self.owner.failing(holder)
         else:
             # It entered as its starter was cancelled, so it was not moved into the
             # nursery: the stage is being abandoned and it exits at once.
-            self.abandoned = True
-            if self.first_failure is not None:
-                holder.release(
-                    self.first_failure, self.first_failure_tb, native=False, unshield=False
-                )
+            self.unmoved = True
+            first = self.first_failure()
+            if first is not None:
+                holder.release(Delivery(first, first.__traceback__))
             else:
-                holder.release(None, None, native=True, unshield=True)
+                holder.release(NATIVE, unshield=True)
 
-    def _ended_while_open(self, holder: Holder) -> None:
-        if not self.entering:
-            return  # the owner knew at once (interrupted), and reads holder.failure
-        if holder.failure is not None:
-            self._abandon_entering(holder)
-        else:
-            # Python cannot skip the body of `async with` without raising, so the others
-            # finish entering and the owner starts the body already cancelled.
-            self.ended_early = True
-
-    def _abandon_entering(self, holder: Holder) -> None:
-        if self.first_failure is None:
-            self.first_failure = failure = holder.failure
-            assert failure is not None
-            self.first_failure_tb = failure.__traceback__
+    def _abandon(self, holder: Holder) -> None:
+        """Cancel the pending enters (once): the stage will not finish entering."""
+        if self.abandoned_by is None:
+            self.abandoned_by = holder
         if self.entering_scope is not None:
             self.entering_scope.cancel()
+
+    def first_failure(self) -> BaseException | None:
+        """The failure of the first holder in time whose enter failed, or that failed
+        while open: what the others of the stage receive."""
+        return next((h.failure for h in self.alerts if h.failure is not None), None)
+
+    def has_dependencies(self, holder: Holder) -> bool:
+        """A graph node started once its dependencies entered (not a root)."""
+        return self.dag is not None and bool(self.dag.deps[holder.position])
 
     def notify(
         self,
@@ -213,8 +211,6 @@ class Stage:
         notify(self.observer, event)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
-        if holder.ended_on_its_own:
-            self._ended_while_open(holder)
         if self.dag is not None:
             for node in self.dag.finished(holder, self.holders):
                 self._release_node(node)
@@ -226,17 +222,25 @@ class Stage:
         return self.owner.holder_done(holder)
 
     def _release_node(self, node: int) -> None:
-        """Release an open node of the graph with what its dependents let through."""
+        """Release a node of the graph with what its dependents let through (a failing
+        one, once they have finished, with its own cancellation)."""
         holder = self.holders[node]
-        if holder.state is not Life.OPEN:
-            return  # it failed, or ended by itself, while open: it exits on its own
         assert self.dag is not None
-        received = self.dag.receives(node, self.holders, self.sinks)
-        deliver, native = delivery(received)
-        native = native or (not received and self.native_exit)
-        holder.release(
-            deliver, traceback_of(deliver), native=native, unshield=native or self.outer_cancelled
-        )
+        received = self.dag.receives(node, self.holders, self._sinks_for(node))
+        if holder.failing:
+            holder.release(NATIVE)  # it meets its own cancellation: the delivery is moot
+            return
+        found = delivery(received)
+        if not received and self.native_exit:
+            found = NATIVE
+        holder.release(found, unshield=found.native or self.outer_cancelled)
+
+    def _sinks_for(self, node: int) -> Flight:
+        """What a node that no entered node depends on receives: what the stage received,
+        or, once the failing nodes it does not enclose have finished, the first failure."""
+        assert self.dag is not None
+        first = self.first_failure() if self.dag.waits_for_failing(node) else None
+        return self.sinks if first is None else self.sinks.superseded_by((first,))
 
     # ---- called by the owner, in the owner's task -------------------------------------
 
@@ -247,12 +251,8 @@ class Stage:
         the failures are raised as one group.  On an outer cancellation they exit with
         their own ``Cancelled`` and the caller's ``Cancelled`` propagates.
         """
-        holders = self.holders
         self.entering = True
         caught = await self._start_enters()
-        # One interrupted while the others entered: its verdict decides whether the body
-        # may run (a failure is handled like an enter failure), so wait for its cleanup.
-        caught = await self.settle() or caught
         # The caller's own Cancelled is raised, unwrapped, if nothing else is.
         cancelled: BaseException | None = None
         if isinstance(caught, trio.Cancelled):
@@ -260,21 +260,24 @@ class Stage:
         if (
             caught is None
             and cancelled is None
-            and self.first_failure is None
-            and not self.abandoned
+            and self.abandoned_by is None
+            and not self.unmoved
             and not any(
                 (holder.life is Life.NOT_ENTERED and not holder.tolerated)
                 or (holder.life is Life.ENTERING and not self.skipped(holder))
-                for holder in holders
+                for holder in self.holders
             )
         ):
             self.entering = False
             return
-        deliver = caught if self.first_failure is None else self.first_failure
-        sinks = [] if deliver is None else [deliver]
+        sinks = NO_FLIGHT if caught is None else Flight.of([caught])
+        first = self.first_failure()
+        if first is not None:
+            sinks = sinks.superseded_by((first,))
         if self.shutdown_timeout is not None:
             self.begin_shutdown(trio.current_time() + self.shutdown_timeout)
-        caught_later = await self.exit(sinks, deliver, native=deliver is None)
+        found = delivery(sinks.current)
+        caught_later = await self.exit(sinks, found if sinks.current else NATIVE)
         if isinstance(caught_later, trio.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
@@ -341,88 +344,121 @@ class Stage:
         return self.dag is not None and self.dag.skipped[holder.position]
 
     def begin_shutdown(self, deadline: float) -> None:
-        """From now on every exit of this stage ends by ``deadline`` (the shutdown budget):
-        those to come, and the cleanups of holders failing (or ending by themselves)."""
-        self.shutdown_deadline = deadline
-        for holder in self.holders:
-            if holder.failing:
-                holder.end_exit_by(deadline)
+        """From now on every exit of this stage ends by ``deadline`` (the shutdown budget).
 
-    async def unwind(self, propagating: list[BaseException]) -> Unwound:
-        """Exit every open holder with ``propagating`` on its way out, as nested blocks would."""
-        deliver, native = delivery(propagating)
-        caught = await self.exit(propagating, deliver, native=native)
-        suppressed = any(holder.suppressed for holder in self.holders)
-        if self.dag is not None:
-            return Unwound(self.dag.leaving(), suppressed, native, caught)
-        leaving = list(propagating)
-        if suppressed:
-            leaving = [] if native else cancelled_parts(propagating)
-        seen = {id(e) for e in leaving}
-        leaving.extend(f for f in self.failures() if id(f) not in seen)
-        return Unwound(leaving, suppressed, native, caught)
-
-    async def exit(
-        self, sinks: list[BaseException], deliver: BaseException | None, *, native: bool
-    ) -> BaseException | None:
-        """Release the open holders with ``deliver`` (or natively) and wait for them all.
-
-        Without dependencies every open holder receives ``deliver`` at once; in a graph, the
-        nodes nothing depends on do, and each other node, once its dependents have
-        finished, what they let through (``_dag.py``); ``sinks`` is what is on its way
-        out, of which ``deliver`` is the delivery.  Returns what interrupted the wait (the
-        caller's ``Cancelled``, or a ``KeyboardInterrupt``), for the owner to raise once
-        every holder has finished.  After ``begin_shutdown``, every exit runs shielded
-        until the shutdown deadline, and is then cancelled.
+        (A failing holder's cleanup starts after it is released, so it has that deadline
+        too.)
         """
-        self.sinks, self.native_exit = sinks, native
-        cancelled = self.outer_cancelled = native or is_cancelled()
-        if self.dag is None:
-            tb = traceback_of(deliver)
+        self.shutdown_deadline = deadline
+
+    async def unwind(self, flight: Flight) -> Unwound:
+        """Exit every open holder with ``flight`` on its way out, as nested blocks would.
+
+        What goes on to the previous stage is the newest: this stage's failures if any
+        (they supersede what it received), else what it let through (see ``_flight.py``).
+        """
+        found = delivery(flight.current)
+        caught = await self.exit(flight, found)
+        if self.dag is not None:
+            out, gone = self.dag.leaving()
+            return Unwound(out, gone, caught)
+        flight = self.sinks  # what the members that were not failing received
+        gone = NOTHING
+        if any(holder.suppressed for holder in self.holders):
+            flight, gone = flight.suppressed(native=self.native_exit)
+        failed = [h.failure for h in self._failed() if h.failure and not h.interrupted]
+        if failed:
+            flight = flight.superseded_by(failed)
+        return Unwound(flight, gone, caught)
+
+    async def exit(self, flight: Flight, found: Delivery) -> BaseException | None:
+        """Release the open holders with ``found`` (or what supersedes it), wait for all.
+
+        ``flight`` is what is on its way out, of which ``found`` is the delivery.  The
+        failing holders go first: each exits, with its own cancellation, once what it
+        encloses has unwound; then, without dependencies, every other holder receives the
+        first failure (in time) of the stage, or else ``found``, at once.  In a graph,
+        each node receives, once its dependents have finished, what they let through
+        (``_dag.py``).  Returns what interrupted the waits (the caller's ``Cancelled``, or
+        a ``KeyboardInterrupt``), for the owner to raise once every holder has finished.
+        After ``begin_shutdown``, every exit runs shielded until the shutdown deadline,
+        and is then cancelled.
+        """
+        self.sinks, self.native_exit = flight, found.native
+        cancelled = self.outer_cancelled = found.native or is_cancelled()
+        caught: BaseException | None = None
+        if self.dag is not None:
+            failing = [h for h in self.holders if h.failing]
+            self._note_ties(failing)
+            for node in self.dag.begin_exit(self.holders, failing):
+                self._release_node(node)
+        else:
+            caught = await self._exit_failing_first(cancelled)
+            found = self._deliver_to_the_rest(found)
             for holder in self.holders:
                 if holder.state is Life.OPEN:
-                    holder.release(deliver, tb, native=native, unshield=cancelled)
-        else:
-            for node in self.dag.begin_exit(self.holders):
-                self._release_node(node)
+                    holder.release(found, unshield=cancelled)
+                elif holder.failing and not holder.released:
+                    holder.release(NATIVE)  # failing since: it meets its own cancellation
         if cancelled:
             self._unshield_exiting()
-        caught: BaseException | None = None
         if self.pending:
             self.done = done = trio.Event()
-            if not cancelled:
-                try:
-                    await done.wait()
-                except BaseException as exc:  # kept, and raised after every holder finished
-                    caught = exc
-                    if isinstance(exc, trio.Cancelled):
-                        self.outer_cancelled = True
-                        self._unshield_exiting()
-            if self.pending:
-                with trio.CancelScope(shield=True):
-                    await done.wait()
+            caught = await self._wait(done, cancelled=cancelled) or caught
         return caught
 
-    async def settle(self, holders: Sequence[Holder] | None = None) -> BaseException | None:
-        """Wait for the holders failing (or ending by themselves) while open to finish.
+    async def _exit_failing_first(self, cancelled: bool) -> BaseException | None:
+        """Without dependencies: release the failing holders, and wait for them.
 
-        Their failure, first in time, is what the others receive: it is known only once
-        their cleanup is over.  Like ``exit``, an outer cancellation reaches that cleanup;
-        what interrupted the wait is returned.  ``holders``: only those (of this stage).
+        As if each were the innermost of its stage: what it encloses (the body, later
+        stages) has unwound already, and the rest of the stage exits after it.
         """
-        watched = self.holders if holders is None else holders
+        failing = [h for h in self.holders if h.failing and not h.released]
+        if not failing:
+            return None
+        self._note_ties(failing)
+        for holder in failing:
+            holder.release(NATIVE, unshield=cancelled)
         caught: BaseException | None = None
-        while any(holder.failing for holder in watched):
+        while any(holder.life is not Life.CLOSED for holder in failing):
             self.settled = settled = trio.Event()
-            if caught is None and not is_cancelled():
-                try:
-                    await settled.wait()
-                except BaseException as exc:  # kept, and raised after every holder finished
-                    caught = exc
-                continue
-            self._unshield_exiting()
+            caught = await self._wait(settled, cancelled=cancelled or caught is not None) or caught
+        return caught
+
+    def _deliver_to_the_rest(self, found: Delivery) -> Delivery:
+        """What the holders that are not failing receive: the first failure of the stage
+        (it supersedes what the stage received), else ``found``."""
+        first = self.first_failure()
+        if first is None or first in self.sinks.current:
+            return found
+        self.sinks = self.sinks.superseded_by((first,))
+        self.native_exit = False
+        return Delivery(first, first.__traceback__)
+
+    def _note_ties(self, failing: Sequence[Holder]) -> None:
+        """Failing holders that have not told us yet (their scope fired as the body
+        ended): they count after those that did, in the order they were interrupted."""
+        untold = [holder for holder in failing if holder not in self.alerts]
+        self.alerts.extend(sorted(untold, key=lambda holder: holder.interrupted))
+
+    async def _wait(self, event: trio.Event, *, cancelled: bool) -> BaseException | None:
+        """Wait for ``event``; an outer cancellation reaches the exits (see the notes).
+
+        Returns what interrupted the wait, for the owner to raise once every holder has
+        finished; the wait then goes on, shielded.
+        """
+        caught: BaseException | None = None
+        if not cancelled:
+            try:
+                await event.wait()
+            except BaseException as exc:  # kept, and raised after every holder finished
+                caught = exc
+                if isinstance(exc, trio.Cancelled):
+                    self.outer_cancelled = True
+                    self._unshield_exiting()
+        if not event.is_set():
             with trio.CancelScope(shield=True):
-                await settled.wait()
+                await event.wait()
         return caught
 
     def _unshield_exiting(self) -> None:
@@ -432,7 +468,7 @@ class Stage:
             if holder.options.exit_timeout is not None:
                 continue  # a shielded budget, cancelled by its own deadline
             if holder.state is Life.EXITING or holder.state is Life.FAILING:
-                holder.scope.shield = False
+                holder.unshield()
 
     def _failed(self) -> list[Holder]:
         """The holders whose failure counts, in argument order (tolerated ones aside)."""

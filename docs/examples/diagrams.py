@@ -67,7 +67,10 @@ async def failure_while_open() -> None:
             try:
                 await trio.sleep_forever()
             except trio.Cancelled:
-                log.write("body", "cancelled")
+                log.write("body", "cancelled, flushing")
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(0.1)  # the worker is still open meanwhile
+                log.write("body", "done, re-raises")
                 raise
     except ParallelExceptionGroup as group:
         log.write("body", "group raised")
