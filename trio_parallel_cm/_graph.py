@@ -167,8 +167,10 @@ class ResourceGraph:
     every guarantee of :func:`parallel_with` holds for every node (see
     :doc:`semantics`).
 
-    Options given to the graph (``enter_timeout``, ``exit_timeout``, ``retry``) are
-    every node's, unless the node sets its own in :meth:`add`.
+    The ``enter_timeout``, ``exit_timeout`` and ``retry`` given to the graph are every
+    node's, roots included, unless the node sets its own in :meth:`add` (where ``None``
+    turns one off for that node); ``limit`` and ``shutdown_timeout`` bound the whole
+    graph.  They are checked when the graph is made.
 
     Example::
 
