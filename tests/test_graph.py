@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from trio_parallel_cm import (
     ParallelExitStack,
     ResourceGraph,
     Resources,
+    Retry,
     Timeline,
 )
 
@@ -541,6 +543,93 @@ async def test_limit_bounds_the_enters_in_flight(autojump_clock: trio.testing.Mo
         graph.add(Made(FakeCM(name, log, enter_delay=1)))
     async with graph:
         assert trio.current_time() == 3
+
+
+# ---- graph-wide options: defaults for every node ---------------------------------------
+
+
+async def test_the_graphs_timeouts_apply_to_every_node_that_sets_none(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    graph = ResourceGraph(enter_timeout=2, exit_timeout=1)
+    fast = graph.add(Made(FakeCM("fast", log, exit_delay=5)))
+    graph.add(Made(FakeCM("slow", log, enter_delay=5)), fast)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(trio.TooSlowError, match="^slow did not enter within 2 s"),
+        pytest.RaisesExc(trio.TooSlowError, match="^fast did not exit within 1 s"),
+    ):
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    assert trio.current_time() == 2 + 1
+
+
+async def test_a_node_that_sets_some_options_keeps_the_graphs_others(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Each option is resolved on its own: optional=True, retry=None or an exit timeout of
+    # its own does not drop the graph's other options.
+    log: Log = []
+    graph = ResourceGraph(enter_timeout=2, exit_timeout=1)
+    maybe = graph.add(Made(FakeCM("maybe", log, enter_delay=5)), optional=True)
+    kept = Made(FakeCM("kept", log, exit_delay=3))
+    graph.add(kept, exit_timeout=4)
+    graph.add(Made(FakeCM("cut", log, exit_delay=3)), optional=True, retry=None)
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(trio.TooSlowError, match="^cut did not exit within 1 s")
+    ):
+        async with graph as resources:
+            assert trio.current_time() == 2  # the optional node's verdict, at the timeout
+            assert maybe not in resources
+            [failure] = resources.failures
+            assert str(failure.exception) == "maybe did not enter within 2 s"
+    assert not kept.cm.exit_cancelled
+    assert trio.current_time() == 2 + 3
+
+
+async def test_a_nodes_own_options_override_the_graphs_and_none_turns_them_off(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    graph = ResourceGraph(enter_timeout=1, exit_timeout=1)
+    longer = Made(FakeCM("longer", log, enter_delay=2, exit_delay=2))
+    unbounded = Made(FakeCM("unbounded", log, enter_delay=5, exit_delay=3))
+    graph.add(longer, enter_timeout=3, exit_timeout=3)
+    graph.add(unbounded, enter_timeout=None, exit_timeout=None)
+    async with graph:
+        assert trio.current_time() == 5
+    assert (longer.cm.exit_cancelled, unbounded.cm.exit_cancelled) == (False, False)
+    assert time_of(log, "longer", "exited") == 5 + 2
+    assert trio.current_time() == 5 + 3
+    # "Omitted" is the graph's, as help() and inspect show it.
+    default = inspect.signature(ResourceGraph.add).parameters["exit_timeout"].default
+    assert repr(default) == "<the graph's>"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (
+            {"enter_timeout": -1},
+            ValueError,
+            "enter_timeout must be a number of seconds, at least 0",
+        ),
+        ({"exit_timeout": float("nan")}, ValueError, "exit_timeout must be a number of seconds"),
+        ({"enter_timeout": "5"}, TypeError, r"enter_timeout must be a number of seconds \(int or"),
+        ({"retry": 3}, TypeError, "retry must be a Retry record or None, not 3"),
+        ({"retry": Retry}, TypeError, "retry must be a Retry record or None, not <class"),
+    ],
+)
+def test_bad_graph_wide_options_are_rejected_by_the_graph_itself(
+    options: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=f"^{message}"):
+        ResourceGraph(**options)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    # And a node's own, whatever the graph's.
+    graph = ResourceGraph(enter_timeout=1, exit_timeout=1, retry=Retry())
+    with pytest.raises(error, match=f"^{message}"):
+        graph.add(Made(FakeCM("a", [])), **options)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
+    assert repr(graph).startswith("<ResourceGraph() at")  # nothing was added
 
 
 # ---- the API --------------------------------------------------------------------------

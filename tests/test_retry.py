@@ -158,6 +158,44 @@ async def test_an_optional_node_that_never_enters_after_its_retries_is_left_out(
     assert all(e.optional for e in events_seen)
 
 
+async def test_a_graph_wide_retry_retries_every_node_roots_and_dependents(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    root, dependent = Flaky(log, failures=2), Flaky(log, failures=1)
+    graph = ResourceGraph(retry=Retry(attempts=3, backoff=0.1, multiplier=2))
+    first = graph.add(root)
+    second = graph.add(dependent, first)
+    async with graph as resources:
+        assert (resources[first], resources[second]) == ("attempt 3", "attempt 2")
+        # The root: 0.05 enter, 0.1 wait, 0.05, 0.2 wait, 0.05; then the dependent:
+        # 0.05 enter, 0.1 wait, 0.05.
+        assert trio.current_time() == pytest.approx(0.45 + 0.2)
+    assert [len(root.made), len(dependent.made)] == [3, 2]
+
+
+async def test_a_nodes_own_retry_overrides_the_graphs_and_none_turns_it_off(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    own = Flaky(log, failures=9)
+    graph = ResourceGraph(retry=Retry(attempts=5, backoff=0))
+    graph.add(own, retry=Retry(attempts=2, backoff=0), optional=True)
+    async with graph as resources:
+        [failure] = resources.failures
+        assert str(failure.exception) == "2 attempts failed (2 sub-exceptions)"
+    assert len(own.made) == 2
+    # retry=None: one attempt, whatever the graph's (which would have entered it on the
+    # second); its failure is that attempt's exception alone.
+    once = Flaky(log, failures=1, error=ConnectionRefusedError)
+    graph = ResourceGraph(retry=Retry(attempts=5, backoff=0))
+    graph.add(once, retry=None)
+    with pytest.RaisesGroup(pytest.RaisesExc(ConnectionRefusedError, match="^refused 1")):
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    assert len(once.made) == 1
+
+
 async def test_a_group_is_retried_only_if_every_exception_in_it_is(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

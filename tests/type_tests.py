@@ -113,6 +113,17 @@ async def graphs() -> None:
     assert_type(cache, Node[Db])
     graph.add(open_db, config, retry=Retry(), enter_timeout=5)
     graph.add(open_db, config, retry=2)  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
+    # Graph-wide options, each a default that a node's own (None included) overrides.
+    shared = ResourceGraph(limit=4, enter_timeout=1, exit_timeout=2.5, retry=Retry(attempts=2))
+    root = shared.add(load_config, enter_timeout=None, exit_timeout=None, retry=None)
+    assert_type(root, Node[Config])
+    assert_type(shared.add(open_db, root, retry=None, optional=True), Node[Db])
+    # Seven dependencies and more: the last overload, with the same options.
+    many = shared.add(open_int, root, root, root, root, root, root, root, exit_timeout=None)
+    assert_type(many, Node[int])
+    ResourceGraph(retry=2)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    ResourceGraph(enter_timeout="5")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    shared.add(load_config, exit_timeout="5")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]
     async with graph as resources:
         assert_type(resources, Resources)
         assert_type(resources[app], str)

@@ -2,14 +2,22 @@
 
 A graph is a block (``_block.py``) with one stage whose holders depend on one another
 (``_dag.py``): ``parallel_with`` is the same stage without dependencies.
+
+Design notes: a node's options are resolved once, in ``add``, into the one ``Options``
+record its holder reads (the graph's own record when the node sets none of its own), so
+the graph-wide defaults cost nothing per holder.  A node's ``enter_timeout``,
+``exit_timeout`` and ``retry`` default to ``FROM_GRAPH``, not ``None``: ``None`` keeps
+its meaning everywhere else in the library, "none", and so turns a graph default off for
+one node (as ``timeout=None`` does per request against an httpx client's default).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Generic, TypeVar, final, overload
+from typing import Any, Final, Generic, TypeVar, final, overload
 
 from ._block import NEW, Block
 from ._errors import ContextFailure, record_of
@@ -18,7 +26,7 @@ from ._input import check_observer, checked_result, is_async_cm
 from ._lifecycle import Life
 from ._lowlevel import ki_protected
 from ._names import factory_name
-from ._options import NO_OPTIONS, Options
+from ._options import Options
 from ._retry import Retry
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6
@@ -27,6 +35,18 @@ T = TypeVar("T")
 D = TypeVar("D")
 T_co = TypeVar("T_co", covariant=True)
 Factory = Callable[..., AbstractAsyncContextManager[Any, Any]]
+
+
+class _FromGraph(enum.Enum):
+    """The default of a node's ``enter_timeout``, ``exit_timeout`` and ``retry``."""
+
+    FROM_GRAPH = "the graph's"
+
+    def __repr__(self) -> str:  # as help() and inspect.signature show the default
+        return "<the graph's>"
+
+
+FROM_GRAPH: Final = _FromGraph.FROM_GRAPH
 
 
 @final
@@ -147,9 +167,14 @@ class ResourceGraph:
     every guarantee of :func:`parallel_with` holds for every node (see
     :doc:`semantics`).
 
+    The ``enter_timeout``, ``exit_timeout`` and ``retry`` given to the graph are every
+    node's, roots included, unless the node sets its own in :meth:`add` (where ``None``
+    turns one off for that node); ``limit`` and ``shutdown_timeout`` bound the whole
+    graph.  They are checked when the graph is made.
+
     Example::
 
-        graph = ResourceGraph()
+        graph = ResourceGraph(exit_timeout=2)      # every node's, unless it sets its own
         config = graph.add(load_config)
         db = graph.add(open_db, config)            # open_db(config) -> async CM of Db
         cache = graph.add(open_cache, config, name="cache")
@@ -165,22 +190,48 @@ class ResourceGraph:
         self,
         *,
         limit: int | None = None,
+        enter_timeout: float | None = None,
+        exit_timeout: float | None = None,
+        retry: Retry | None = None,
         shutdown_timeout: float | None = None,
         observer: Observer | None = None,
     ) -> None:
         """Make an empty graph; add nodes with :meth:`add`, then enter it once.
 
+        ``enter_timeout``, ``exit_timeout`` and ``retry`` are defaults for every node,
+        roots included; a node's own argument to :meth:`add` wins, ``None`` included
+        (``add(..., retry=None)``: this node is not retried).
+
         Args:
             limit: at most this many ``__aenter__`` calls (and as many ``__aexit__``
                 calls) in flight at once.
+            enter_timeout: seconds each node's ``__aenter__`` may take (its factory call
+                and every attempt of its retry included); then it fails with
+                ``trio.TooSlowError``.
+            exit_timeout: seconds each node's ``__aexit__`` may take, shielded from an
+                outer cancellation; then it fails with ``trio.TooSlowError``.
+            retry: a :class:`Retry` for each node's enter.
             shutdown_timeout: seconds the whole exit phase may take (every node's
                 ``__aexit__``, in dependency order, from the end of the body), shielded
                 from an outer cancellation; then what is still exiting is cancelled and
                 fails with ``trio.TooSlowError``.
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 node (a :class:`Timeline`, for example).
+
+        Raises:
+            TypeError: an option has the wrong type (``retry=3``), or ``observer``
+                cannot be called; before anything is entered.
+            ValueError: an option is out of range (``limit=0``, a negative timeout).
         """
-        self._options = Options(limit=limit, shutdown_timeout=shutdown_timeout)
+        # One record, checked now: the stage reads its limit, and it is the very record
+        # of every node that sets none of its own options (``add``).
+        self._options = Options(
+            limit=limit,
+            enter_timeout=enter_timeout,
+            exit_timeout=exit_timeout,
+            retry=retry,
+            shutdown_timeout=shutdown_timeout,
+        )
         check_observer(observer)
         self._block = Block("ResourceGraph", observer, shutdown_timeout)
         self._nodes: list[Node[Any]] = []
@@ -190,6 +241,8 @@ class ResourceGraph:
         names = ", ".join(node.name for node in self._nodes)
         return f"<ResourceGraph({names}) at {id(self):#x}>"
 
+    # In the overloads, ``= ...`` stands for the implementation's default, FROM_GRAPH (the
+    # graph's), which no caller passes: the public types stay ``float | None``.
     @overload
     def add(
         self,
@@ -197,10 +250,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -211,10 +264,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -226,10 +279,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -242,10 +295,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -259,10 +312,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -277,10 +330,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -296,10 +349,10 @@ class ResourceGraph:
         /,
         *,
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     @overload
@@ -316,10 +369,10 @@ class ResourceGraph:
         /,
         *deps: Node[Any],
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | None = ...,
+        exit_timeout: float | None = ...,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | None = ...,
     ) -> Node[T]: ...
 
     def add(
@@ -328,10 +381,10 @@ class ResourceGraph:
         /,
         *deps: Node[Any],
         name: str | None = None,
-        enter_timeout: float | None = None,
-        exit_timeout: float | None = None,
+        enter_timeout: float | _FromGraph | None = FROM_GRAPH,
+        exit_timeout: float | _FromGraph | None = FROM_GRAPH,
         optional: bool = False,
-        retry: Retry | None = None,
+        retry: Retry | _FromGraph | None = FROM_GRAPH,
     ) -> Node[Any]:
         """Add a resource: ``factory(*values_of_deps)`` makes its async context manager.
 
@@ -346,15 +399,18 @@ class ResourceGraph:
             name: the name in notes, reports and the timeline (default: the
                 factory's name, looking through ``functools.partial``).
             enter_timeout: seconds its ``__aenter__`` may take (the factory call
-                included); then it fails with ``trio.TooSlowError``.
+                included); then it fails with ``trio.TooSlowError``.  Omitted: the
+                graph's ``enter_timeout``; ``None``: no timeout, whatever the graph's.
             exit_timeout: seconds its ``__aexit__`` may take, shielded from an outer
-                cancellation; then it fails with ``trio.TooSlowError``.
+                cancellation; then it fails with ``trio.TooSlowError``.  Omitted: the
+                graph's; ``None``: no timeout.
             optional: if it fails to enter (its factory or ``__aenter__`` raises an
                 ``Exception``, or its enter timeout passes), the graph goes on without
                 it: the failure is recorded in ``resources.failures``, not raised, and
                 the nodes that depend on it are skipped (so they must be optional too).
             retry: a :class:`Retry`: try the enter again, with a new context manager
-                from the factory each time, after a growing wait.
+                from the factory each time, after a growing wait.  Omitted: the graph's
+                ``retry``; ``None``: one attempt, whatever the graph's.
 
         Returns:
             The node: ``resources[node]`` is its value once the graph is entered.
@@ -371,16 +427,15 @@ class ResourceGraph:
                 f"cannot add {name or factory_name(factory)!r}: this ResourceGraph was "
                 "already entered; add every node before entering it"
             )
-        options = (
-            NO_OPTIONS
-            if enter_timeout is None and exit_timeout is None and not optional and retry is None
-            else Options(
-                enter_timeout=enter_timeout,
-                exit_timeout=exit_timeout,
-                optional=optional,
-                retry=retry,
-            )
-        )
+        if (  # most nodes: the graph's record, nothing made (inline: add is per node)
+            enter_timeout is FROM_GRAPH
+            and exit_timeout is FROM_GRAPH
+            and retry is FROM_GRAPH
+            and optional is False
+        ):
+            options = self._options
+        else:
+            options = self._node_options(enter_timeout, exit_timeout, optional, retry)
         _check_factory(factory)
         for position, dep in enumerate(deps):
             _check_dep(self, position, dep, options.optional)
@@ -392,6 +447,22 @@ class ResourceGraph:
         self._nodes.append(node)
         self._optional = self._optional or options.optional
         return node
+
+    def _node_options(
+        self,
+        enter_timeout: float | _FromGraph | None,
+        exit_timeout: float | _FromGraph | None,
+        optional: bool,
+        retry: Retry | _FromGraph | None,
+    ) -> Options:
+        """The options of a node that sets some of its own: each its own, else the graph's."""
+        graph = self._options
+        return Options(
+            enter_timeout=graph.enter_timeout if enter_timeout is FROM_GRAPH else enter_timeout,
+            exit_timeout=graph.exit_timeout if exit_timeout is FROM_GRAPH else exit_timeout,
+            optional=optional,
+            retry=graph.retry if retry is FROM_GRAPH else retry,
+        )
 
     @ki_protected
     async def __aenter__(self) -> Resources:

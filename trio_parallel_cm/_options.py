@@ -44,7 +44,9 @@ class Options:
     is entered.
 
     ``TypeError`` for a value of the wrong type (``limit=1.5``, ``enter_timeout="5"``),
-    ``ValueError`` for one out of range (``limit=0``, a negative or NaN timeout).
+    ``ValueError`` for one out of range (``limit=0``, a negative or NaN timeout).  A
+    ``ResourceGraph``'s record is also the options of its nodes that set none of their
+    own (``ResourceGraph.add`` resolves each node's once).
 
     Attributes:
         limit: at most this many ``__aenter__`` (and ``__aexit__``) calls in flight.

@@ -103,16 +103,15 @@ async def main() -> None:
     async with trio.open_nursery() as servers:
         ports = await start_servers(servers)
         timeline = Timeline()
-        graph = ResourceGraph(observer=timeline, shutdown_timeout=1)
-        retry = Retry(attempts=3, backoff=0.1)
+        graph = ResourceGraph(  # every node's options, set once
+            retry=Retry(attempts=3, backoff=0.1),
+            enter_timeout=1,  # for every attempt together
+            shutdown_timeout=1,
+            observer=timeline,
+        )
         nodes = [
-            graph.add(
-                partial(connect, name, port),
-                name=name,
-                optional=True,  # run without it if it does not come up
-                retry=retry,
-                enter_timeout=1,  # for every attempt together
-            )
+            # optional: run without it if it does not come up
+            graph.add(partial(connect, name, port), name=name, optional=True)
             for name, port in ports.items()
         ]
         try:
