@@ -12,7 +12,10 @@ Design notes:
 * The holder's own cancel scope sits *outside* the context manager and is shielded once the
   context manager has entered (the pattern of tricycle's ``open_service_nursery``), so an
   outer cancellation cannot make it exit early.  While open, a cancellation can then only
-  come from a scope *inside* the context manager: it failed, or ended by itself.  (A
+  come from a scope *inside* the context manager: it is failing (it failed, or ends by
+  itself).  It then waits, shielded inside that cancelled scope, until the stage releases
+  it: what it encloses (the body, later stages, its dependents) unwinds first, as in
+  nested blocks (``_await_release``).  (A
   handle's holder is shielded too; a watcher task passes its nursery's cancellation on:
   see ``_handle.Watcher``.)
 * The same scope carries the enter and exit deadlines (set on it, lifted from it), so no

@@ -1,20 +1,45 @@
 """A stage: context managers entered together, held open together and exited together.
 
 The one engine behind every public face: ``parallel_with`` is a block with one stage,
-``ParallelExitStack`` a block with several, ``start_context`` a stage of one whose holder
-lives in the caller's nursery.
+``ParallelExitStack`` a block with several, ``ResourceGraph`` a block with one stage whose
+holders depend on one another, ``start_context`` a stage of one whose holder lives in the
+caller's nursery.
+
+Glossary (one word for one thing, in the code and its comments):
+
+* **holder**: the task that enters, holds open and exits one context manager
+  (``_holder.py``); its **life** is a ``_lifecycle.Life``, its **state** what the others
+  see of it (derived).
+* **owner**: what a stage belongs to and tells (a ``Block``, or a handle).
+* **release**: the owner's side lets a holder exit, with a **delivery**
+  (``_errors.Delivery``: what its ``__aexit__`` receives: an exception with the traceback
+  read once, or **native**: its own ``Cancelled``).
+* **failing**: an open context manager cancelled from inside (it failed, or ends by
+  itself): ``Life.FAILING``.  **interrupted** is the raw fact its holder records, the
+  order in time its park was cancelled (a handle's also from outside, then not failing).
+  A failing holder waits to be released until what it **encloses** (the body, later
+  stages, its dependents: what sits inside it in every nesting order) has unwound.
+* **alert**: a holder tells its stage at once that its enter failed or it is failing;
+  **abandon**: the stage cancels its pending enters (``abandoned_by`` names why);
+  **unmoved**: a holder entered as its starter was cancelled, so Trio left it there.
+* **flight**: what is on its way out, between two steps of the unwinding
+  (``_flight.py``): the newest exceptions, and what suppressing them **covers**;
+  **supersede**: an exception raised while another was handled replaces it;
+  **gone**: what was suppressed.
+* **unwind**: a stage's exit as one step of its block's unwinding.
 
 Design notes:
 
 * Entering: one starter task per context manager in an *entering* nursery, each awaiting
   ``owner_nursery.start(holder.run)``.  Cancelling the entering nursery cancels the enters
-  still pending (an enter failed, or failed while open, before all had entered) and only
+  still pending (an enter failed, or one is failing, before all had entered) and only
   them: holders that have entered are shielded and already live in the owner's nursery.
   A stage of one needs no starter: the caller awaits ``nursery.start`` itself.
 * Exiting: the stage hands every open holder the same delivery (the exception that an
   ``async with`` block would pass to ``__aexit__``, read once with its traceback, because
   concurrent ``athrow`` calls rewrite ``__traceback__``), or "native": lift the shields so
-  that each holder meets the caller's cancellation as its own ``Cancelled``.
+  that each holder meets the caller's cancellation as its own ``Cancelled``.  Failing
+  holders are released first, and the others receive the first failure among them.
 * Exits are not cancelled by a failure or by the body's exception, but an outer
   cancellation reaches them as it would reach nested ``async with`` blocks: if the caller
   is (or becomes) cancelled while waiting, the shields are lifted (unless an exit timeout
