@@ -72,7 +72,7 @@ async def test_demo_shows_both_timings_and_a_readable_failure(
     assert part4.count("OSError: all attempts to connect to") == 2
     down = part4.split("format_failures(connections.failures):\n", 1)[1].split("\n\n", 1)[0]
     assert len(down.splitlines()) == 2 * 3
-    assert part4.count("failed, tolerated, 3 attempts") == 2
+    assert part4.count("failed, tolerated, 3 attempts alike") == 2
 
 
 def test_run_demo_runs_main_under_trio_run(capsys: pytest.CaptureFixture[str]) -> None:

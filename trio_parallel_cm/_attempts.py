@@ -95,6 +95,12 @@ def label(numbers: Sequence[int], *, alike: bool = True) -> str:
     return f"attempts {', '.join(parts)}{' alike' if alike else ''}"
 
 
+def all_alike(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a retried node's failure whose attempts all failed alike."""
+    attempts = attempts_of(exc)
+    return attempts is not None and len(alike_classes(attempts)) == 1
+
+
 def signature(exc: BaseException, *, frames: bool = False) -> Signature:
     """What a report shows of ``exc``, where and when aside: equal ones read alike.
 
