@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 from ._errors import ENTERING, ContextFailure, ParallelBaseExceptionGroup, record_of
@@ -93,6 +93,21 @@ def label(numbers: Sequence[int], *, alike: bool = True) -> str:
             runs.append([number])
     parts = [f"{run[0]}-{run[-1]}" if len(run) >= 3 else ", ".join(map(str, run)) for run in runs]
     return f"attempts {', '.join(parts)}{' alike' if alike else ''}"
+
+
+def summary(attempts: Sequence[BaseException], describe: Callable[[BaseException], str]) -> str:
+    """A retried node's failure in one line, each class of alike attempts once.
+
+    ``3 attempts failed alike: OSError: refused``, or, when they differ, ``3 attempts
+    failed: attempts 1, 2 alike: OSError: refused; attempt 3: TooSlowError: ...``, each
+    attempt told by ``describe``.
+    """
+    head = attempts_message(len(attempts))
+    classes = alike_classes(attempts)
+    if len(classes) == 1:
+        return f"{head} alike: {describe(attempts[0])}"
+    parts = (f"{label(numbers)}: {describe(attempts[numbers[0] - 1])}" for numbers in classes)
+    return f"{head}: {'; '.join(parts)}"
 
 
 def all_alike(exc: BaseException | None) -> bool:
