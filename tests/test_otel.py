@@ -133,6 +133,40 @@ async def test_failures_have_an_error_status_and_the_exception_recorded(
     assert spans["start-up"].status.status_code is StatusCode.ERROR
 
 
+async def test_a_retried_failure_s_status_says_alike_attempts_once(
+    autojump_clock: trio.testing.MockClock,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+) -> None:
+    log: Log = []
+    mixed = iter([OSError("refused"), OSError("refused"), None])
+
+    def down() -> FakeCM:
+        return FakeCM("down", log, enter_error=OSError("refused"))
+
+    def hanging_last() -> FakeCM:
+        error = next(mixed)
+        return FakeCM("mixed", log, enter_delay=0 if error else 60, enter_error=error)
+
+    with SpanObserver("start-up", tracer=provider.get_tracer("test")) as observer:
+        graph = ResourceGraph(observer=observer)
+        retry = Retry(attempts=3, backoff=0.1, multiplier=1)
+        graph.add(down, retry=retry, optional=True, name="down")
+        graph.add(hanging_last, retry=retry, optional=True, enter_timeout=1, name="mixed")
+        async with graph:
+            pass
+    spans = by_name(exporter.get_finished_spans())
+    assert spans["enter down"].status.description == "3 attempts failed alike: OSError: refused"
+    assert spans["enter mixed"].status.description == (
+        "3 attempts failed: attempts 1, 2 alike: OSError: refused; "
+        "attempt 3: TooSlowError: mixed did not enter within 1 s"
+    )
+    # The exception recorded is the group itself, every attempt in it.
+    events = spans["enter down"].events
+    assert [e.name for e in events] == ["enter_retried", "enter_retried", "exception"]
+    assert (events[-1].attributes or {})["exception.type"] == "ExceptionGroup"
+
+
 async def test_without_with_the_phase_spans_are_children_of_the_current_span(
     autojump_clock: trio.testing.MockClock,
     provider: TracerProvider,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -9,11 +10,17 @@ import trio
 import trio.testing
 
 from tests.examples import example_main, expected_output
-from tests.fakes import FakeCM, Log
-from trio_parallel_cm import ParallelExitStack, format_failures, parallel_with
+from tests.fakes import FakeCM, Log, members
+from trio_parallel_cm import (
+    ParallelExitStack,
+    ResourceGraph,
+    Retry,
+    format_failures,
+    parallel_with,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 async def test_the_documented_example_prints_the_documented_report(
@@ -91,3 +98,233 @@ async def test_nested_stack_failures_and_multiline_messages(
         BaseExceptionGroup("twice", [caught.value, caught.value]), tracebacks=True
     )
     assert full.count("Traceback of FakeCM (stage 2, position 0)") == 1
+
+
+# ---- a retried node's failure: attempts that failed alike, once (issue 16) -----------------
+
+
+def refused(port: int) -> OSError:
+    """A connection error caused by a refusal, as ``trio.open_tcp_stream`` raises them."""
+    error = OSError("all attempts to connect failed")
+    error.__cause__ = ConnectionRefusedError(f"port {port} refused")
+    return error
+
+
+class Refusing:
+    """A context manager whose ``__aenter__`` raises ``OSError("refused")``, from here."""
+
+    async def __aenter__(self) -> None:
+        raise OSError("refused")
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+class Attempts:
+    """A node's factory: attempt N enters the N-th of ``scripts``.
+
+    An exception: a ``FakeCM`` that raises it; None: one that hangs until the node's
+    enter timeout; else that context manager.
+    """
+
+    def __init__(self, *scripts: BaseException | Refusing | None) -> None:
+        self.scripts = list(scripts)
+        self.log: Log = []
+
+    def __call__(self) -> FakeCM | Refusing:
+        script = self.scripts.pop(0)
+        if isinstance(script, Refusing):
+            return script
+        return FakeCM("conn", self.log, enter_delay=60 if script is None else 0, enter_error=script)
+
+
+def graph_of_attempts(*scripts: BaseException | Refusing | None, optional: bool) -> ResourceGraph:
+    """One node, ``conn``: one attempt per script, 0.1 s apart, all within 1 s."""
+    graph = ResourceGraph()
+    retry = Retry(attempts=len(scripts), backoff=0.1, multiplier=1)
+    graph.add(Attempts(*scripts), retry=retry, enter_timeout=1, optional=optional, name="conn")
+    return graph
+
+
+async def report_of_attempts(
+    *scripts: BaseException | Refusing | None, tracebacks: bool = False
+) -> str:
+    """The report of the tolerated failure of an optional node (``graph_of_attempts``)."""
+    async with graph_of_attempts(*scripts, optional=True) as resources:
+        pass
+    return located(format_failures(resources.failures, tracebacks=tracebacks))
+
+
+def located(report: str) -> str:
+    """``report`` with the fakes' line numbers left out (they are not the point)."""
+    return re.sub(r" \[fakes\.py:\d+ in __aenter__\]", " [fakes.py]", report)
+
+
+async def test_attempts_that_failed_alike_are_shown_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    graph = graph_of_attempts(refused(1), refused(1), refused(1), optional=False)
+    attempts = pytest.RaisesGroup(OSError, OSError, OSError, match="^3 attempts failed")
+    with pytest.RaisesGroup(attempts) as caught:
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    assert located(format_failures(caught.value)).splitlines() == [
+        "1 of 1 context manager failed (1 entering)",
+        "  - conn (position 0) failed while entering after 0.200 s: 3 attempts failed alike: "
+        "OSError: all attempts to connect failed [fakes.py]",
+        "    caused by: ConnectionRefusedError: port 1 refused",
+    ]
+    # Their tracebacks are the same (but for the library's frames): shown once.
+    full = format_failures(caught.value, tracebacks=True)
+    assert full.count("Traceback of") == 1
+    assert (
+        "\n\nTraceback of attempts 1-3 of conn (position 0) failed while entering after "
+        "0.200 s: OSError: all attempts to connect failed:\n"
+    ) in full
+    # The group itself is as it was: every attempt's exception, in order.
+    [group] = members(caught.value)
+    assert [str(e.__cause__) for e in members(group)] == ["port 1 refused"] * 3
+
+
+async def test_attempts_that_differ_are_each_shown_numbered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    report = await report_of_attempts(OSError("refused 1"), OSError("refused 2"), KeyError(3))
+    assert report.splitlines() == [
+        "conn (position 0) failed while entering after 0.200 s: 3 attempts failed",
+        "  - attempt 1: OSError: refused 1 [fakes.py]",
+        "  - attempt 2: OSError: refused 2 [fakes.py]",
+        "  - attempt 3: KeyError: 3 [fakes.py]",
+    ]
+
+
+async def test_a_mix_shows_each_kind_of_failure_once_with_its_attempts_numbers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    scripts = (refused(1), ConnectionResetError("reset"), refused(1), refused(1), None)
+    report = await report_of_attempts(*scripts, tracebacks=True)
+    summary, *tracebacks = report.split("\n\n")
+    assert summary.splitlines() == [
+        "conn (position 0) failed while entering after 1.000 s: 5 attempts failed",
+        "  - attempts 1, 3, 4 alike: OSError: all attempts to connect failed [fakes.py]",
+        "    caused by: ConnectionRefusedError: port 1 refused",
+        "  - attempt 2: ConnectionResetError: reset [fakes.py]",
+        "  - attempt 5: trio.TooSlowError: conn did not enter within 1 s",
+    ]
+    who = "of conn (position 0) failed while entering after 1.000 s"
+    titles = [part.splitlines()[0] for part in tracebacks if part.startswith("Traceback of")]
+    assert titles == [
+        f"Traceback of attempts 1, 3, 4 {who}: OSError: all attempts to connect failed:",
+        f"Traceback of attempt 2 {who}: ConnectionResetError: reset:",
+        f"Traceback of attempt 5 {who}: trio.TooSlowError: conn did not enter within 1 s:",
+    ]
+
+
+async def test_attempts_with_the_same_message_but_different_causes_are_not_alike(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    report = await report_of_attempts(refused(1), refused(2), refused(2))
+    assert report.splitlines() == [
+        "conn (position 0) failed while entering after 0.200 s: 3 attempts failed",
+        "  - attempt 1: OSError: all attempts to connect failed [fakes.py]",
+        "    caused by: ConnectionRefusedError: port 1 refused",
+        "  - attempts 2, 3 alike: OSError: all attempts to connect failed [fakes.py]",
+        "    caused by: ConnectionRefusedError: port 2 refused",
+    ]
+
+
+def with_context(context: BaseException, *, suppressed: bool, note: str = "") -> OSError:
+    """``OSError("refused")`` raised while handling ``context`` (``from None`` if
+    ``suppressed``), with ``note``."""
+    error = OSError("refused")
+    error.__context__, error.__suppress_context__ = context, suppressed
+    if note:
+        error.__notes__ = [note]  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    return error
+
+
+async def test_alike_compares_what_the_report_shows_of_the_chain_and_notes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A context that `raise ... from None` suppressed is not shown: it is not compared.
+    report = await report_of_attempts(
+        with_context(KeyError("a"), suppressed=True),
+        with_context(KeyError("b"), suppressed=True),
+        with_context(KeyError("b"), suppressed=False),
+        with_context(KeyError("b"), suppressed=False, note="the second pool"),
+    )
+    assert report.splitlines() == [
+        "conn (position 0) failed while entering after 0.300 s: 4 attempts failed",
+        "  - attempts 1, 2 alike: OSError: refused [fakes.py]",
+        "  - attempt 3: OSError: refused [fakes.py]",
+        "    while handling: KeyError: 'b'",
+        "  - attempt 4: OSError: refused [fakes.py]",
+        "    note: the second pool",
+        "    while handling: KeyError: 'b'",
+    ]
+
+
+async def test_alike_attempts_raised_through_different_frames_show_each_traceback(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    report = await report_of_attempts(
+        OSError("refused"), Refusing(), OSError("refused"), tracebacks=True
+    )
+    summary, *tracebacks = report.split("\n\n")
+    assert summary == (
+        "conn (position 0) failed while entering after 0.200 s: "
+        "3 attempts failed alike: OSError: refused [fakes.py]"
+    )
+    titles = [part.splitlines()[0].split(" of conn")[0] for part in tracebacks]
+    assert titles == ["Traceback of attempts 1, 3", "Traceback of attempt 2"]
+    assert 'raise OSError("refused")' in tracebacks[1]
+
+
+async def test_a_group_split_from_the_attempts_reads_as_any_group(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A part of a retried node's failure is not all its attempts: shown as it is.
+    graph = graph_of_attempts(OSError("refused"), OSError("refused"), None, optional=False)
+    with pytest.RaisesGroup(pytest.RaisesGroup(OSError, OSError, trio.TooSlowError)) as caught:
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    part = caught.value.subgroup(OSError)
+    assert part is not None
+    assert located(format_failures(part)).splitlines()[1:] == [
+        "  - conn (position 0) failed while entering after 1.000 s: "
+        "ExceptionGroup: 3 attempts failed (2 sub-exceptions)",
+        "    - OSError: refused [fakes.py]",
+        "    - OSError: refused [fakes.py]",
+    ]
+
+
+async def test_attempts_that_are_groups_are_alike_only_if_their_members_are(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def refusals(*ports: int) -> ExceptionGroup[OSError]:
+        return ExceptionGroup("connect failed", [ConnectionRefusedError(p) for p in ports])
+
+    report = await report_of_attempts(refusals(1), refusals(2), refusals(2))
+    assert report.splitlines() == [
+        "conn (position 0) failed while entering after 0.200 s: 3 attempts failed",
+        "  - attempt 1: ExceptionGroup: connect failed (1 sub-exception) [fakes.py]",
+        "    - ConnectionRefusedError: 1",
+        "  - attempts 2, 3 alike: ExceptionGroup: connect failed (1 sub-exception) [fakes.py]",
+        "    - ConnectionRefusedError: 2",
+    ]
+
+
+async def test_a_chain_that_loops_is_compared_once_around(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def looping() -> OSError:
+        error, cause = OSError("refused"), KeyError("pool")
+        error.__cause__, cause.__cause__ = cause, error
+        return error
+
+    report = await report_of_attempts(looping(), looping())
+    assert report.splitlines() == [
+        "conn (position 0) failed while entering after 0.100 s: "
+        "2 attempts failed alike: OSError: refused [fakes.py]",
+        "  caused by: KeyError: 'pool'",
+        "    caused by: OSError (shown above)",
+    ]

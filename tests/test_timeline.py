@@ -15,6 +15,7 @@ from trio_parallel_cm import (
     ParallelExitStack,
     PhaseEvent,
     ResourceGraph,
+    Retry,
     Timeline,
     parallel_with,
     start_context,
@@ -213,3 +214,30 @@ async def test_the_chrome_trace_links_each_node_to_its_dependencies(
         (cache, 2e6, app, 3e6),
     }
     assert len(flows) == 8
+
+
+async def test_a_retried_enter_whose_attempts_failed_alike_says_so(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    timeline = Timeline()
+    graph = ResourceGraph(observer=timeline)
+    retry = Retry(attempts=3, backoff=0.1, multiplier=1)
+    differing = iter([OSError("refused 1"), OSError("refused 2"), OSError("refused 3")])
+    graph.add(
+        lambda: FakeCM("down", log, enter_error=OSError("refused")),
+        retry=retry,
+        optional=True,
+        name="down",
+    )
+    graph.add(
+        lambda: FakeCM("flaky", log, enter_error=next(differing)),
+        retry=retry,
+        optional=True,
+        name="flaky",
+    )
+    async with graph:
+        pass
+    rows = {line.split(" [")[0].strip(" *"): line for line in timeline.render(20).splitlines()}
+    assert rows["down"].endswith("| enter 0.200 s failed, tolerated, 3 attempts alike")
+    assert rows["flaky"].endswith("| enter 0.200 s failed, tolerated, 3 attempts")

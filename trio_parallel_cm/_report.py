@@ -7,6 +7,7 @@ import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
+from ._attempts import alike_classes, attempts_message, attempts_of, label, members_of
 from ._errors import ContextFailure, ParallelBaseExceptionGroup, failure_note, record_of
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -30,9 +31,19 @@ def format_failures(
     handling:`` lines; other notes as ``note:`` lines.  No exception is shown twice: a
     second sighting says ``(shown above)``.
 
+    The failure of a :class:`ResourceGraph` node whose every attempt failed (a group of
+    the attempts' exceptions, see :class:`Retry`) shows attempts that failed alike once:
+    ``3 attempts failed alike: OSError: ...`` and that attempt's chain, when all did;
+    else ``3 attempts failed``, then one line per kind of failure, numbered
+    (``attempts 1, 2 alike: OSError: ...``, ``attempt 3: trio.TooSlowError: ...``).
+    Alike means what the report would show of them, where and when aside: the same type,
+    message and notes, and alike chains and group members (see :doc:`semantics`,
+    "Retries").
+
     Args:
         exc: any exception.
-        tracebacks: append the full traceback of each failure after the summary.
+        tracebacks: append the full traceback of each failure after the summary (of a
+            retried node's attempts, each distinct traceback once).
 
     Returns:
         The report, lines separated by ``"\\n"``, with no final newline.
@@ -50,12 +61,12 @@ def format_failures(
     _format(exc, 0, "", None, lines, seen)
     if tracebacks:
         shown: set[int] = set()
-        for member, record in _leaves_to_trace(exc):
+        for member, title in _traces(exc):
             if id(member) in shown:
                 continue
             shown.add(id(member))
             lines.append("")
-            lines.append(f"Traceback of {_headline(member, record)}:")
+            lines.append(f"Traceback of {title}:")
             text = "".join(traceback.format_exception(member)).rstrip("\n")
             lines.extend(INDENT + line for line in text.splitlines())
     return "\n".join(lines)
@@ -86,6 +97,9 @@ def _format(
         for member in exc.exceptions:
             member_record: ContextFailure | None = by_exception.get(id(member))
             _format(member, depth + 1, "- ", member_record, lines, seen)
+    elif (attempts := attempts_of(exc, record)) is not None:
+        assert record is not None  # (a retried node's failure has one)
+        _format_attempts(attempts, depth, f"{prefix}{_who(record)}: ", lines, seen)
     else:
         line = f"{indent}{prefix}{_headline(exc, record)}"
         location = _location(exc)
@@ -99,6 +113,24 @@ def _format(
         _format(exc.__cause__, depth + 1, "caused by: ", None, lines, seen)
     elif exc.__context__ is not None and not exc.__suppress_context__:
         _format(exc.__context__, depth + 1, "while handling: ", None, lines, seen)
+
+
+def _format_attempts(
+    attempts: tuple[BaseException, ...],
+    depth: int,
+    prefix: str,
+    lines: list[str],
+    seen: set[int],
+) -> None:
+    """A retried node's failure: attempts that failed alike once, the others numbered."""
+    head = f"{prefix}{attempts_message(len(attempts))}"
+    classes = alike_classes(attempts)
+    if len(classes) == 1:
+        _format(attempts[0], depth, f"{head} alike: ", None, lines, seen)
+        return
+    lines.append(f"{INDENT * depth}{head}")
+    for numbers in classes:
+        _format(attempts[numbers[0] - 1], depth + 1, f"- {label(numbers)}: ", None, lines, seen)
 
 
 def _headline(exc: BaseException, record: ContextFailure | None) -> str:
@@ -141,16 +173,27 @@ def _location(exc: BaseException) -> str:
     return f"{Path(code.co_filename).name}:{tb.tb_lineno} in {code.co_name}"
 
 
-def _leaves_to_trace(
-    exc: BaseException,
-) -> list[tuple[BaseException, ContextFailure | None]]:
-    """The failures whose tracebacks a full report shows (the members of our groups)."""
+def _traces(exc: BaseException) -> list[tuple[BaseException, str]]:
+    """The failures whose tracebacks a full report shows (the members of our groups),
+    each with its title."""
     if isinstance(exc, ParallelBaseExceptionGroup):
         by_exception = {id(r.exception): r for r in exc.failures}
-        return [(m, by_exception.get(id(m))) for m in exc.exceptions]
-    if isinstance(exc, BaseExceptionGroup):
-        found: list[tuple[BaseException, ContextFailure | None]] = []
-        for member in exc.exceptions:  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
-            found.extend(_leaves_to_trace(member))  # pyright: ignore[reportUnknownArgumentType]
-        return found
-    return [(exc, record_of(exc))]
+        return [t for m in exc.exceptions for t in _traces_of(m, by_exception.get(id(m)))]
+    if attempts_of(exc) is None and (members := members_of(exc)):
+        return [found for member in members for found in _traces(member)]
+    return _traces_of(exc, record_of(exc))
+
+
+def _traces_of(
+    exc: BaseException, record: ContextFailure | None
+) -> list[tuple[BaseException, str]]:
+    """The traceback of one failure; of a retried node's, each distinct one once."""
+    attempts = attempts_of(exc, record)
+    if attempts is None:
+        return [(exc, _headline(exc, record))]
+    assert record is not None  # (a retried node's failure has one)
+    return [
+        (first, f"{label(numbers, alike=False)} of {_who(record)}: {_headline(first, None)}")
+        for numbers in alike_classes(attempts, frames=True)
+        for first in [attempts[numbers[0] - 1]]
+    ]

@@ -57,7 +57,8 @@ class Retry:
     A cancellation or a ``KeyboardInterrupt`` is never retried, nor an exception that is
     not an instance of ``on``.  When every attempt failed, the node's failure is one
     exception group of every attempt's exception, in order, whose message says how many
-    attempts were made (one attempt: its exception alone).
+    attempts were made (one attempt: its exception alone); :func:`format_failures` shows
+    the attempts that failed alike once.
 
     Attributes:
         attempts: how many attempts in all (at least 1).

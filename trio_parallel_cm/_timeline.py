@@ -8,6 +8,8 @@ from typing import Any, Final, Literal, final
 
 import attrs
 
+from ._attempts import all_alike
+
 EventKind = Literal[
     "enter_started",
     "enter_retried",
@@ -99,6 +101,7 @@ class _Bar:
     exit: tuple[float, float] | None
     exit_failed: bool
     retries: tuple[float, ...] = ()  # when an attempt failed and another followed
+    alike: bool = False  # its enter failed, and every attempt failed alike
 
 
 def _tolerated(event: PhaseEvent) -> bool:
@@ -135,6 +138,7 @@ class Timeline:
         failed: dict[tuple[int | None, int], set[str]] = {}
         retries: dict[tuple[int | None, int], list[float]] = {}
         tolerated: set[tuple[int | None, int]] = set()
+        alike: set[tuple[int | None, int]] = set()
         for event in self.events:
             key = (event.stage, event.position)
             stage = "" if event.stage is None else f"{event.stage}."
@@ -144,6 +148,8 @@ class Timeline:
                 retries.setdefault(key, []).append(event.time)
             if _tolerated(event):
                 tolerated.add(key)
+            if event.kind == ENTER_FAILED and all_alike(event.exception):
+                alike.add(key)
             if event.kind == EXIT_FAILED or (event.kind == ENTER_FAILED and event.exception):
                 failed.setdefault(key, set()).add(event.kind)
         bars: list[_Bar] = []
@@ -176,6 +182,7 @@ class Timeline:
                 exit,
                 EXIT_FAILED in kinds,
                 tuple(retries.get(key, ())),
+                key in alike,
             )
             bars.append(bar)
         return bars
@@ -223,7 +230,9 @@ class Timeline:
         ``X`` ends a segment that failed, ``/`` an enter cancelled (because another
         failed, or the caller was cancelled); ``*`` marks the critical path, the context
         manager that held the body back (per stage that entered completely).  In a
-        :class:`ResourceGraph`, ``r`` marks a failed attempt that was retried, an optional
+        :class:`ResourceGraph`, ``r`` marks a failed attempt that was retried and the
+        attempts are counted (``3 attempts``; ``3 attempts alike`` when the enter failed
+        and every attempt failed alike, as :func:`format_failures` tells), an optional
         node's tolerated failure reads ``failed, tolerated``, and a node skipped because
         of it has no bar but ``skipped``.  Times are seconds since the first event.
         """
@@ -261,7 +270,7 @@ class Timeline:
             for retried in bar.retries:
                 cells[column(retried)] = "r"
             if bar.retries:
-                details.append(f"{len(bar.retries) + 1} attempts")
+                details.append(f"{len(bar.retries) + 1} attempts{' alike' if bar.alike else ''}")
             if bar.enter_end == "skipped":
                 details.append("skipped")
             mark = "*" if bar.label in critical else " "

@@ -23,6 +23,7 @@ import trio
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from ._attempts import attempts_of, summary
 from ._timeline import (
     ENTER_FAILED,
     ENTER_RETRIED,
@@ -163,6 +164,14 @@ def _finish(span: Span, event: PhaseEvent) -> None:
         tolerated = event.kind == ENTER_FAILED and event.optional and isinstance(exc, Exception)
         outcome = "tolerated" if tolerated else "failed"
         span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        span.set_status(Status(StatusCode.ERROR, _description(exc)))
     assert event.kind in (ENTERED, EXITED, ENTER_FAILED, EXIT_FAILED)
     span.set_attribute(f"{PREFIX}.outcome", outcome)
+
+
+def _description(exc: BaseException) -> str:
+    """A failed phase's status: the exception; a retried node's, alike attempts once."""
+    attempts = attempts_of(exc)
+    if attempts is None:
+        return f"{type(exc).__name__}: {exc}"
+    return summary(attempts, _description)
