@@ -328,3 +328,18 @@ async def test_a_chain_that_loops_is_compared_once_around(
         "  caused by: KeyError: 'pool'",
         "    caused by: OSError (shown above)",
     ]
+
+
+async def test_a_group_that_only_looks_like_attempts_is_not_condensed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Only the engine's own failure of a retried node is read as attempts, not a group an
+    # __aenter__ raised with the same message and shape.
+    log: Log = []
+    lookalike = ExceptionGroup("2 attempts failed", [OSError("down"), OSError("down")])
+    with pytest.RaisesGroup(pytest.RaisesGroup(OSError, OSError)) as caught:
+        async with parallel_with(FakeCM("cm", log, enter_error=lookalike)):
+            pass  # pragma: no cover
+    report = format_failures(caught.value)
+    assert "alike" not in report
+    assert report.count("OSError: down") == 2

@@ -4,11 +4,9 @@ Design notes:
 
 * A ``ResourceGraph`` node with ``retry`` whose every attempt failed fails with one plain
   exception group of the attempts' exceptions, in order, whose message is ``"N attempts
-  failed"`` (made by ``Holder._enter_failed``).  Nothing else marks it, so it is
-  recognised by what it is: a group that is not one of ours, that carries an enter
-  failure's record, whose message is exactly that for its number of members.  A group
-  that ``split`` or ``except*`` derived from it keeps the message but not every member:
-  it is not recognised, and reads as any group.
+  failed"``, made by ``attempts_group`` (called by ``Holder._enter_failed``), which marks
+  it.  A group that ``split`` or ``except*`` derived from it is a new object, without
+  the mark: it reads as any group.
 * Two attempts failed *alike* when a report would say the same of them, where and when
   aside: the same type, the same ``str()``, the same notes, the same record (which
   context manager failed, in which phase, not when), alike members if they are groups,
@@ -28,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
-from ._errors import ENTERING, ContextFailure, ParallelBaseExceptionGroup, record_of
+from ._errors import record_of
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -40,29 +38,28 @@ _PACKAGE: Final = os.path.join(os.path.dirname(__file__), "")
 Signature = tuple[object, ...]
 
 
+# Set on the group of a retried node's failure (``attempts_group``).
+_MARK: Final = "__trio_parallel_cm_attempts__"
+
+
 def attempts_message(count: int) -> str:
-    """The message of a retried node's failure (as ``Holder._enter_failed`` makes it)."""
+    """The message of a retried node's failure."""
     return f"{count} attempts failed"
 
 
-def attempts_of(
-    exc: BaseException | None, record: ContextFailure | None = None
-) -> tuple[BaseException, ...] | None:
-    """The attempts' exceptions, in order, if ``exc`` is a retried node's failure.
+def attempts_group(attempts: Sequence[BaseException]) -> BaseExceptionGroup[BaseException]:
+    """The failure of a node whose every attempt failed: one group of them, marked."""
+    group = BaseExceptionGroup(attempts_message(len(attempts)), attempts)
+    setattr(group, _MARK, True)
+    return group
 
-    ``record`` is the failure's record when the caller has it (the failures of one of our
-    groups); else the record ``exc`` carries is read.
-    """
-    if not isinstance(exc, BaseExceptionGroup) or isinstance(exc, ParallelBaseExceptionGroup):
+
+def attempts_of(exc: BaseException | None) -> tuple[BaseException, ...] | None:
+    """The attempts' exceptions, in order, if ``exc`` is a retried node's failure."""
+    if not getattr(exc, _MARK, False):
         return None
     group = cast("BaseExceptionGroup[BaseException]", exc)
-    record = record or record_of(group)
-    if record is None or record.phase != ENTERING or record.position is None:
-        return None
-    attempts = group.exceptions
-    if len(attempts) < 2 or group.message != attempts_message(len(attempts)):
-        return None
-    return attempts
+    return group.exceptions
 
 
 def alike_classes(attempts: Sequence[BaseException], *, frames: bool = False) -> list[list[int]]:

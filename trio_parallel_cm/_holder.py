@@ -49,6 +49,7 @@ from typing import Any, Protocol
 import outcome
 import trio
 
+from ._attempts import attempts_group
 from ._errors import (
     ENTERING,
     EXITING,
@@ -88,7 +89,7 @@ from ._timeline import (
 from ._timeline import ENTERED as ENTERED_EVENT
 
 if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+    pass
 
 
 class WatcherView(Protocol):
@@ -453,7 +454,7 @@ class Holder:
             failure = self._too_slow("enter", self.options.enter_timeout)
         if failure is not None and self.failed_attempts:
             attempts = [*self.failed_attempts, failure]
-            failure = BaseExceptionGroup(f"{len(attempts)} attempts failed", attempts)
+            failure = attempts_group(attempts)
         if failure is not None:
             self._fail(stage, failure, ENTERING)
         if stage.observer is not None:

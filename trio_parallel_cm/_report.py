@@ -97,7 +97,7 @@ def _format(
         for member in exc.exceptions:
             member_record: ContextFailure | None = by_exception.get(id(member))
             _format(member, depth + 1, "- ", member_record, lines, seen)
-    elif (attempts := attempts_of(exc, record)) is not None:
+    elif (attempts := attempts_of(exc)) is not None:
         assert record is not None  # (a retried node's failure has one)
         _format_attempts(attempts, depth, f"{prefix}{_who(record)}: ", lines, seen)
     else:
@@ -188,7 +188,7 @@ def _traces_of(
     exc: BaseException, record: ContextFailure | None
 ) -> list[tuple[BaseException, str]]:
     """The traceback of one failure; of a retried node's, each distinct one once."""
-    attempts = attempts_of(exc, record)
+    attempts = attempts_of(exc)
     if attempts is None:
         return [(exc, _headline(exc, record))]
     assert record is not None  # (a retried node's failure has one)
