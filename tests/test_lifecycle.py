@@ -93,6 +93,8 @@ def test_one_writer_per_field_of_a_holders_life() -> None:
         writers = {function for attr, function in writes if attr == field} - {"__init__"}
         assert writers == {writer}, field
     assert not [w for w in writes if w[0] == "state"]
+    # Made with the holder, by the face that resolved them: nothing writes them later.
+    assert {function for attr, function in writes if attr == "options"} == {"__init__"}
 
 
 def test_only_the_holder_writes_its_scopes_shield() -> None:

@@ -264,8 +264,7 @@ async def start_context(
     """
     options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
     check_observer(observer)
-    holder = holder_for(cm, "the cm argument of start_context()")
-    holder.key = name
+    holder = holder_for(cm, "the cm argument of start_context()", options, key=name)
     watcher = holder.watcher = Watcher(holder)
     handle: ContextHandle[T] = ContextHandle(holder)
     stage = Stage(

@@ -232,7 +232,7 @@ class Holder:
         # A resource graph's node: the factory call that makes ``cm``, in this task, once
         # its dependencies have entered.
         self.make = make
-        # Its own options; else the stage's, set by the stage.
+        # Its options, resolved by the face that made it (a stage's, or a graph node's).
         self.options: Options = NO_OPTIONS if options is None else options
         # Written by ``release`` only: the owner let it exit, with what ``__aexit__``
         # receives (one record for every holder of the stage).

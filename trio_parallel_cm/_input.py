@@ -6,6 +6,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from ._holder import Holder
+from ._options import Options
 
 
 def is_async_cm(obj: object) -> bool:
@@ -56,8 +57,11 @@ def _not_a_cm(obj: object, where: str) -> TypeError:
     return TypeError(message)
 
 
-def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | None]:
-    """Holders for ``parallel_with(*args)``, and the keys when a single mapping was given.
+def holders_for(
+    args: tuple[Any, ...], options: Options
+) -> tuple[list[Holder], list[object] | None]:
+    """Holders for ``parallel_with(*args)`` with ``options``, and the keys when a single
+    mapping was given.
 
     Raises ``TypeError`` (wrong kind of object) or ``ValueError`` (one object twice)
     before anything is entered, closing any coroutine among the arguments.
@@ -86,15 +90,16 @@ def holders_for(args: tuple[Any, ...]) -> tuple[list[Holder], list[object] | Non
                 "context manager can be entered only once"
             )
     if keys is None:
-        return [Holder(cm, position) for position, cm in enumerate(cms)], None
+        return [Holder(cm, position, options=options) for position, cm in enumerate(cms)], None
     return [
-        Holder(cm, position, key) for position, (key, cm) in enumerate(zip(keys, cms, strict=True))
+        Holder(cm, position, key, options=options)
+        for position, (key, cm) in enumerate(zip(keys, cms, strict=True))
     ], keys
 
 
-def holder_for(cm: object, where: str) -> Holder:
+def holder_for(cm: object, where: str, options: Options, key: object = None) -> Holder:
     """A holder for one context manager given as ``where`` (a ``TypeError`` if it is not one)."""
-    return Holder(checked_result(cm, where), 0)
+    return Holder(checked_result(cm, where), 0, key, options=options)
 
 
 def checked_result(obj: object, where: str) -> object:

@@ -304,5 +304,5 @@ def parallel_with(
     """
     options = Options(limit, enter_timeout, exit_timeout, shutdown_timeout=shutdown_timeout)
     check_observer(observer)
-    holders, keys = holders_for(cms)  # rejects bad input now, before anything is entered
+    holders, keys = holders_for(cms, options)  # rejects bad input now, before anything is entered
     return ParallelContext(holders, keys, options, observer)

@@ -250,7 +250,7 @@ class ParallelExitStack:
             A tuple of the values in argument order, or a dict with the mapping's keys.
         """
         options = Options(limit, enter_timeout, exit_timeout)
-        holders, keys = holders_for(cms)
+        holders, keys = holders_for(cms, options)
         return await self._block.enter_stage(holders, keys, options)
 
     async def enter(
@@ -268,6 +268,6 @@ class ParallelExitStack:
             exit_timeout: as for :meth:`enter_all`.
         """
         options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
-        holders = [holder_for(cm, "the cm argument of enter()")]
+        holders = [holder_for(cm, "the cm argument of enter()", options)]
         [value] = await self._block.enter_stage(holders, None, options)
         return value  # type: ignore[no-any-return]

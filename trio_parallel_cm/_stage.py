@@ -128,10 +128,7 @@ class Stage:
         deps: Sequence[Sequence[int]] | None = None,
         shutdown_timeout: float | None = None,
     ) -> None:
-        self.holders = holders
-        for holder in holders:
-            if holder.options is NO_OPTIONS:
-                holder.options = options
+        self.holders = holders  # each with its own options (the stage's limit is ours)
         # A resource graph: holder ``i`` depends on the holders ``deps[i]``.
         self.dag = None if deps is None else Dag(deps)
         self.nursery = nursery
