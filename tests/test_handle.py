@@ -40,12 +40,16 @@ async def test_aexit_passes_the_exception_and_says_if_it_was_suppressed(
 ) -> None:
     log: Log = []
     error = KeyError("from the user")
+    plain_cm, swallow_cm = FakeCM("plain", log), FakeCM("swallow", log, suppress=True)
     async with trio.open_nursery() as nursery:
-        plain = await start_context(nursery, FakeCM("plain", log), name="plain")
-        swallowing = await start_context(nursery, FakeCM("swallow", log, suppress=True))
+        plain = await start_context(nursery, plain_cm, name="plain")
+        swallowing = await start_context(nursery, swallow_cm)
         assert await plain.aexit(error) is False
         assert await swallowing.aexit(error) is True
     assert plain.name == "plain"
+    # What __aexit__ received: the very exception, with its traceback (none: not raised).
+    assert plain_cm.seen is swallow_cm.seen is error
+    assert plain_cm.seen_tb is None
 
 
 async def test_closing_twice_and_concurrently_waits_for_the_single_exit(

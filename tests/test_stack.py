@@ -55,7 +55,7 @@ async def test_body_exception_reaches_the_latest_stage_first_then_what_it_lets_t
 ) -> None:
     log: Log = []
     early = FakeCM("early", log)
-    late = FakeCM("late", log)
+    late = FakeCM("late", log, exit_delay=1)
     error = KeyError("body")
     with pytest.RaisesGroup(pytest.RaisesExc(KeyError, check=lambda e: e is error)):
         async with ParallelExitStack() as stack:
@@ -64,7 +64,9 @@ async def test_body_exception_reaches_the_latest_stage_first_then_what_it_lets_t
             raise error
     assert late.seen is error
     assert early.seen is error
-    assert time_of(log, "late", "exit") <= time_of(log, "early", "exit")
+    # The earlier stage starts exiting once the later one has finished.
+    assert time_of(log, "late", "exited") == time_of(log, "early", "exit") == 1
+    assert events(log).index(("late", "exited")) < events(log).index(("early", "exit"))
 
     log.clear()
     early = FakeCM("early", log)
