@@ -13,7 +13,16 @@ import pytest
 import trio
 import trio.testing
 
-from tests.fakes import FakeCM, Log, crashes_while_open, events, members, notes, time_of
+from tests.fakes import (
+    FakeCM,
+    Log,
+    crashes_while_open,
+    ends_while_open,
+    events,
+    members,
+    notes,
+    time_of,
+)
 from tests.harness.running import seed_scheduler
 from trio_parallel_cm import (
     Node,
@@ -503,6 +512,32 @@ async def test_a_node_failing_while_its_dependents_enter_cancels_them_first(
     assert order.index(("quick", "exited")) < order.index(("db", "exit"))
     assert quick.cm.seen is None
     assert config.cm.seen is members(caught.value)[0]
+    assert trio.current_time() == 1
+
+
+async def test_a_node_ending_by_itself_while_others_enter_fails_the_start_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # timer ends by itself at 1 while slow still enters: slow's enter is cancelled, and
+    # its entered dependent exits before it; the graph cannot give the body every value.
+    log: Log = []
+    graph = ResourceGraph()
+    timer = graph.add(lambda: ends_while_open(log, "timer", 1), name="timer")
+    user = Made(FakeCM("user", log))
+    graph.add(user, timer)
+    graph.add(Made(FakeCM("slow", log, enter_delay=5)))
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(
+            RuntimeError,
+            match="^timer ended by itself while the others were entering",
+            check=lambda e: notes(e) == ["timer (position 0) failed while open"],
+        )
+    ):
+        async with graph:
+            pytest.fail("the body ran")  # pragma: no cover
+    assert ("slow", "enter cancelled") in events(log)
+    order = events(log)
+    assert order.index(("user", "exited")) < order.index(("timer", "exit"))
     assert trio.current_time() == 1
 
 

@@ -232,3 +232,19 @@ async def test_a_failing_exit_after_the_nursery_is_cancelled_fails_while_exiting
         async with trio.open_nursery() as nursery:
             await start_context(nursery, FailsWhenCancelled("c", log), name="conn")
             raise KeyError("cancels the nursery")
+
+
+async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("slow", log, exit_delay=5)
+    async with trio.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        with trio.move_on_after(1) as scope:
+            await handle.aclose()
+        # Cancelled at 1, it went on waiting for the exit (its Cancelled followed).
+        assert scope.cancelled_caught
+        assert trio.current_time() == 5
+        assert handle.state is ContextState.CLOSED
+    assert not cm.exit_cancelled

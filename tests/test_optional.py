@@ -196,3 +196,34 @@ async def test_the_failures_render_for_people(autojump_clock: trio.testing.MockC
         "b (position 1) failed while entering after 0.000 s: OSError: b is down "
         "[fakes.py:80 in __aenter__]",
     ]
+
+
+async def test_an_optional_node_entering_as_its_enter_timeout_passes_exits_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Its __aenter__ cannot be interrupted and returns after the deadline: it entered, too
+    # late, so it exits at once with its TooSlowError, which the graph tolerates.
+    log: Log = []
+    seen: list[object] = []
+
+    class Uninterruptible(FakeCM):
+        async def __aenter__(self) -> str:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(3)
+            return "late"
+
+        async def __aexit__(self, *exc_info: object) -> bool:
+            seen.extend((trio.current_time(), exc_info[1]))
+            return False
+
+    graph = ResourceGraph()
+    late = graph.add(lambda: Uninterruptible("late", log), optional=True, enter_timeout=2)
+    other_cm = FakeCM("other", log)
+    other = graph.add(lambda: other_cm)
+    async with graph as resources:
+        assert late not in resources and resources[other] == "other"
+        [failure] = resources.failures
+        assert isinstance(failure.exception, trio.TooSlowError)
+        # It exited before the body started, with its own failure.
+        assert seen == [3, failure.exception]
+        assert trio.current_time() == 3

@@ -6,12 +6,15 @@ only uses a clock passed as an argument of the test function): times are exact.
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import sys
 import traceback
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any
 
 import pytest
 import trio
@@ -919,3 +922,79 @@ async def test_generator_exit_thrown_into_the_body_comes_out_in_a_group_as_from_
             await agen.aclose()
     assert all(isinstance(cm.seen, GeneratorExit) for cm in cms)
     assert cms[0].seen is cms[1].seen
+
+
+# ---- documented behaviour (docs/semantics.rst) ---------------------------------------------
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="none")
+
+
+@asynccontextmanager
+async def sets_the_request_id(seen: list[str]) -> AsyncGenerator[str, None]:
+    token = REQUEST_ID.set("set in __aenter__")
+    try:
+        yield REQUEST_ID.get()
+    finally:
+        seen.append(REQUEST_ID.get())  # its own task still sees it in __aexit__
+        REQUEST_ID.reset(token)
+
+
+async def test_a_context_variable_set_in_aenter_stays_in_the_holders_context() -> None:
+    # The caveat: a context manager's contextvars apply to its own task, not to the body.
+    seen: list[str] = []
+    async with parallel_with(sets_the_request_id(seen)) as (value,):
+        assert value == "set in __aenter__"
+        assert REQUEST_ID.get() == "none"
+    async with sets_the_request_id(seen):  # nested: the body would see it
+        assert REQUEST_ID.get() == "set in __aenter__"
+    assert seen == ["set in __aenter__", "set in __aenter__"]
+    assert REQUEST_ID.get() == "none"
+
+
+class RecordsItsTraceback:
+    """Wraps an ``@asynccontextmanager`` object: records the traceback ``__aexit__`` got."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.tb: TracebackType | None = None
+
+    async def __aenter__(self) -> Any:
+        return await self.inner.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        self.tb = tb
+        return await self.inner.__aexit__(kind, exc, tb)  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def rethrows_after_a_checkpoint(frames_seen: list[list[str]]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    except ZeroDivisionError as exc:
+        await trio.lowlevel.checkpoint()  # the others' athrow run meanwhile
+        frames_seen.append([f.name for f in traceback.extract_tb(exc.__traceback__)])
+        raise
+
+
+async def test_each_aexit_receives_the_traceback_read_once_though_generators_rewrite_it() -> None:
+    # Each athrow() adds its generator's frame to the very exception's __traceback__,
+    # concurrently: what each __aexit__ is given was read once, as the body left it.
+    frames_seen: list[list[str]] = []
+    cms = [RecordsItsTraceback(rethrows_after_a_checkpoint(frames_seen)) for _ in range(3)]
+    body_frames: list[str] = []
+    with pytest.RaisesGroup(ZeroDivisionError) as caught:
+        async with parallel_with(*cms):
+            try:
+                _ = 1 / 0
+            finally:
+                body_frames = [f.name for f in traceback.extract_tb(sys.exc_info()[2])]
+    assert cms[0].tb is not None
+    assert all(cm.tb is cms[0].tb for cm in cms)
+    assert [f.name for f in traceback.extract_tb(cms[0].tb)] == body_frames
+    [body] = members(caught.value)
+    assert [f.name for f in traceback.extract_tb(body.__traceback__)][:1] == body_frames
+    # (Inside, each generator sees the one shared object as the others' athrow left it;
+    # what it was given is the traceback read once.)
+    assert len(frames_seen) == 3

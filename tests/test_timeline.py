@@ -241,3 +241,30 @@ async def test_a_retried_enter_whose_attempts_failed_alike_says_so(
     rows = {line.split(" [")[0].strip(" *"): line for line in timeline.render(20).splitlines()}
     assert rows["down"].endswith("| enter 0.200 s failed, tolerated, 3 attempts alike")
     assert rows["flaky"].endswith("| enter 0.200 s failed, tolerated, 3 attempts")
+
+
+async def test_observers_are_called_synchronously_in_the_holder_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The call happens in the task of the context manager it reports, at the phase change,
+    # with no checkpoint between: the clock has not moved and the task is that holder's.
+    log: Log = []
+    cms = {"a": FakeCM("a", log, enter_delay=1, exit_delay=1), "b": FakeCM("b", log)}
+    calls: list[tuple[str, str, trio.lowlevel.Task, float, float]] = []
+
+    def observer(event: PhaseEvent) -> None:
+        task = trio.lowlevel.current_task()
+        calls.append((event.name, event.kind, task, event.time, trio.current_time()))
+
+    body_task = trio.lowlevel.current_task()
+    async with parallel_with(cms, observer=observer):
+        assert trio.lowlevel.current_task() is body_task
+    for name, kind, task, at, now in calls:
+        assert task is cms[name].enter_task is cms[name].exit_task, (name, kind)
+        assert task is not body_task
+        assert at == now
+    assert {(name, kind) for name, kind, *_ in calls} == {
+        (name, kind)
+        for name in cms
+        for kind in ("enter_started", "entered", "exit_started", "exited")
+    }
