@@ -3,7 +3,7 @@
 pytest-trio (0.8) runs each test in a task under its own cancel scopes, which silently
 absorb a ``Cancelled`` that escapes the test function: the test would pass without running
 its remaining assertions.  Every async test is wrapped so that such an escape becomes an
-``AssertionError``.  ``test_conftest.py`` checks the guard itself.
+``AssertionError``.  ``test_guard.py`` checks the guard itself.
 """
 
 from __future__ import annotations

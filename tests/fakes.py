@@ -134,3 +134,23 @@ async def ends_while_open(log: Log, name: str, after: float) -> AsyncGenerator[s
             yield name
         finally:
             record(log, name, "exit")
+
+
+@asynccontextmanager
+async def crashes_then_cleans_up(
+    log: Log, name: str, after: float, error: Exception, cleanup: float, *, shielded: bool = True
+) -> AsyncGenerator[str, None]:
+    """``crashes_while_open``, then a cleanup of ``cleanup`` seconds in its ``__aexit__``:
+    shielded, or cut short by a cancellation (logged ``cleanup cut``)."""
+    try:
+        async with crashes_while_open(log, name, after, error):
+            yield name
+    finally:
+        record(log, name, "cleanup")
+        try:
+            with trio.CancelScope(shield=shielded):
+                await trio.sleep(cleanup)
+        except trio.Cancelled:
+            record(log, name, "cleanup cut")
+            raise
+        record(log, name, "cleaned up")

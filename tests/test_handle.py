@@ -9,7 +9,7 @@ import pytest
 import trio
 import trio.testing
 
-from tests.fakes import FakeCM, Log, crashes_while_open, notes
+from tests.fakes import FakeCM, Log, crashes_then_cleans_up, crashes_while_open, notes
 from trio_parallel_cm import ContextHandle, ContextState, start_context
 
 
@@ -187,26 +187,15 @@ async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_can
     log: Log = []
     boom = ValueError("background")
 
-    @asynccontextmanager
-    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[None, None]:
-        try:
-            async with crashes_while_open(log, "c", 1, boom):
-                yield
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(2)
-
     with pytest.RaisesGroup(
         pytest.RaisesGroup(
             ValueError,
-            check=lambda g: (
-                notes(g) == ["crashes_then_cleans_up_slowly (position 0) failed while open"]
-            ),
+            check=lambda g: notes(g) == ["crashes_then_cleans_up (position 0) failed while open"],
         ),
         KeyError,
     ):
         async with trio.open_nursery() as nursery:
-            await start_context(nursery, crashes_then_cleans_up_slowly())
+            await start_context(nursery, crashes_then_cleans_up(log, "c", 1, boom, 2))
             await trio.sleep(1.5)
             raise KeyError("cancels the nursery during the cleanup")
 

@@ -23,6 +23,7 @@ import trio.testing
 from tests.fakes import (
     FakeCM,
     Log,
+    crashes_then_cleans_up,
     crashes_while_open,
     ends_while_open,
     events,
@@ -270,19 +271,10 @@ async def test_a_failing_ones_exit_timeout_counts_from_its_own_exit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-
-    @asynccontextmanager
-    async def crashes_then_cleans_up() -> AsyncGenerator[None, None]:
-        try:
-            async with crashes_while_open(log, "crasher", 1, ValueError("crash")):
-                yield
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(0.5)  # within its exit timeout, from when its exit starts
-            record(log, "crasher", "cleaned up")
-
+    # Its cleanup (0.5 s) is within its exit timeout, counted from when its exit starts.
+    crasher = crashes_then_cleans_up(log, "crasher", 1, ValueError("crash"), 0.5)
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
-        async with parallel_with(crashes_then_cleans_up(), exit_timeout=1):
+        async with parallel_with(crasher, exit_timeout=1):
             try:
                 await trio.sleep(10)
             finally:
@@ -856,18 +848,8 @@ async def test_a_failure_while_open_cancels_the_body_at_once_not_after_its_clean
     (other,) = fakes(log, "other")
     boom = ValueError("background")
 
-    @asynccontextmanager
-    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[None, None]:
-        try:
-            async with crashes_while_open(log, "crasher", 1, boom):
-                yield
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(3)
-            record(log, "crasher", "cleaned up")
-
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
-        async with parallel_with(other, crashes_then_cleans_up_slowly()):
+        async with parallel_with(other, crashes_then_cleans_up(log, "crasher", 1, boom, 3)):
             try:
                 await trio.sleep(10)
             finally:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
-
 import pytest
 import trio
 import trio.testing
 
-from tests.fakes import FakeCM, Log, members, notes, record, time_of
+from tests.fakes import FakeCM, Log, crashes_then_cleans_up, members, notes, time_of
 from trio_parallel_cm import ParallelExitStack, ResourceGraph, parallel_with
 
 BUDGET_MESSAGE = r"did not exit within the shutdown budget \(3 s for every exit\)\n"
@@ -143,34 +140,19 @@ async def test_a_cleanup_after_a_failure_while_open_ends_by_the_budget_too(
     # budget: nothing, so its slow cleanup is cut at once.
     log: Log = []
 
-    @asynccontextmanager
-    async def crashes_then_cleans_up_slowly() -> AsyncGenerator[str, None]:
-        async def crash() -> None:
-            await trio.sleep(1)
-            raise ValueError("crash")
-
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(crash)
-                yield "worker"
-        finally:
-            record(log, "worker", "cleanup")
-            try:
-                await trio.sleep(10)
-            except trio.Cancelled:
-                record(log, "worker", "cleanup cut")
-                raise
-
     # Cut short, its cleanup raises Cancelled (the crash only its context, as in nested
     # blocks): its failure is the budget's, in phase "open".
     with pytest.RaisesGroup(
         pytest.RaisesExc(
-            trio.TooSlowError, match=r"^crashes_then_cleans_up_slowly did not exit .*\n.* open$"
+            trio.TooSlowError, match=r"^crashes_then_cleans_up did not exit .*\n.* open$"
         ),
         pytest.RaisesExc(trio.TooSlowError, match="^FakeCM did not exit"),
     ):
         async with ParallelExitStack(shutdown_timeout=3) as stack:
-            await stack.enter(crashes_then_cleans_up_slowly())
+            worker = crashes_then_cleans_up(
+                log, "worker", 1, ValueError("crash"), 10, shielded=False
+            )
+            await stack.enter(worker)
             await stack.enter(FakeCM("slow", log, exit_delay=5))
     assert time_of(log, "worker", "cleanup") == 3
     assert time_of(log, "worker", "cleanup cut") == 3
