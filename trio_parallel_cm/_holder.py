@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
@@ -87,9 +86,6 @@ from ._timeline import (
     EventKind,
 )
 from ._timeline import ENTERED as ENTERED_EVENT
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    pass
 
 
 class WatcherView(Protocol):
@@ -341,7 +337,7 @@ class Holder:
             self.unshield()
 
     def unshield(self) -> None:
-        """Let an outer cancellation reach the holder (its exit, or its enclosing wait).
+        """Let an outer cancellation reach the holder's exit (or its enter, not yet moved).
 
         The owner's side (the stage, a handle's watcher); the holder's own scope is
         written here and in the holder task only.

@@ -298,8 +298,8 @@ class Stage:
             sinks = sinks.superseded_by((first,))
         if self.shutdown_timeout is not None:
             self.begin_shutdown(trio.current_time() + self.shutdown_timeout)
-        found = delivery(sinks.current)
-        caught_later = await self.exit(sinks, found if sinks.current else NATIVE)
+        found = delivery(sinks.current) if sinks.current else NATIVE
+        caught_later = await self.exit(sinks, found)
         if isinstance(caught_later, trio.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
@@ -388,7 +388,7 @@ class Stage:
         gone = NOTHING
         if any(holder.suppressed for holder in self.holders):
             flight, gone = flight.suppressed(native=self.native_exit)
-        failed = [h.failure for h in self._failed() if h.failure and not h.interrupted]
+        failed = [h.failure for h in self._failed() if h.failure is not None and not h.interrupted]
         if failed:
             flight = flight.superseded_by(failed)
         return Unwound(flight, gone, caught)
