@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Generator
+from contextlib import asynccontextmanager, contextmanager
 
 import attrs
 import trio
@@ -19,16 +19,18 @@ HOST = "127.0.0.1"
 NAME_END = b"\n"
 
 
-def free_port() -> int:
-    """A port on which nothing listens: bound by the kernel, then released at once.
+@contextmanager
+def refusing_port() -> Generator[int, None, None]:
+    """A port that refuses every connection until the block ends: bound, never listening.
 
-    A connection to it is refused (nothing else on this machine should take the port in
-    the few milliseconds the test needs it).
+    The socket holds the port for the whole block, so no other program can take it and
+    listen there; the kernel answers a connection to a port without a listener with a reset
+    at once.  (A port bound, read and released again could be taken in between.)
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
-    return port
+        yield port
 
 
 def port_of(listeners: list[trio.SocketListener]) -> int:

@@ -26,10 +26,10 @@ from tests.loopback import (
     HOST,
     Clients,
     EchoServer,
-    free_port,
     open_client,
     port_of,
     receive_exactly,
+    refusing_port,
     reset_at_once,
 )
 from trio_parallel_cm import (
@@ -107,10 +107,9 @@ async def test_tcp_clients_open_together_round_trip_and_all_close() -> None:
 async def test_refused_connection_is_reported_by_key_and_the_others_are_closed() -> None:
     clients = Clients()
     reached_body = False
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(TIMEOUT), refusing_port() as refused:
         async with trio.open_nursery() as nursery:
             server, port = await start_echo_server(nursery)
-            refused = free_port()
 
             with pytest.raises(ParallelExceptionGroup) as caught:
                 async with parallel_with(
@@ -337,19 +336,18 @@ async def test_a_graph_whose_client_is_refused_closes_what_opened_and_skips_the_
     clients = Clients()
     seen_at_exit: list[list[str]] = []
     made: list[str] = []
-    refused = free_port()
 
     def app_factory(one: trio.SocketStream, bad: trio.SocketStream) -> Any:
         made.append("app")  # pragma: no cover
         return parallel_with()  # pragma: no cover
 
-    graph = ResourceGraph()
-    server = graph.add(partial(open_echo_server, clients, seen_at_exit), name="server")
-    one = graph.add(lambda s: open_client(s[1], "one", clients), server, name="one")
-    bad = graph.add(lambda s: open_client(refused, "bad", clients), server, name="bad")
-    graph.add(app_factory, one, bad)
-    with trio.fail_after(TIMEOUT):
-        with pytest.RaisesGroup(OSError) as caught:
+    with refusing_port() as refused:
+        graph = ResourceGraph()
+        server = graph.add(partial(open_echo_server, clients, seen_at_exit), name="server")
+        one = graph.add(lambda s: open_client(s[1], "one", clients), server, name="one")
+        bad = graph.add(lambda s: open_client(refused, "bad", clients), server, name="bad")
+        graph.add(app_factory, one, bad)
+        with trio.fail_after(TIMEOUT), pytest.RaisesGroup(OSError) as caught:
             async with graph:
                 pytest.fail("the body ran")  # pragma: no cover
     assert [f.name for f in failures_of(caught.value)] == ["bad"]

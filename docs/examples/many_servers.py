@@ -1,4 +1,13 @@
-"""A client of many servers: run with those that came up, report the others."""
+"""A client of many servers: run with those that came up, report the others.
+
+The servers run in this program, on real TCP sockets on 127.0.0.1, and take their
+time with ``trio.sleep``.  As a script (and in the tests) the program runs on a
+virtual clock, ``trio.testing.MockClock``, and prints exact times: the clock jumps
+only when nothing real is on its way (``virtual_clock.drive_clock`` says how it
+knows), however long the kernel takes to deliver a byte, a connection or a refusal.
+A port that refuses connections is bound and never listens, for the whole run: no
+other program can take it.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +23,8 @@ from trio_parallel_cm import (
     Timeline,
     format_failures,
 )
+
+from virtual_clock import Loopback, drive_clock
 
 # Each server: seconds before it greets a client, how many clients it turns away first
 # ("BUSY"), and seconds before it says goodbye.  None: nothing listens on its port.
@@ -43,27 +54,6 @@ async def receive_line(stream: trio.SocketStream) -> str:
     return data.decode().strip()
 
 
-async def serve(
-    name: str,
-    behaviour: tuple[float, int, float],
-    clients: list[str],
-    stream: trio.SocketStream,
-) -> None:
-    greet_after, busy, bye_after = behaviour
-    clients.append(name)
-    if clients.count(name) <= busy:
-        await stream.send_all(b"BUSY\n")
-        return
-    try:
-        await trio.sleep(greet_after)
-        await stream.send_all(f"HELLO {name}\n".encode())
-        await receive_line(stream)  # BYE
-        await trio.sleep(bye_after)
-        await stream.send_all(b"BYE\n")
-    except (trio.BrokenResourceError, ConnectionResetError):
-        pass  # the client gave up
-
-
 @asynccontextmanager
 async def connect(name: str, port: int) -> AsyncIterator[trio.SocketStream]:
     """A connection that greets, and says goodbye when closed."""
@@ -80,18 +70,55 @@ async def connect(name: str, port: int) -> AsyncIterator[trio.SocketStream]:
         await receive_line(stream)
 
 
+# ---- the servers ------------------------------------------------------------------
+
+
+async def serve(
+    name: str,
+    behaviour: tuple[float, int, float],
+    clients: list[str],
+    loopback: Loopback,
+    stream: trio.SocketStream,
+) -> None:
+    greet_after, busy, bye_after = behaviour
+    with loopback.serving(stream):
+        clients.append(name)
+        if clients.count(name) <= busy:
+            await stream.send_all(b"BUSY\n")
+            return
+        try:
+            await trio.sleep(greet_after)
+            await stream.send_all(f"HELLO {name}\n".encode())
+            await receive_line(stream)  # BYE
+            await trio.sleep(bye_after)
+            await stream.send_all(b"BYE\n")
+        except (trio.BrokenResourceError, ConnectionResetError):
+            pass  # the client gave up
+
+
+async def refuse(
+    *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """A port bound and never listening, until cancelled: connections are refused."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        task_status.started(sock.getsockname()[1])
+        await trio.sleep_forever()
+
+
 async def start_servers(nursery: trio.Nursery) -> dict[str, int]:
-    """Every server of SERVERS on a port of its own, on loopback."""
+    """Every server of SERVERS, listening (or refusing) on a port it reports back."""
+    loopback = Loopback()
+    clock = trio.lowlevel.current_clock()
+    if isinstance(clock, trio.testing.MockClock):
+        await nursery.start(drive_clock, clock, loopback)
     ports: dict[str, int] = {}
     clients: list[str] = []
     for name, behaviour in SERVERS.items():
-        if behaviour is None:  # a port that was free a moment ago: refused
-            sock = trio.socket.socket()
-            await sock.bind(("127.0.0.1", 0))
-            ports[name] = sock.getsockname()[1]
-            sock.close()
+        if behaviour is None:
+            ports[name] = await nursery.start(refuse)
             continue
-        handler = partial(serve, name, behaviour, clients)
+        handler = partial(serve, name, behaviour, clients, loopback)
         listeners = await nursery.start(
             partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
         )
@@ -128,5 +155,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    # Real sockets: the virtual clock jumps only once nothing happened for 0.1 s.
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.1))
+    # A virtual clock that only drive_clock moves: no autojump after real idleness.
+    trio.run(main, clock=trio.testing.MockClock())
