@@ -4,9 +4,11 @@ A scenario is data (``GraphScenario``): up to six nodes, each with its dependenc
 nodes), its delays and its faults (an enter error, a crash while open, an exit error, a
 suppressing exit), whether it is optional and how many of its attempts fail (with
 ``retry``), a body, an optional outer cancellation and an optional shutdown budget.
-``run_graph`` runs it on the virtual clock and records what every node saw;
-``check_graph`` checks the invariants of docs/semantics.rst ("ResourceGraph") against that
-record, one checker per guarantee.
+``run_graph`` runs it on the virtual clock, Trio's scheduler seeded by the scenario, and
+records what every node saw, and in which order things happened; ``check_graph`` checks the
+invariants of docs/semantics.rst ("ResourceGraph") against that record, one checker per
+guarantee, with a model of the unwinding (what each node must receive, when it may start,
+what a suppression takes away) built from the record.
 
 Times are chosen so that no two kinds of event tie: delays are whole seconds, crashes fall
 on x.5 s, the outer cancellation on x.25 s, a retry waits 0.1 s, and a shutdown budget
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
+import zlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -27,6 +30,7 @@ import trio
 import trio.testing
 
 from tests.harness.exceptions import leaves, members
+from tests.harness.running import seed_scheduler
 from trio_parallel_cm import ResourceGraph, Retry
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -65,9 +69,14 @@ class GraphScenario:
     shutdown_timeout: float | None = None
 
 
+#: Orders the events of a run in time (several happen at one virtual instant): each
+#: ``*_seq`` field is a number from it.
+_SEQ = itertools.count(1)
+
+
 @attrs.define
 class NodeRecord:
-    """What happened to one node, on the virtual clock."""
+    """What happened to one node, on the virtual clock (and in the total order of events)."""
 
     made_at: float | None = None
     attempts: list[float] = attrs.Factory(list[float])  # when each factory call was made
@@ -75,12 +84,23 @@ class NodeRecord:
     made_in: trio.lowlevel.Task | None = None
     enter_task: trio.lowlevel.Task | None = None
     entered_at: float | None = None
+    entered_seq: int | None = None
+    #: When its last ``__aenter__`` ended (entered, failed or cancelled).
+    enter_ended: float | None = None
+    enter_ended_seq: int | None = None
     exit_calls: int = 0
     exit_task: trio.lowlevel.Task | None = None
     exit_started: float | None = None
+    exit_started_seq: int | None = None
     exit_ended: float | None = None
+    exit_ended_seq: int | None = None
     seen: BaseException | None = None
+    #: What its ``__aexit__`` returned, or raised.
+    exit_returned: bool | None = None
+    exit_raised: BaseException | None = None
     crashed: bool = False
+    crashed_at: float | None = None
+    crashed_seq: int | None = None
     faults: list[BaseException] = attrs.Factory(list[BaseException])
 
 
@@ -89,6 +109,7 @@ class GraphOutcome:
     records: list[NodeRecord]
     body_started: float | None = None
     body_ended: float | None = None
+    body_ended_seq: int | None = None
     body_exc: BaseException | None = None
     raised: BaseException | None = None
     cancel_caught: bool = False
@@ -113,22 +134,29 @@ class ScriptedNode:
 
     async def __aenter__(self) -> str:
         self.rec.enter_task = trio.lowlevel.current_task()
-        await trio.sleep(self.script.enter_delay)
-        if self.script.enter_error or self.attempt <= self.script.failing_attempts:
-            error = OSError(f"{self.name} enter (attempt {self.attempt})")
-            self.rec.faults.append(error)
-            raise error
-        if self.script.crash_at is not None:
-            self.nursery_manager = trio.open_nursery()
-            nursery: trio.Nursery = await self.nursery_manager.__aenter__()
-            nursery.start_soon(self._crash, self.script.crash_at)
-            self.nursery = nursery
-        self.rec.entered_at = trio.current_time()
-        return self.name
+        try:
+            await trio.sleep(self.script.enter_delay)
+            if self.script.enter_error or self.attempt <= self.script.failing_attempts:
+                error = OSError(f"{self.name} enter (attempt {self.attempt})")
+                self.rec.faults.append(error)
+                raise error
+            if self.script.crash_at is not None:
+                self.nursery_manager = trio.open_nursery()
+                nursery: trio.Nursery = await self.nursery_manager.__aenter__()
+                nursery.start_soon(self._crash, self.script.crash_at)
+                self.nursery = nursery
+            self.rec.entered_at = trio.current_time()
+            self.rec.entered_seq = next(_SEQ)
+            return self.name
+        finally:
+            self.rec.enter_ended = trio.current_time()
+            self.rec.enter_ended_seq = next(_SEQ)
 
     async def _crash(self, at: float) -> None:
         await trio.sleep_until(at)
         self.rec.crashed = True
+        self.rec.crashed_at = trio.current_time()
+        self.rec.crashed_seq = next(_SEQ)
         error = ValueError(f"{self.name} crash")
         self.rec.faults.append(error)
         raise error
@@ -140,6 +168,7 @@ class ScriptedNode:
         rec.exit_calls += 1
         rec.exit_task = trio.lowlevel.current_task()
         rec.exit_started = trio.current_time()
+        rec.exit_started_seq = next(_SEQ)
         rec.seen = exc
         try:
             if self.nursery is not None:
@@ -150,9 +179,15 @@ class ScriptedNode:
                 error = KeyError(f"{self.name} exit")
                 rec.faults.append(error)
                 raise error
-            return self.script.suppress
+        except BaseException as raised:
+            rec.exit_raised = raised
+            raise
+        else:
+            rec.exit_returned = self.script.suppress
         finally:
             rec.exit_ended = trio.current_time()
+            rec.exit_ended_seq = next(_SEQ)
+        return self.script.suppress
 
 
 def run_graph(scenario: GraphScenario) -> GraphOutcome:
@@ -197,15 +232,324 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
                             raise out.body_exc
                     finally:
                         out.body_ended = trio.current_time()
+                        out.body_ended_seq = next(_SEQ)
             except BaseException as exc:
                 out.raised = exc
                 raise
         out.cancel_caught = scope.cancelled_caught
 
+    # Trio shuffles each batch of runnable tasks: seeded by the scenario, a run is a
+    # function of it, and a failing scenario printed by the tests reproduces.
+    seed_scheduler(zlib.crc32(repr(scenario).encode()))
     with contextlib.suppress(BaseException):  # recorded in out.raised
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     out.ended = max([0.0] + [r.exit_ended or 0.0 for r in records])
     return out
+
+
+# ---- the unwinding, modelled from the records --------------------------------------------
+#
+# As for ``parallel_with`` (``tests/harness/unwinding.py``), not a second implementation:
+# the model reads what each node received, raised and suppressed, and when each crashed,
+# and applies the rules of docs/semantics.rst ("What each __aexit__ receives", "A node
+# failing while open"):
+#
+# * a node *failing* (it crashed while open, so its ``__aexit__`` received its own
+#   ``Cancelled``) exits after every node depending on it, directly or not; the nodes
+#   related to no node failing as the exit began ("free") wait for every such node too;
+# * a node receives the newest of what its entered dependents let through (a failure
+#   supersedes what its node received, a failing node's what it would have received), one
+#   group when several arrive, less what a dependent suppressed and what it superseded;
+#   one without an entered dependent receives the body's outcome, or, free, the first
+#   failure in time of the failing ones;
+# * suppressing an exception suppresses everything it superseded.
+#
+# Where the records cannot order two events of one instant, the model has alternatives,
+# and the oracle takes the one that fits the records best.
+
+
+#: Stands for the caller's cancellation, delivered natively, in the model.
+_CANCELLATION = BaseException("the caller's cancellation, delivered natively")
+
+Excs = tuple[BaseException, ...]
+
+
+def dependents_of(s: GraphScenario) -> list[list[int]]:
+    """For each node, the nodes that depend on it directly, in node order."""
+    n = len(s.nodes)
+    return [[j for j in range(n) if i in s.nodes[j].deps] for i in range(n)]
+
+
+def below(s: GraphScenario, nodes: set[int]) -> set[int]:
+    """``nodes`` and every node that depends on one of them, directly or not."""
+    dependents = dependents_of(s)
+    found, todo = set(nodes), list(nodes)
+    while todo:
+        for j in dependents[todo.pop()]:
+            if j not in found:
+                found.add(j)
+                todo.append(j)
+    return found
+
+
+def failing(r: NodeRecord) -> bool:
+    """It crashed while open, and its ``__aexit__`` received its own ``Cancelled``."""
+    return r.crashed and isinstance(r.seen, trio.Cancelled)
+
+
+@attrs.frozen(eq=False)
+class GraphUnwinding:
+    """The model under one order of the ties."""
+
+    #: The nodes failing as the exit began, and those related to none of them.
+    failing: frozenset[int]
+    free: frozenset[int]
+    #: What each node that exited must receive: ``None`` (nothing), an exception, a tuple
+    #: (a group of exactly these), or ``_CANCELLATION`` (its own ``Cancelled``).
+    wants: dict[int, BaseException | Excs | None]
+    #: The identities of what was suppressed.
+    gone: frozenset[int]
+
+
+def _failure(
+    s: GraphScenario, i: int, r: NodeRecord, too_slow: dict[int, BaseException]
+) -> BaseException | None:
+    """What a node's exit raised that is its failure (a stand-in for a TooSlowError)."""
+    raised = r.exit_raised
+    if raised is None:
+        return None
+    if not isinstance(raised, trio.Cancelled):
+        return raised
+    if s.shutdown_timeout is not None:
+        return too_slow.setdefault(i, BaseException(f"n{i} did not exit within the budget"))
+    return None  # the caller's cancellation: it let through what it received
+
+
+def _failing_choices(s: GraphScenario, out: GraphOutcome) -> list[frozenset[int]]:
+    """Which nodes were failing as the exit began, under every order of the ties."""
+    records = out.records
+    if out.body_ended_seq is not None:
+        # The exit begins in the very step in which the body ended: a node that crashed
+        # before, parked, was failing (whatever it then received).
+        body_end = out.body_ended_seq
+        return [
+            frozenset(
+                i
+                for i, r in enumerate(records)
+                if r.entered_at is not None
+                and r.crashed_seq is not None
+                and r.crashed_seq < body_end
+            )
+        ]
+    crashed = [i for i, r in enumerate(records) if failing(r) and r.crashed_seq is not None]
+    # An enter failed, or a node failed while others entered: the exit begins once the
+    # enters are over (cancelled at once), at that instant.
+    ends = [(r.enter_ended_seq, r.enter_ended) for r in records if r.enter_ended_seq is not None]
+    last_seq, last_time = max(ends, key=lambda pair: pair[0] or 0) if ends else (0, 0.0)
+    alerts = [records[i].crashed_at for i in crashed]
+    alerts += [
+        r.enter_ended
+        for script, r in zip(s.nodes, records, strict=True)
+        if r.entered_at is None and not script.optional and _enter_faults(r)
+    ]
+    if s.cancel_at is not None:
+        alerts.append(s.cancel_at)
+    begin = max([last_time or 0.0, min((a for a in alerts if a is not None), default=0.0)])
+    sure = {
+        i
+        for i in crashed
+        if (records[i].crashed_seq or 0) < (last_seq or 0) or (records[i].crashed_at or 0) < begin
+    }
+    tied = [i for i in crashed if i not in sure and records[i].crashed_at == begin]
+    return [
+        frozenset(sure | set(extra))
+        for k in range(len(tied) + 1)
+        for extra in itertools.combinations(tied, k)
+    ]
+
+
+def graph_unwindings(s: GraphScenario, out: GraphOutcome) -> list[GraphUnwinding]:
+    """The model of ``out`` under every order of its ties."""
+    records, n = out.records, len(s.nodes)
+    dependents = dependents_of(s)
+    body: Excs = (out.body_exc,) if out.body_exc is not None else ()
+    cancelled = s.cancel_at is not None and out.body_ended is not None
+    if cancelled and not body and (s.cancel_at or 0.0) <= (out.body_ended or 0.0):
+        body = (_CANCELLATION,)  # the caller cancelled the body: delivered natively
+    too_slow: dict[int, BaseException] = {}
+    models: list[GraphUnwinding] = []
+    for fs in _failing_choices(s, out):
+        free = frozenset(range(n)) - below(s, set(fs)) if fs else frozenset[int]()
+        failures = {i: f for i in fs if (f := _failure(s, i, records[i], too_slow)) is not None}
+        soonest = min((records[i].crashed_at or 0.0 for i in failures), default=None)
+        firsts: list[int | None] = [i for i in failures if records[i].crashed_at == soonest]
+        models += [
+            _unwind(s, out, dependents, body, fs, free, first, too_slow)
+            for first in firsts or [None]
+        ]
+    return models
+
+
+def _unwind(
+    s: GraphScenario,
+    out: GraphOutcome,
+    dependents: list[list[int]],
+    body: Excs,
+    fs: frozenset[int],
+    free: frozenset[int],
+    first: int | None,
+    too_slow: dict[int, BaseException],
+) -> GraphUnwinding:
+    records = out.records
+    outs: dict[int, Excs] = {}
+    covers: dict[int, frozenset[int]] = {}
+    gones: dict[int, frozenset[int]] = {}
+    wants: dict[int, BaseException | Excs | None] = {}
+    body_covers = frozenset(map(id, body))
+    for i in reversed(range(len(s.nodes))):
+        r = records[i]
+        if r.entered_at is None or not r.exit_calls:
+            continue
+        entered = [j for j in dependents[i] if j in outs]
+        if entered:
+            gone = frozenset[int]().union(*(gones[j] for j in entered))
+            cover = frozenset[int]().union(*(covers[j] for j in entered))
+            superseded = frozenset[int]().union(
+                *(covers[j] - set(map(id, outs[j])) for j in entered)
+            )
+            received: list[BaseException] = []
+            for j in entered:
+                for e in outs[j]:
+                    if id(e) not in gone | superseded and all(e is not g for g in received):
+                        received.append(e)
+            got, cover = tuple(received), cover - gone
+        else:
+            gone, got, cover = frozenset[int](), body, body_covers
+            if i in free and first is not None:
+                f = _failure(s, first, records[first], too_slow)
+                assert f is not None
+                got, cover = (f,), cover | {id(f)}
+        is_failing = i in fs or failing(r)
+        if is_failing:
+            wants[i] = _CANCELLATION
+        elif got == (_CANCELLATION,) or not got:
+            wants[i] = _CANCELLATION if got else None
+        else:
+            wants[i] = got[0] if len(got) == 1 else got
+        failure = _failure(s, i, r, too_slow)
+        if failure is not None:
+            outs[i], covers[i] = (failure,), cover | {id(failure)}
+        elif not is_failing and r.seen is not None and r.exit_returned and got:
+            outs[i], covers[i] = (), frozenset[int]()
+            gone = gone | cover
+        else:
+            outs[i], covers[i] = got, cover
+        gones[i] = gone
+    total = frozenset[int]().union(*gones.values())
+    return GraphUnwinding(fs, free, wants, total)
+
+
+def accepts(want: BaseException | Excs | None, seen: BaseException | None) -> bool:
+    """``seen`` is what the model wants."""
+    if want is None:
+        return seen is None
+    if want is _CANCELLATION:
+        return isinstance(seen, trio.Cancelled)
+    if isinstance(want, tuple):
+        inner = members(seen)
+        return (
+            inner is not None
+            and len(inner) == len(want)
+            and all(a is b for a, b in zip(inner, want, strict=True))
+        )
+    return seen is want
+
+
+def _shown(exc: BaseException | Excs | None) -> str:
+    if exc is _CANCELLATION:
+        return "its own Cancelled"
+    return f"a group of {list(exc)!r}" if isinstance(exc, tuple) else repr(exc)
+
+
+def exit_order_problems(s: GraphScenario, out: GraphOutcome, model: GraphUnwinding) -> list[str]:
+    """3. Every entered node exits after the body, after every node that depends on it
+    (directly or not), and, free, after every node failing as the exit began."""
+    problems: list[str] = []
+    records = out.records
+    for i, r in enumerate(records):
+        begun = r.exit_started_seq
+        if r.entered_at is None or begun is None:
+            continue
+        if out.body_ended_seq is not None and begun < out.body_ended_seq:
+            problems.append(f"n{i} began to exit at {r.exit_started}, before the body ended")
+        for j in sorted(below(s, {i}) - {i}):
+            ended = records[j].exit_ended_seq
+            if ended is not None and begun < ended:
+                problems.append(f"n{i} began to exit before its dependent n{j} had exited")
+        if i in model.free:
+            for f in sorted(model.failing):
+                ended = records[f].exit_ended_seq
+                if ended is not None and begun < ended:
+                    problems.append(
+                        f"n{i} began to exit before n{f}, failing as the exit began, had exited"
+                    )
+    return problems
+
+
+def delivery_problems(s: GraphScenario, out: GraphOutcome, model: GraphUnwinding) -> list[str]:
+    """6. What each node received, against the model."""
+    return [
+        f"n{i} received {_shown(out.records[i].seen)}, not {_shown(want)}"
+        for i, want in model.wants.items()
+        if not accepts(want, out.records[i].seen)
+    ]
+
+
+def deliveries_checked(s: GraphScenario, out: GraphOutcome) -> bool:
+    """Whether the deliveries are checked: the body ran, nothing cancelled it from outside,
+    no budget cut an exit (unit tests check those)."""
+    if s.cancel_at is not None or out.body_started is None:
+        return False
+    return not any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised))
+
+
+def fitting(s: GraphScenario, out: GraphOutcome) -> GraphUnwinding:
+    """The model under the order of ties that explains the records best."""
+    shown = {id(leaf) for leaf in leaves(out.raised)}
+    checked = deliveries_checked(s, out)
+    best: tuple[int, GraphUnwinding] | None = None
+    for model in graph_unwindings(s, out):
+        misfits = len(exit_order_problems(s, out, model))
+        if checked:
+            misfits += len(delivery_problems(s, out, model))
+        if out.body_started is not None:
+            for fault, owner in _faults_and_owners(s, out):
+                misfits += (id(owner) in model.gone) == (id(fault) in shown)
+        if best is None or misfits < best[0]:
+            best = (misfits, model)
+        if not misfits:
+            break
+    assert best is not None
+    return best[1]
+
+
+def _faults_and_owners(
+    s: GraphScenario, out: GraphOutcome
+) -> list[tuple[BaseException, BaseException]]:
+    """Each injected fault (a crash, an exit error, the body's exception) and the failure
+    that carries it (what a suppression of it takes away)."""
+    pairs: list[tuple[BaseException, BaseException]] = []
+    for r in out.records:
+        for fault in r.faults:
+            if isinstance(fault, OSError):
+                continue
+            owner = r.exit_raised
+            if owner is None or all(fault is not leaf for leaf in leaves(owner)):
+                owner = fault
+            pairs.append((fault, owner))
+    if out.body_exc is not None:
+        pairs.append((out.body_exc, out.body_exc))
+    return pairs
 
 
 # ---- the oracle: one checker per guarantee ----------------------------------------------
@@ -254,26 +598,25 @@ def check_dependencies(s: GraphScenario, out: GraphOutcome) -> list[str]:
 
 
 def check_exits(s: GraphScenario, out: GraphOutcome) -> list[str]:
-    """3. Every entered node exits once: after the body, and after its dependents."""
+    """3. Every entered node exits once: after the body, after every node that depends on
+    it, directly or not (a failing one included: no exception), and, related to no node
+    failing as the exit began, after those; the body never runs once a node failed while
+    others were entering."""
     problems: list[str] = []
     for i, r in enumerate(out.records):
         if r.entered_at is None:
             if r.exit_calls:
                 problems.append(f"n{i} exited without having entered")
-            continue
-        if r.exit_calls != 1:
+        elif r.exit_calls != 1:
             problems.append(f"n{i} exited {r.exit_calls} times")
-            continue
-        assert r.exit_started is not None
-        if r.crashed:
-            continue  # it failed while open: it exits at once, by itself
-        if out.body_ended is not None and r.exit_started < out.body_ended:
-            problems.append(f"n{i} began to exit at {r.exit_started}, before the body ended")
-        for j, other in enumerate(s.nodes):
-            dependent = out.records[j]
-            ended = dependent.exit_ended
-            if i in other.deps and ended is not None and r.exit_started < ended:
-                problems.append(f"n{i} began to exit before its dependent n{j} had exited")
+    problems += exit_order_problems(s, out, fitting(s, out))
+    if out.body_started is not None:
+        entering = max([r.enter_ended_seq or 0 for r in out.records], default=0)
+        problems += [
+            f"the body ran, though n{i} failed while open before the others had entered"
+            for i, r in enumerate(out.records)
+            if r.crashed_seq is not None and r.crashed_seq < entering
+        ]
     return problems
 
 
@@ -292,9 +635,6 @@ def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
     raised = leaves(out.raised)
     if len(set(map(id, raised))) != len(raised):
         problems.append("an exception appears twice in what was raised")
-    injected = [f for r in out.records for f in r.faults if not isinstance(f, OSError)]
-    if out.body_exc is not None:
-        injected.append(out.body_exc)
     for i, r in enumerate(out.records):
         attempts = _enter_faults(r)
         shown = [f for f in attempts if any(f is e for e in raised)]
@@ -305,27 +645,31 @@ def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
             problems.append(f"n{i}'s attempts {attempts!r} were raised in part: {shown!r}")
         elif attempts and not shown and out.raised is None:
             problems.append(f"n{i}'s failure {attempts[-1]!r} was lost")
-    suppressors = [
-        r
-        for script, r in zip(s.nodes, out.records, strict=True)
-        if script.suppress and r.exit_calls and not script.exit_error and not r.crashed
-    ]
-    for fault in injected:
-        if any(fault is e for e in raised):
-            continue
-        if any(any(fault is e for e in leaves(r.seen)) for r in suppressors):
-            continue
-        problems.append(f"{fault!r} was lost")
+    # A fault leaves the block unless a node suppressed what carries it, or something that
+    # superseded it (the model's ``gone``); after an enter failure, every one does.
+    gone = fitting(s, out).gone if out.body_started is not None else frozenset[int]()
+    for fault, owner in _faults_and_owners(s, out):
+        want = 0 if id(owner) in gone else 1
+        count = sum(1 for e in raised if e is fault)
+        if count != want:
+            problems.append(f"{fault!r} appears {count} times in what was raised, not {want}")
     if out.raised is not None and not isinstance(out.raised, (BaseExceptionGroup, trio.Cancelled)):
         problems.append(f"raised {out.raised!r}, not a group")
     return problems
 
 
 def check_timing(s: GraphScenario, out: GraphOutcome) -> list[str]:
-    """5. Without faults, start-up and teardown each cost the longest chain."""
-    faults = any(r.faults for r in out.records)
-    if out.raised is not None or faults or s.cancel_at is not None or s.limit is not None:
+    """5. Start-up and teardown each cost the longest chain: a node starts exiting the
+    moment the body has ended and its dependents (and, free, the nodes failing as the
+    exit began) have exited.  Without other faults than crashes while open, an outer
+    cancellation or a limit."""
+    crash_only = all(isinstance(f, ValueError) for r in out.records for f in r.faults)
+    if not crash_only or s.cancel_at is not None or s.limit is not None:
         return []
+    if any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised)):
+        return []  # the shutdown budget cut an exit: checked by check_budget
+    if out.body_started is None:
+        return []  # a node failed while the others were entering: check_exits
     start = [0.0] * len(s.nodes)
     for i, script in enumerate(s.nodes):
         start[i] = max([0.0] + [start[d] + s.nodes[d].enter_delay for d in script.deps])
@@ -334,52 +678,58 @@ def check_timing(s: GraphScenario, out: GraphOutcome) -> list[str]:
     if out.body_started != body:
         problems.append(f"the body started at {out.body_started}, not {body}")
     assert out.body_ended is not None
+    model = fitting(s, out)
     ends = [0.0] * len(s.nodes)
-    for i in reversed(range(len(s.nodes))):
+    # The free nodes wait for the failing ones: those (and their dependents) first.
+    enclosed = below(s, set(model.failing))
+    order = sorted(range(len(s.nodes)), key=lambda i: (i not in enclosed, -i))
+    for i in order:
         after = [ends[j] for j, n in enumerate(s.nodes) if i in n.deps]
+        if i in model.free:
+            after += [ends[f] for f in model.failing]
         begin = max([out.body_ended, *after])
-        ends[i] = begin + s.nodes[i].exit_delay
+        # A crashed node's exit raises its crash at once (its nursery's exit).
+        ends[i] = begin if out.records[i].crashed else begin + s.nodes[i].exit_delay
         if out.records[i].exit_started != begin:
             problems.append(f"n{i} began to exit at {out.records[i].exit_started}, not {begin}")
     return problems
 
 
 def check_received(s: GraphScenario, out: GraphOutcome) -> list[str]:
-    """6. What each __aexit__ receives follows the rule of docs/semantics.rst."""
-    if s.cancel_at is not None or any(r.crashed for r in out.records):
+    """6. What each __aexit__ receives follows the rule of docs/semantics.rst: the newest
+    of what its dependents let through (a failure supersedes what it was handling), one
+    group when several arrive, less what a dependent suppressed or what that superseded;
+    its own ``Cancelled`` for a failing node; the body's outcome, or (free) the first
+    failure in time, for one without an entered dependent."""
+    if not deliveries_checked(s, out):
         return []
-    if any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised)):
-        return []  # the shutdown budget cut an exit: checked by check_budget
-    if any(r.entered_at is None for r in out.records):
-        return []  # an enter failure: checked by the unit tests
-    n = len(s.nodes)
-    dependents = [[j for j in range(n) if i in s.nodes[j].deps] for i in range(n)]
-    sinks = [] if out.body_exc is None else [out.body_exc]
-    received: list[list[BaseException]] = [[] for _ in range(n)]
-    passed: list[list[BaseException]] = [[] for _ in range(n)]
-    gone: list[set[int]] = [set() for _ in range(n)]
+    return delivery_problems(s, out, fitting(s, out))
+
+
+def check_group(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """Errors.  One flat group: the body's exception first, then the failures in the order
+    the nodes were added, each noted with its node once."""
+    inner = members(out.raised)
+    if inner is None:
+        return []
     problems: list[str] = []
-    for i in reversed(range(n)):
-        suppressed = set[int]().union(*(gone[j] for j in dependents[i]))
-        if dependents[i]:
-            got: list[BaseException] = []
-            for j in dependents[i]:
-                for e in passed[j]:
-                    if id(e) not in suppressed and all(e is not g for g in got):
-                        got.append(e)
-        else:
-            got = list(sinks)
-        received[i] = got
-        seen = members_of(out.records[i].seen)
-        if len(seen) != len(got) or any(a is not b for a, b in zip(seen, got, strict=False)):
-            problems.append(f"n{i} received {seen!r}, not {got!r}")
-        script = s.nodes[i]
-        let_through = [] if script.suppress and got and not script.exit_error else list(got)
-        if script.suppress and got and not script.exit_error:
-            suppressed |= {id(e) for e in got}
-        own: list[BaseException] = [f for f in out.records[i].faults if isinstance(f, KeyError)]
-        passed[i] = let_through + own
-        gone[i] = suppressed
+    order: list[int] = []
+    for member in inner:
+        marks = [note for note in getattr(member, "__notes__", []) if " (position " in note]
+        if not marks:
+            # The body's exception (or the caller's cancellation of the body, which the
+            # scope that owns it takes out of the group).
+            if member is not out.body_exc and not isinstance(member, trio.Cancelled):
+                problems.append(f"{member!r} in the group has no note naming its node")
+            order.append(-1)
+            continue
+        if len(marks) != 1:
+            problems.append(f"{member!r} has the notes {marks}, not one")
+        order.append(int(marks[-1].split(" (position ", 1)[1].split(")", 1)[0]))
+    if order != sorted(order) or len(set(order)) != len(order):
+        problems.append(
+            f"the group's members come from {order}, not the body first, then node order"
+        )
     return problems
 
 
@@ -445,19 +795,21 @@ def check_retries(s: GraphScenario, out: GraphOutcome) -> list[str]:
 
 
 def check_budget(s: GraphScenario, out: GraphOutcome) -> list[str]:
-    """9. Nothing outlives the shutdown budget: an exit still running when it runs out is
-    cancelled then, and fails with TooSlowError."""
+    """9. Nothing outlives the shutdown budget, counted from the end of the body (a failing
+    node, which now exits after the body, gets what is left of it): an exit still running
+    when it runs out is cancelled then, and fails with TooSlowError."""
     problems: list[str] = []
     if s.shutdown_timeout is None or out.body_ended is None:
         return problems
     deadline = out.body_ended + s.shutdown_timeout
     too_slow = [e for e in leaves(out.raised) if isinstance(e, trio.TooSlowError)]
     for i, r in enumerate(out.records):
-        if r.exit_ended is None or r.crashed:
+        if r.exit_ended is None:
             continue
         if r.exit_ended > deadline + 1e-9:
             problems.append(f"n{i} ended its exit at {r.exit_ended}, after the budget ({deadline})")
-        cut = abs(r.exit_ended - deadline) < 1e-9
+        # (A crashed node's exit raises its crash at once: that is its failure.)
+        cut = abs(r.exit_ended - deadline) < 1e-9 and not r.crashed
         if cut and not any(
             f"n{i} did not exit within the shutdown budget" in str(e) for e in too_slow
         ):
@@ -470,6 +822,7 @@ CHECKERS = (
     check_dependencies,
     check_exits,
     check_nothing_lost,
+    check_group,
     check_timing,
     check_received,
     check_optional,

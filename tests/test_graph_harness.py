@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import HANG_SECONDS
-from tests.graph_harness import GraphScenario, NodeScript, check_graph, run_graph
-from tests.harness.exceptions import leaves
+from tests.graph_harness import GraphOutcome, GraphScenario, NodeScript, check_graph, run_graph
+from tests.harness.exceptions import leaves, members
 from tests.harness.explore import fuzz
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -172,3 +173,103 @@ def test_the_checkers_see_what_the_new_options_must_never_do() -> None:
     assert check_graph(down, out) == []
     out.raised = BaseExceptionGroup("raised", out.tolerated_exceptions)
     assert "the tolerated OSError('n0 enter (attempt 1)') was raised" in check_graph(down, out)
+
+
+# ---- checking the checks of issue 16: tampered records ---------------------------------------
+
+#: n0 crashes at 2.5, while the body runs: its dependent n1 (and n2, on n1) exit first, with
+#: the body's outcome, then n0 with its own Cancelled; n3, related to neither, waits for n0
+#: and receives its failure.
+CRASH_IN_A_CHAIN = GraphScenario(
+    (
+        NodeScript(enter_delay=1, crash_at=2.5, exit_delay=1),
+        NodeScript((0,), enter_delay=1, exit_delay=1),
+        NodeScript((1,), exit_delay=1),
+        NodeScript(exit_delay=1),
+    ),
+    body_delay=3,
+)
+
+#: n1's exit error supersedes the body's exception: n0 receives it alone; n0 suppressing
+#: it suppresses the body's exception too.
+SUPERSEDED = GraphScenario((NodeScript(), NodeScript((0,), exit_error=True)), body_error=True)
+SUPPRESSES_THE_SUPERSEDED = attrs.evolve(
+    SUPERSEDED, nodes=(NodeScript(suppress=True), SUPERSEDED.nodes[1])
+)
+
+
+def checked(scenario: GraphScenario) -> GraphOutcome:
+    out = run_graph(scenario)
+    assert check_graph(scenario, out) == []
+    return out
+
+
+def test_the_checkers_see_a_failing_node_exit_before_its_dependents() -> None:
+    # The old rule: a failing node exited at once, before the body and its dependents.
+    out = checked(CRASH_IN_A_CHAIN)
+    failing, _, last, _ = out.records
+    assert isinstance(failing.seen, trio.Cancelled) and failing.crashed
+    assert last.exit_ended_seq is not None and out.body_ended_seq is not None
+    failing.exit_started, failing.exit_started_seq = 2.5, out.body_ended_seq - 1
+    problems = check_graph(CRASH_IN_A_CHAIN, out)
+    assert "n0 began to exit at 2.5, before the body ended" in problems
+    assert "n0 began to exit before its dependent n2 had exited" in problems
+    assert "n0 began to exit at 2.5, not 4.5" in problems
+
+
+def test_the_checkers_see_a_free_node_exit_before_the_failing_one() -> None:
+    out = checked(CRASH_IN_A_CHAIN)
+    failing, free = out.records[0], out.records[3]
+    assert failing.exit_ended_seq is not None and free.exit_started == failing.exit_ended
+    free.exit_started_seq = failing.exit_ended_seq - 1
+    assert "n3 began to exit before n0, failing as the exit began, had exited" in check_graph(
+        CRASH_IN_A_CHAIN, out
+    )
+
+
+def test_the_checkers_want_the_deliveries_around_a_failing_node() -> None:
+    out = checked(CRASH_IN_A_CHAIN)
+    failing, dependent, _, free = out.records
+    assert dependent.seen is None and free.seen is failing.exit_raised
+    failing.seen, free.seen = None, None
+    problems = check_graph(CRASH_IN_A_CHAIN, out)
+    assert "n0 received None, not its own Cancelled" in problems
+    assert f"n3 received None, not {failing.exit_raised!r}" in problems
+
+
+def test_the_checkers_want_the_newest_exception_not_the_old_group() -> None:
+    out = checked(SUPERSEDED)
+    dependency, dependent = out.records
+    assert out.body_exc is not None and dependent.exit_raised is not None
+    assert dependency.seen is dependent.exit_raised
+    dependency.seen = group = BaseExceptionGroup("old", [out.body_exc, dependent.exit_raised])
+    assert f"n0 received {group!r}, not KeyError('n1 exit')" in check_graph(SUPERSEDED, out)
+
+
+def test_the_checkers_want_the_superseded_suppressed_too() -> None:
+    out = checked(SUPPRESSES_THE_SUPERSEDED)
+    assert out.raised is None and out.body_exc is not None
+    out.raised = BaseExceptionGroup("the body raised", [out.body_exc])
+    assert "LookupError('body') appears 1 times in what was raised, not 0" in check_graph(
+        SUPPRESSES_THE_SUPERSEDED, out
+    )
+
+
+def test_the_checkers_want_one_flat_group_in_node_order() -> None:
+    scenario = GraphScenario((NodeScript(exit_error=True), NodeScript(exit_error=True)))
+    out = checked(scenario)
+    inner = members(out.raised)
+    assert inner is not None
+    out.raised = BaseExceptionGroup("reversed", inner[::-1])
+    assert (
+        "the group's members come from [1, 0], not the body first, then node order"
+        in check_graph(scenario, out)
+    )
+
+
+def test_the_checkers_see_a_body_run_after_a_crash_while_entering() -> None:
+    out = checked(CRASH_IN_A_CHAIN)
+    out.records[0].crashed_seq = 0  # (it crashed at 2.5, while the body ran)
+    assert "the body ran, though n0 failed while open before the others had entered" in check_graph(
+        CRASH_IN_A_CHAIN, out
+    )

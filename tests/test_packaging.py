@@ -53,4 +53,3 @@ def test_the_sdist_and_the_wheel_include_the_license(tmp_path: Path) -> None:
         extracted = archive.extractfile(member)
         assert extracted is not None
         assert extracted.read().decode() == license_text
-

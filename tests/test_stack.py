@@ -224,3 +224,25 @@ async def test_a_member_ending_by_itself_while_its_stage_enters_fails_that_stage
     assert trio.current_time() == 1
     # The first stage received what the body raised: the second stage's enter failure.
     assert members(first.seen)[0].args[0].startswith("ends_while_open ended by itself")
+
+
+async def test_several_members_failing_while_open_reach_the_earlier_stage_together(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Both fail while open (concurrently, as nested blocks would have them whichever way
+    # they were nested): the earlier stage receives both, one group in position order.
+    log: Log = []
+    early = FakeCM("early", log)
+    first, second = ValueError("first"), KeyError("second")
+    with pytest.RaisesGroup(pytest.RaisesGroup(ValueError), pytest.RaisesGroup(KeyError)):
+        async with ParallelExitStack() as stack:
+            await stack.enter(early)
+            await stack.enter_all(
+                crashes_while_open(log, "a", 1, first), crashes_while_open(log, "b", 2, second)
+            )
+            with trio.CancelScope(shield=True):
+                await trio.sleep(3)  # both fail while the body still runs
+    assert [leaves for group in members(early.seen) for leaves in members(group)] == [
+        first,
+        second,
+    ]

@@ -55,6 +55,15 @@ class Flight:
         """``failures`` were raised while this was being handled: they are the newest."""
         return Flight(tuple(failures), self.covers | ids(failures))
 
+    def alongside(
+        self, failures: Sequence[BaseException], *, order: Sequence[BaseException]
+    ) -> Flight:
+        """``failures`` go on too, superseding nothing (they failed concurrently with
+        what is newest); ``current`` in the order of ``order``, others first."""
+        rank = {id(exc): place for place, exc in enumerate(order, start=1)}
+        current = sorted((*self.current, *failures), key=lambda exc: rank.get(id(exc), 0))
+        return Flight(tuple(current), self.covers | ids(failures))
+
     def suppressed(self, *, native: bool) -> tuple[Flight, frozenset[int]]:
         """A context manager suppressed ``current``: what goes on, and what is gone.
 

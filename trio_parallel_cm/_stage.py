@@ -376,8 +376,10 @@ class Stage:
     async def unwind(self, flight: Flight) -> Unwound:
         """Exit every open holder with ``flight`` on its way out, as nested blocks would.
 
-        What goes on to the previous stage is the newest: this stage's failures if any
-        (they supersede what it received), else what it let through (see ``_flight.py``).
+        What goes on to the previous stage is the newest (see ``_flight.py``): the exit
+        failures of the members that were not failing (they supersede what those
+        received), else what those let through; with the failures of the failing members
+        that nothing received, one group, in position order, when several failed.
         """
         found = delivery(flight.current)
         caught = await self.exit(flight, found)
@@ -388,9 +390,18 @@ class Stage:
         gone = NOTHING
         if any(holder.suppressed for holder in self.holders):
             flight, gone = flight.suppressed(native=self.native_exit)
-        failed = [h.failure for h in self._failed() if h.failure is not None and not h.interrupted]
-        if failed:
-            flight = flight.superseded_by(failed)
+        failed = self._failed()
+        exited = [h.failure for h in failed if h.failure is not None and not h.interrupted]
+        if exited:
+            flight = flight.superseded_by(exited)
+        received = self.sinks.current
+        unseen = [
+            h.failure
+            for h in failed
+            if h.interrupted and h.failure is not None and h.failure not in received
+        ]
+        if unseen:
+            flight = flight.alongside(unseen, order=self.failures())
         return Unwound(flight, gone, caught)
 
     async def exit(self, flight: Flight, found: Delivery) -> BaseException | None:

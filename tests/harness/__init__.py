@@ -20,9 +20,11 @@ and :func:`check` derives from that what the library must report, and how.
 
 The package is split by concern: ``scenario`` (behaviour as data), ``fake`` (the scripted
 context manager), ``exceptions`` (looking at them), ``running`` (one scenario, one
-``trio.run``), ``oracle`` (``check``: one checker per numbered guarantee of
-``docs/semantics.rst`` and one for its Errors section, each problem labelled with its
-guarantee), ``explore`` (the exhaustive space and the hypothesis strategies), ``hangs``.
+``trio.run``), ``unwinding`` (the model of a block's unwinding, from the records: what each
+``__aexit__`` must receive, when it may start, what a suppression takes away), ``oracle``
+(``check``: one checker per numbered guarantee of ``docs/semantics.rst`` and one for its
+Errors section, each problem labelled with its guarantee), ``explore`` (the exhaustive
+space and the hypothesis strategies), ``hangs``.
 """
 
 from tests.harness.explore import BEHAVIOURS, BODIES, CANCELS, exhaustive, scenarios

@@ -58,6 +58,9 @@ class Record:
     #: When its own failure while open (``Script.open_failure``) fired, and in which phase.
     fired_time: float | None = None
     fired_in: str | None = None
+    #: A crash (``OpenFailure.CRASH``) is a task step: the moment of it, in the total
+    #: order.  (A deadline fires before any task step of its instant.)
+    fired_at: Moment | None = None
     #: Every exception object it created.
     faults: list[BaseException] = attrs.Factory(list[BaseException])
 
@@ -200,7 +203,8 @@ class ScriptedCM:
         assert stop is not None
         with stop:  # cancelled when it exits: a service stopped, not a crash
             await trio.sleep(self.script.open_after)
-            self.rec.fired_time = trio.current_time()
+            self.rec.fired_at = self.timeline.now()
+            self.rec.fired_time = self.rec.fired_at.time
             self.rec.fired_in = self._phase
             raise self._fault(self.script.crash_fault, "crash")
 
@@ -217,7 +221,10 @@ class ScriptedCM:
             assert self._deadline_scope is not None
             if self._deadline_scope.cancel_called:
                 self.rec.fired_time = self._deadline_at
-                self.rec.fired_in = self._phase_at(self._deadline_at)
+                # Unwound by __aenter__ itself: it fired while entering, also when that
+                # was the very instant the enter ended.
+                entering = self._phase == ENTERING
+                self.rec.fired_in = ENTERING if entering else self._phase_at(self._deadline_at)
         if self._scope is not None:
             scope, self._scope = self._scope, None
             exc = _through(scope, exc)

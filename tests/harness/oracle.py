@@ -14,6 +14,15 @@ from tests.harness.exceptions import has_cancelled, leaves, members, nodes, note
 from tests.harness.fake import Moment, ScriptedCM
 from tests.harness.running import Outcome
 from tests.harness.scenario import DEADLOCK_AFTER, ENTERING, EXITING, OPEN, Mode, Scenario
+from tests.harness.unwinding import (
+    Unwinding,
+    ended_by_itself,
+    fired_open,
+    runtime_error_message,
+    runtime_error_rule,
+    stage_runs,
+    unwindings,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -33,26 +42,6 @@ class Expected:
     notes: frozenset[str]
     #: When the library learnt of it.
     reported: Moment
-
-
-def interrupted_ends(out: Outcome) -> list[Moment]:
-    """When the context managers interrupted while the body ran finished their cleanup."""
-    end = out.block_body_end
-    assert end is not None
-    return [
-        cm.rec.exit_end
-        for cm in out.cms
-        if ended_by_itself(cm)
-        and cm.rec.exit_start is not None
-        and cm.rec.exit_start.seq < end.seq
-        and cm.rec.exit_end is not None
-    ]
-
-
-def ended_by_itself(cm: ScriptedCM) -> bool:
-    """It failed, or ended, while open: its own scope cancelled its holder, which exited."""
-    rec = cm.rec
-    return rec.fired_in == OPEN and isinstance(rec.seen, trio.Cancelled)
 
 
 def _note(out: Outcome, cm: ScriptedCM, phase: str) -> str:
@@ -96,17 +85,30 @@ def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[
         # nursery once its cleanup was over) reached the nursery then: it may have
         # cancelled the nursery first.
         phases.add(EXITING)
-    elif (cm.rec.exit_start is not None and cm.rec.exit_start.time != cm.rec.fired_time) or (
-        out.scenario.limit is not None
-        and out.body_end is not None
-        and cm.rec.fired_time is not None
-        and out.body_end.time < cm.rec.fired_time
-    ):
-        # An aborted holder exits at once; this one waited for an exit slot (``limit=``),
-        # so it may have been released (natively) before its own scope fired: also when
-        # the slot came free at the very instant its scope fired.
+    elif _released_natively_first(out, cm):
         phases.add(EXITING)
     return phases
+
+
+def _released_natively_first(out: Outcome, cm: ScriptedCM) -> bool:
+    """``cm`` may have been released, natively (its ``__aexit__`` then meets a
+    ``Cancelled`` of its own), before its own scope fired: then it fails while exiting.
+
+    Only a native release gives it a ``Cancelled`` without being interrupted: the
+    caller's cancellation, or a stage that could not enter.  Released as its stage
+    unwinds, at the very instant its scope fired; with ``limit=``, it may wait for an exit
+    slot after its release, and its scope fire meanwhile.
+    """
+    rec, sc = cm.rec, out.scenario
+    assert out.outer is not None
+    if rec.exit_start is None or rec.fired_time is None:
+        return False
+    if not (out.outer.cancel_called or not out.stage_entered[cm.index]):
+        return False
+    if rec.exit_start.time == rec.fired_time:
+        return True
+    unwound = out.block_body_end.time if out.block_body_end is not None else 0.0
+    return sc.limit is not None and rec.fired_time >= unwound
 
 
 def _failed_at(cm: ScriptedCM, when: float | None) -> bool:
@@ -204,18 +206,25 @@ class Facts:
 
     tolerate: frozenset[str]
     echoes: Echoes
-    #: The failures the library must report (``expected_failures``).
+    #: The failures the library must report (``expected_failures``, and the
+    #: ``RuntimeError`` of one that ended by itself while the others were entering).
     expected: list[Expected]
     #: The body's exception, unless it is (or holds) a cancellation.
     body_error: BaseException | None
-    #: Some context manager received the body's exception and suppressed it.
+    #: The body's exception was suppressed (by a context manager that received it, or
+    #: something that superseded it).
     body_suppressed: bool
-    #: The context managers whose failure was suppressed (by an earlier stage, or as part
-    #: of a suppressed body exception): it must not appear.
+    #: The context managers whose failure was suppressed (by one that received it, or
+    #: something that superseded it): it must not appear.
     gone: frozenset[int]
     #: For each other failing context manager, the nodes of what was raised that stand
     #: for its failure (one, if all is well).
     found: dict[int, list[BaseException]]
+    #: The unwinding (``unwinding.py``) under the order of ties that fits the records
+    #: best (``None`` for ``Mode.HANDLES``), and the problems of the ``RuntimeError`` of
+    #: spec B (guarantee 4).
+    model: Unwinding | None = None
+    runtime_problems: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, out: Outcome, tolerate: frozenset[str]) -> Facts:
@@ -224,22 +233,114 @@ class Facts:
         body = out.body_raised
         body_error = None if body is None or has_cancelled(body) else body
         body_ids = {id(leaf) for leaf in leaves(body_error)}
-        body_suppressed = _suppressed(out, list(body_ids), None)
-        gone: set[int] = set()
-        found: dict[int, list[BaseException]] = {}
-        for e in expected:
-            ids = [id(leaf) for leaf in e.leaves]
-            inside_body = all(i in body_ids for i in ids)
-            if _suppressed(out, ids, e.cm) or (inside_body and body_suppressed):
-                gone.add(e.cm.index)
-            else:
-                found[e.cm.index] = _locate(out.raised, e, echoes, tolerate)
-        return cls(tolerate, echoes, expected, body_error, body_suppressed, frozenset(gone), found)
+        model: Unwinding | None = None
+        runtime_problems: list[str] = []
+        if out.scenario.mode is Mode.HANDLES:
+            body_suppressed = _suppressed(out, list(body_ids), None)
+            suppressed = {
+                e.cm.index
+                for e in expected
+                if _suppressed(out, ids := [id(leaf) for leaf in e.leaves], e.cm)
+                or (all(i in body_ids for i in ids) and body_suppressed)
+            }
+        else:
+            more, runtime_problems = _runtime_errors(out, expected)
+            expected = sorted(
+                [*expected, *more],
+                key=lambda e: (out.stage_of[e.cm.index], out.position_of[e.cm.index]),
+            )
+            model = _fitting(out, expected, body_error, echoes)
+            body_suppressed = bool(body_ids) and body_ids <= model.gone
+            suppressed = {
+                e.cm.index for e in expected if all(id(leaf) in model.gone for leaf in e.leaves)
+            }
+        found = {
+            e.cm.index: _locate(out.raised, e, echoes, tolerate)
+            for e in expected
+            if e.cm.index not in suppressed
+        }
+        return cls(
+            tolerate,
+            echoes,
+            expected,
+            body_error,
+            body_suppressed,
+            frozenset(suppressed),
+            found,
+            model,
+            tuple(runtime_problems),
+        )
 
     def located(self, index: int) -> BaseException | None:
         """The one node of what was raised that stands for this context manager's failure."""
         nodes = self.found.get(index, [])
         return nodes[0] if len(nodes) == 1 else None
+
+
+def _runtime_errors(out: Outcome, expected: list[Expected]) -> tuple[list[Expected], list[str]]:
+    """The ``RuntimeError`` failures of those that ended by itself, without an error,
+    while the others of their stage were entering (4, spec B), and what is wrong with them.
+
+    Made by the library, they are found where they went: what was raised, what the body
+    raised (a stack's stage), what the others received.
+    """
+    failures = {e.cm.index: e for e in expected}
+    places = [out.raised, out.body_raised, *(cm.rec.seen for cm in out.cms)]
+    more: list[Expected] = []
+    problems: list[str] = []
+    for run in stage_runs(out):
+        for cm in run.exited:
+            if not ended_by_itself(cm):
+                continue
+            message, note = runtime_error_message(out, cm), _note(out, cm, OPEN)
+            found = next(
+                (
+                    node
+                    for place in places
+                    for node in nodes(place)
+                    if isinstance(node, RuntimeError)
+                    and str(node) == message
+                    and note in notes(node)
+                ),
+                None,
+            )
+            rule = runtime_error_rule(out, run, cm, failures)
+            if rule and found is None:
+                problems.append(
+                    f"{cm.name} ended by itself while the others were entering, but no "
+                    f"RuntimeError({message!r}) says so"
+                )
+            if rule is False and found is not None:
+                problems.append(
+                    f"{cm.name} failed with {found!r}, though it did not stop the enters"
+                )
+            if found is not None and cm.index not in failures:
+                assert cm.rec.exit_end is not None
+                more.append(Expected(cm, found, (found,), frozenset({note}), cm.rec.exit_end))
+    return more, problems
+
+
+def _fitting(
+    out: Outcome, expected: list[Expected], body_error: BaseException | None, echoes: Echoes
+) -> Unwinding:
+    """The unwinding under the order of ties that explains the records best."""
+    failures = {e.cm.index: e for e in expected}
+    shown = {id(leaf) for leaf in _visible_leaves(out.raised, echoes)}
+    best: tuple[int, Unwinding] | None = None
+    for model in unwindings(out, failures):
+        misfits = len(model.timing)
+        for index, (wants, _) in model.wants.items():
+            if not any(want.accepts(out.cms[index].rec.seen) for want in wants):
+                misfits += 1
+        for parts in [e.leaves for e in expected] + [tuple(leaves(body_error))]:
+            if parts:
+                gone = all(id(leaf) in model.gone for leaf in parts)
+                misfits += gone == all(id(leaf) in shown for leaf in parts)
+        if best is None or misfits < best[0]:
+            best = (misfits, model)
+        if not misfits:
+            break
+    return best[1] if best is not None else Unwinding({}, [], frozenset())
 
 
 def _check_ownership(out: Outcome, facts: Facts) -> list[str]:
@@ -284,7 +385,9 @@ def _check_nothing_leaks(out: Outcome, facts: Facts) -> list[str]:
 
 
 def _check_no_early_exit(out: Outcome, facts: Facts) -> list[str]:
-    """3. No __aexit__ before the body has finished; stages unwind in reverse order."""
+    """3. No __aexit__ before the body has finished, with no exception (one failing while
+    open included); stages unwind in reverse order (a failing member of stage 1 after
+    every exit of stage 2); the rest of a stage after its failing members."""
     problems: list[str] = []
     sc, cms = out.scenario, out.cms
     assert out.outer is not None and out.block_start is not None
@@ -293,12 +396,7 @@ def _check_no_early_exit(out: Outcome, facts: Facts) -> list[str]:
         # 3. No early exit: not before the body (and its shielded cleanup) has finished.
         for cm in cms:
             start = cm.rec.exit_start
-            if (
-                out.stage_entered[cm.index]
-                and start is not None
-                and not ended_by_itself(cm)
-                and start.seq < end.seq
-            ):
+            if out.stage_entered[cm.index] and start is not None and start.seq < end.seq:
                 problems.append(f"{cm.name} began to exit before the body had finished")
     if sc.mode is Mode.STACK:
         # Stages unwind in reverse order: stage 1 only once stage 2 has exited.
@@ -311,100 +409,55 @@ def _check_no_early_exit(out: Outcome, facts: Facts) -> list[str]:
                     and out.stage_entered[second.index]
                     and a is not None
                     and b is not None
-                    and not ended_by_itself(first)
                     and a.seq < b.seq
                 ):
                     problems.append(f"{first.name} began to exit before {second.name} had exited")
-    return problems
+    return problems + _timing(facts, "3")
 
 
 def _check_concurrency(out: Outcome, facts: Facts) -> list[str]:
     """2. The enters start together; the body starts when the last has entered; the exits
-    start together when the body ends (when nothing was interrupted while open: else 4)."""
+    start together when the body ends (when nothing failed while open: else 4)."""
     sc, cms = out.scenario, out.cms
     assert out.block_start is not None
-    if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or sc.limit is not None:
-        return []
     problems: list[str] = []
-    starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
-    if starts - {out.block_start.time}:
-        problems.append(f"the enters started at {sorted(starts)}, not all at once")
-    return problems + [problem for label, problem in _timing(out) if label == "2"]
-
-
-def _timing(out: Outcome) -> list[tuple[str, str]]:
-    """When the body and the exits start (without ``limit=``), each problem labelled 2, or
-    4 when a context manager interrupted while open holds them back."""
-    problems: list[tuple[str, str]] = []
-    sc, cms = out.scenario, out.cms
-    end = out.block_body_end
     if sc.mode in (Mode.PARALLEL, Mode.MAPPING) and sc.limit is None:
-        if out.body_start is not None and cms:
-            entered = [cm.rec.enter_end for cm in cms if cm.rec.enter_end is not None]
-            if len(entered) == len(cms):
-                last = max(entered, key=lambda moment: moment.seq)
+        starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
+        if starts - {out.block_start.time}:
+            problems.append(f"the enters started at {sorted(starts)}, not all at once")
+    return problems + _body_start(out, "2") + _timing(facts, "2")
 
-                # One interrupted while others entered holds the body back until its
-                # cleanup tells whether it failed (4); so does one interrupted while the
-                # stage waits for such a cleanup, before the body starts.  (One
-                # interrupted at the very instant the stage finished entering, or a wait
-                # ended, may count either way.)
-                interrupted = [
-                    cm
-                    for cm in cms
-                    if ended_by_itself(cm)
-                    and cm.rec.exit_start is not None
-                    and cm.rec.exit_end is not None
-                ]
 
-                def body_start(ties: bool) -> float:
-                    start, waited = last.time, set[int]()
-                    while True:
-                        more = [
-                            cm
-                            for cm in interrupted
-                            if cm.index not in waited
-                            and cm.rec.exit_start is not None
-                            and (
-                                cm.rec.exit_start.seq < last.seq
-                                or (start > last.time and cm.rec.exit_start.time < start)
-                                or (ties and cm.rec.exit_start.time == start)
-                            )
-                        ]
-                        if not more:
-                            return start
-                        for cm in more:
-                            waited.add(cm.index)
-                            assert cm.rec.exit_end is not None
-                            start = max(start, cm.rec.exit_end.time)
+def _timing(facts: Facts, label: str) -> list[str]:
+    """The model's problems of timing with this label (``unwinding.py``)."""
+    if facts.model is None:
+        return []
+    return [problem for which, problem in facts.model.timing if which == label]
 
-                expected = {body_start(ties) for ties in (False, True)}
-                if out.body_start.time not in expected:
-                    problems.append(
-                        (
-                            "4" if interrupted else "2",
-                            f"the body started at {out.body_start.time}, not when the last "
-                            f"context manager had entered and any interrupted one had cleaned "
-                            f"up ({min(expected)})",
-                        )
-                    )
-        if out.body_start is not None and end is not None:
-            # ... once the body has ended and every context manager interrupted while it
-            # ran (failing or ending by itself) has finished its cleanup (4).
-            ends = interrupted_ends(out)
-            release = max([end.time, *(m.time for m in ends)])
-            problems += [
-                (
-                    "4" if ends else "2",
-                    f"{cm.name} began to exit at {start.time}, not as the body ended "
-                    f"and the interrupted ones had cleaned up ({release})",
-                )
-                for cm in cms
-                if (start := cm.rec.exit_start) is not None
-                and not ended_by_itself(cm)
-                and start.time != release
+
+def _body_start(out: Outcome, label: str) -> list[str]:
+    """The body starts the moment the last context manager has entered (2), and never
+    after one failed, or ended by itself, while another was still entering (4, spec B:
+    the pending enters are cancelled instead)."""
+    if out.scenario.mode is Mode.HANDLES or out.body_start is None or not out.cms:
+        return []
+    entered = [cm.rec.enter_end for cm in out.cms]
+    if any(moment is None for moment in entered):
+        return []  # (9 says which one never entered)
+    last = max((m for m in entered if m is not None), key=lambda moment: moment.seq)
+    if label == "2":
+        if out.body_start.time != last.time:
+            return [
+                f"the body started at {out.body_start.time}, not when the last context "
+                f"manager had entered ({last.time})"
             ]
-    return problems
+        return []
+    return [
+        f"the body ran, though {cm.name} failed while open at {cm.rec.fired_time}, before "
+        f"the last context manager had entered ({last.time})"
+        for cm in out.cms
+        if fired_open(cm) and cm.rec.fired_time is not None and cm.rec.fired_time < last.time
+    ]
 
 
 def _cleanups_cancelled(out: Outcome) -> list[str]:
@@ -413,16 +466,23 @@ def _cleanups_cancelled(out: Outcome) -> list[str]:
     sc, cms = out.scenario, out.cms
     assert out.outer is not None and out.block_start is not None
     if sc.mode is not Mode.HANDLES and not out.outer.cancel_called:
-        # 5, 7. Neither a failure nor the body's exception cancels a cleanup.
-        # (A stage entered in a body that an earlier stage's context manager interrupted
-        # is inside that cancellation, as inner `async with` blocks would be.)
+        # 5, 7. Neither a failure nor the body's exception cancels a cleanup.  (A stage
+        # entered in a body that an earlier stage's context manager interrupted is inside
+        # that cancellation, as inner `async with` blocks would be: one of its members
+        # that entered as its enter was cancelled meets it.  A later stage that did enter
+        # unwinds before the failing one, not cancelled.)
         interrupted_stage_1 = sc.mode is Mode.STACK and any(
-            ended_by_itself(cm) and out.stage_of[cm.index] == 1 for cm in cms
+            fired_open(cm) and out.stage_of[cm.index] == 1 for cm in cms
         )
         problems += [
             f"{cm.name}'s exit was cancelled though nothing outside was"
             for cm in cms
-            if cm.rec.exit_cancelled and not (interrupted_stage_1 and out.stage_of[cm.index] == 2)
+            if cm.rec.exit_cancelled
+            and not (
+                interrupted_stage_1
+                and out.stage_of[cm.index] == 2
+                and not out.stage_entered[cm.index]
+            )
         ]
     return problems
 
@@ -671,7 +731,7 @@ def _check_cancellation(out: Outcome, facts: Facts) -> list[str]:
     body = out.body_raised
     pure = (
         outer.cancel_called
-        and not expected_failures(out)
+        and not facts.expected
         and (body is None or (has_cancelled(body) and not leaves(body)[1:]))
     )
     if not pure:
@@ -697,113 +757,42 @@ def _check_cancellation(out: Outcome, facts: Facts) -> list[str]:
 
 
 def _check_failure_while_open(out: Outcome, facts: Facts) -> list[str]:
-    """4. One failing (or ending by itself) while open holds the body back (while others
-    enter) and the exits (until its cleanup is over); the others receive its failure."""
-    timing = [problem for label, problem in _timing(out) if label == "4"]
-    return timing + _deliveries(out, facts, OPEN)
+    """4. One failing (or ending by itself) while open: while the others enter, the body
+    never runs (a ``RuntimeError`` if it ended by itself); while the body runs, it exits
+    after the body and the later stages with its own ``Cancelled``, then the rest of its
+    stage, with the failure of the first failing one in time."""
+    problems = _body_start(out, "4") + list(facts.runtime_problems)
+    return problems + _timing(facts, "4") + _deliveries(out, facts, "4")
 
 
 def _check_body_delivery(out: Outcome, facts: Facts) -> list[str]:
-    """5. Every ``__aexit__`` receives the body's outcome (nothing failed first); a
+    """5. Every ``__aexit__`` receives the newest exception on its way out (the body's
+    outcome, what a later stage let through, its failures superseding it); a
     ``Cancelled`` is never moved between tasks."""
     problems: list[str] = []
     cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, trio.Cancelled)]
-    if len({id(c) for c in cancelled}) != len(cancelled) or any(c is out.raised for c in cancelled):
+    if len(cancelled) != len({id(c) for c in cancelled}) or any(c is out.raised for c in cancelled):
         problems.append("one Cancelled was received in two tasks")
-    return problems + _deliveries(out, facts, None)
+    return problems + _deliveries(out, facts, "5")
 
 
 def _check_enter_failure(out: Outcome, facts: Facts) -> list[str]:
     """6. After an enter failure, those that entered receive it (the first in time)."""
-    return _deliveries(out, facts, ENTERING)
+    return _deliveries(out, facts, "6")
 
 
-def _deliveries(out: Outcome, facts: Facts, phase: str | None) -> list[str]:
-    """What each ``__aexit__`` received, when it should have received the first failure
-    of ``phase`` (4: ``open``, 6: ``entering``) or, with ``None``, the body's outcome (5)."""
+def _deliveries(out: Outcome, facts: Facts, label: str) -> list[str]:
+    """What each ``__aexit__`` received, against the model (``unwinding.py``), for the
+    deliveries its guarantee ``label`` rules: 4 (its own ``Cancelled``, a failure while
+    open), 5 (the body's outcome, what a later stage passed on), 6 (an enter failure)."""
+    if facts.model is None:
+        return []
     problems: list[str] = []
-    sc, outer = out.scenario, out.outer
-    assert outer is not None
-    if sc.mode not in (Mode.PARALLEL, Mode.MAPPING) or outer.cancel_called:
-        return problems
-    tolerate = facts.tolerate
-    pairs: list[tuple[int, BaseException]] = []
-    for e in facts.expected:
-        node = facts.located(e.cm.index) or e.exact
-        note = notes(node)[0] if node is not None and notes(node) else min(e.notes)
-        if node is not None and note.endswith((ENTERING, OPEN)):
-            pairs.append((e.reported.seq, node))
-    body = out.body_raised
-    body_error = None if body is None or has_cancelled(body) else body
-    # Released as the body ends, the exits receive the failure of the first context
-    # manager interrupted while the body ran (4: the first to begin failing, in order of
-    # interruption); when the stage could not enter, the first failure of all (6).  With
-    # a limit, `__aexit__` may be called later than that.
-    end = out.block_body_end
-    if out.body_start is not None and end is not None:
-        order = {
-            cm.index: start.seq
-            for cm in out.cms
-            if ended_by_itself(cm) and (start := cm.rec.exit_start) is not None
-        }
-        by_index = {
-            id(node): e.cm.index
-            for e in expected_failures(out)
-            for node in [facts.located(e.cm.index) or e.exact]
-            if node is not None
-        }
-        candidates = [
-            (order[by_index[id(node)]], node, out.cms[by_index[id(node)]].rec.fired_time)
-            for _, node in pairs
-            if by_index.get(id(node)) in order
-        ]
-        # With a limit, `__aexit__` (whose start orders the interruptions here) may wait
-        # for a slot: then only the time its own scope fired tells, and a tie (with the
-        # body's end, or between them) may go either way.
-        reported: list[tuple[int, BaseException, float | None]] = [
-            (seq, node, fired)
-            for seq, node, fired in candidates
-            if (seq < end.seq if sc.limit is None else fired is not None and fired < end.time)
-        ]
-        tied: list[tuple[int, BaseException, float | None]] = [
-            (seq, node, fired)
-            for seq, node, fired in candidates
-            if sc.limit is not None and fired == end.time
-        ]
-    else:
-        reported, tied = [(seq, node, None) for seq, node in pairs], []
-    fallback = body_error if out.body_start is not None else None
-
-    def firsts(
-        earlier: list[tuple[int, BaseException, float | None]],
-    ) -> list[BaseException | None]:
-        if not earlier:
-            return [fallback]
-        if sc.limit is None:
-            first = min(seq for seq, _, _ in earlier)
-            return [node for seq, node, _ in earlier if seq == first]
-        soonest = min(fired or 0.0 for _, _, fired in earlier)
-        return [node for _, node, fired in earlier if (fired or 0.0) == soonest]
-
-    wants = firsts(reported) + (firsts(reported + tied) if tied else [])
-    first = wants[0]
-    kind = None if not reported or first is None else _phase_of(first)
-    if kind != phase:
-        return problems
     for cm in out.cms:
-        if cm.rec.exit_start is None or ended_by_itself(cm):
-            continue
-        if not any(_same(cm.rec.seen, want, tolerate) for want in wants):
-            why = "the first failure" if reported else "the body's outcome"
-            problems.append(
-                f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {why} ({wants[0]!r})"
-            )
+        wants, which = facts.model.wants.get(cm.index, ([], ""))
+        if which == label and not any(want.accepts(cm.rec.seen) for want in wants):
+            problems.append(f"{cm.name}'s __aexit__ received {cm.rec.seen!r}, not {wants[0]}")
     return problems
-
-
-def _phase_of(failure: BaseException) -> str:
-    """The phase a failure was reported in (the last word of the library's note)."""
-    return notes(failure)[-1].rsplit(" ", 1)[1] if notes(failure) else ""
 
 
 #: One checker per numbered guarantee of ``docs/semantics.rst``, and one for its Errors
