@@ -8,7 +8,6 @@ cancelled, and appends ``(name, event, time)`` to a shared log, with times from 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -16,8 +15,10 @@ from types import TracebackType
 import attrs
 import trio
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
+# The harness's helpers, for the tests too (one place for each).
+from tests.harness.exceptions import leaves as leaves
+from tests.harness.exceptions import members as group_members
+from tests.harness.exceptions import notes as notes
 
 Log = list[tuple[str, str, float]]
 
@@ -31,16 +32,11 @@ def events(log: Log, name: str | None = None) -> list[tuple[str, str]]:
     return [(n, e) for n, e, _ in log if name is None or n == name]
 
 
-def notes(exc: BaseException) -> list[str]:
-    """The PEP 678 notes of ``exc`` (typed for Python 3.10, where ``__notes__`` is unknown)."""
-    return list(getattr(exc, "__notes__", []))
-
-
 def members(exc: BaseException | None) -> list[BaseException]:
     """The members of an exception group (failing the test for anything else)."""
-    assert isinstance(exc, BaseExceptionGroup), exc
-    group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
-    return list(group.exceptions)
+    found = group_members(exc)
+    assert found is not None, exc
+    return list(found)
 
 
 def time_of(log: Log, name: str, event: str) -> float:

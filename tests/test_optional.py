@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import trio
 import trio.testing
@@ -13,6 +15,15 @@ from trio_parallel_cm import (
     Timeline,
     format_failures,
 )
+
+
+def _enter_error_line() -> int:
+    """Where a ``FakeCM`` raises its enter error (the reports name that line)."""
+    source, first = inspect.getsourcelines(FakeCM.__aenter__)
+    return first + next(i for i, line in enumerate(source) if "raise self.enter_error" in line)
+
+
+ENTER_ERROR_LINE = _enter_error_line()
 
 
 def returning(cm: FakeCM) -> object:
@@ -55,7 +66,7 @@ async def test_an_optional_node_that_fails_to_enter_is_recorded_not_raised(
     assert search.exited == 0
     assert format_failures(resources.failures) == (
         "search (position 1) failed while entering after 1.000 s: "
-        "ConnectionRefusedError: search is down [fakes.py:80 in __aenter__]"
+        f"ConnectionRefusedError: search is down [fakes.py:{ENTER_ERROR_LINE} in __aenter__]"
     )
     assert "failed, tolerated" in timeline.render()
     # The body waited for its verdict: it held the body back.
@@ -192,9 +203,9 @@ async def test_the_failures_render_for_people(autojump_clock: trio.testing.MockC
         pass
     assert format_failures(resources.failures).splitlines() == [
         "a (position 0) failed while entering after 0.000 s: OSError: a is down "
-        "[fakes.py:80 in __aenter__]",
+        f"[fakes.py:{ENTER_ERROR_LINE} in __aenter__]",
         "b (position 1) failed while entering after 0.000 s: OSError: b is down "
-        "[fakes.py:80 in __aenter__]",
+        f"[fakes.py:{ENTER_ERROR_LINE} in __aenter__]",
     ]
 
 

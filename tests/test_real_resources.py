@@ -21,7 +21,7 @@ import trio
 import trio.testing
 import trio_websocket
 
-from tests.fakes import members, notes
+from tests.fakes import leaves, members, notes
 from tests.loopback import (
     HOST,
     Clients,
@@ -43,21 +43,10 @@ from trio_parallel_cm import (
     start_context,
 )
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
 TIMEOUT = 10  # seconds: generous for loopback, so that only a hang fails a test
 
 
-def leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions that ``exc`` is made of (itself, if it is not a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        group: BaseExceptionGroup[BaseException] = exc  # pyright: ignore[reportUnknownVariableType]
-        return [leaf for member in group.exceptions for leaf in leaves(member)]
-    return [exc]
-
-
-def chain(exc: BaseException | None) -> list[BaseException]:
+def causes(exc: BaseException | None) -> list[BaseException]:
     """``exc``, its causes and the leaves of the groups among them."""
     found: list[BaseException] = []
     while exc is not None:
@@ -131,7 +120,7 @@ async def test_refused_connection_is_reported_by_key_and_the_others_are_closed()
     [failure] = members(caught.value)
     assert isinstance(failure, OSError)
     assert f"all attempts to connect to {HOST}:{refused} failed" in str(failure)
-    assert any(isinstance(exc, ConnectionRefusedError) for exc in chain(failure))
+    assert any(isinstance(exc, ConnectionRefusedError) for exc in causes(failure))
     assert notes(failure) == ["search (position 1) failed while entering"]
     [record] = failures_of(caught.value)
     assert (record.name, record.position, record.phase) == ("search", 1, "entering")
