@@ -1,23 +1,42 @@
 """Fault injection for ``ResourceGraph``: random DAGs of scripted nodes, and an oracle.
 
 A scenario is data (``GraphScenario``): up to six nodes, each with its dependencies (earlier
-nodes), its delays and its faults (an enter error, a crash while open, an exit error, a
-suppressing exit), whether it is optional and how many of its attempts fail (with
-``retry``), a body, an optional outer cancellation and an optional shutdown budget.
+nodes), its delays and its faults (an enter error, in its ``__aenter__`` or its factory, a
+``KeyboardInterrupt`` while entering or exiting, a crash while open, ending by itself
+while open (a scope held across the yield and cancelled by its own task, as a
+``move_on_after`` would be), an exit error, a suppressing exit), whether it is optional,
+how many of its attempts fail (with ``retry``), its own ``enter_timeout`` and
+``exit_timeout``, a body, an optional outer cancellation and an optional shutdown budget.
 ``run_graph`` runs it on the virtual clock, Trio's scheduler seeded by the scenario, and
-records what every node saw, and in which order things happened; ``check_graph`` checks the
-invariants of docs/semantics.rst ("ResourceGraph") against that record, one checker per
-guarantee, with a model of the unwinding (what each node must receive, when it may start,
-what a suppression takes away) built from the record.
+records what every node saw, what the block raised and what escaped the run, and in
+which order things happened; ``check_graph`` checks the invariants of docs/semantics.rst
+("ResourceGraph") against that record, one checker per guarantee, with a model of the
+unwinding (what each node must receive, when it may start, what a suppression takes
+away) built from the record.
 
 Times are chosen so that no two kinds of event tie: delays are whole seconds, crashes fall
-on x.5 s, the outer cancellation on x.25 s, a retry waits 0.1 s, and a shutdown budget
-lasts a whole number of seconds and 0.6 s.
+on x.5 s, the outer cancellation on x.25 s, a retry waits 0.1 s, a shutdown budget lasts a
+whole number of seconds and 0.6 s, a node's timeouts a whole number and 0.7 s (a crash
+scheduled before a node entered, after retries, fires as it enters: that tie is modelled).
+
+Notes: what the oracle does not check, and why.
+
+* What each ``__aexit__`` receives after an enter failure (the body never ran): the graph
+  harness has no model of which enter failure is the first in time when several fail in
+  one step; the unit tests (tests/test_graph.py) check those deliveries.
+* A lost ``TooSlowError`` of a node's ``exit_timeout``: no fault object stands for it, so
+  nothing can be counted; a foreign or misplaced one is still caught (its note, its phase,
+  and the extras check), and the deliveries use the engine's own object.
+* Start-up and teardown times (check_timing) only with no fault but crashes (or ending by
+  itself), and no outer cancellation, limit or timeout that fired: the others change
+  when things end, and the other checkers bound them.
+* A lost ``RuntimeError`` of a node that ended by itself while the others were entering:
+  whether it ended first or another's enter failure came first is a tie the records
+  cannot always order; its note, phase and the extras check still apply.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sys
 import zlib
@@ -31,7 +50,7 @@ import trio.testing
 
 from tests.harness.exceptions import leaves, members
 from tests.harness.running import seed_scheduler
-from trio_parallel_cm import ResourceGraph, Retry
+from trio_parallel_cm import ResourceGraph, Retry, failures_of
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -45,6 +64,9 @@ class NodeScript:
     enter_delay: int = 0
     enter_error: bool = False
     crash_at: float | None = None  # a background task fails at this time, while open
+    #: It ends by itself at this time, while open: a scope it holds across the yield is
+    #: cancelled (as a ``move_on_after`` would be); its exit then ends at once, unscripted.
+    ends_at: float | None = None
     exit_delay: int = 0
     exit_error: bool = False
     suppress: bool = False
@@ -53,6 +75,14 @@ class NodeScript:
     # fail to enter (OSError), the others follow the script.
     retry: int | None = None
     failing_attempts: int = 0
+    #: Its failing attempts fail in its factory (at once), not in ``__aenter__``.
+    factory_error: bool = False
+    #: ``"enter"``: its ``__aenter__`` raises ``KeyboardInterrupt`` (before any other enter
+    #: fault: it is never retried); ``"exit"``: its ``__aexit__`` does, instead of KeyError.
+    interrupt: str | None = None
+    #: Its own ``enter_timeout`` and ``exit_timeout`` (x.7 s: they tie with nothing else).
+    enter_timeout: float | None = None
+    exit_timeout: float | None = None
 
 
 #: The wait before each retry (``Retry(backoff=RETRY_WAIT, multiplier=1)``).
@@ -111,7 +141,14 @@ class GraphOutcome:
     body_ended: float | None = None
     body_ended_seq: int | None = None
     body_exc: BaseException | None = None
+    #: What the body raised (its own exception, or the caller's ``Cancelled``).
+    body_raised: BaseException | None = None
+    #: What ``async with graph`` raised, and what left the run (through the caller's
+    #: scope, which takes its own ``Cancelled`` out): nothing else may escape.
     raised: BaseException | None = None
+    escaped: BaseException | None = None
+    #: The caller's scope: whether its deadline passed, whether it caught its Cancelled.
+    cancel_called: bool = False
     cancel_caught: bool = False
     ended: float = 0
     # What the body saw of the optional nodes: the names of the tolerated failures'
@@ -119,6 +156,16 @@ class GraphOutcome:
     tolerated: list[str] = attrs.Factory(list[str])
     tolerated_exceptions: list[BaseException] = attrs.Factory(list[BaseException])
     skipped: list[str] = attrs.Factory(list[str])
+
+
+def failing_attempt(script: NodeScript, attempt: int) -> bool:
+    """Whether this attempt of the node fails to enter (with an OSError)."""
+    return script.enter_error or attempt <= script.failing_attempts
+
+
+def failing_delay(script: NodeScript) -> int:
+    """How long a failing attempt takes: a factory fails at once."""
+    return 0 if script.factory_error else script.enter_delay
 
 
 class ScriptedNode:
@@ -131,19 +178,30 @@ class ScriptedNode:
         self.attempt = attempt
         self.nursery_manager: Any = None
         self.nursery: trio.Nursery | None = None
+        self.scope: trio.CancelScope | None = None
 
     async def __aenter__(self) -> str:
         self.rec.enter_task = trio.lowlevel.current_task()
         try:
             await trio.sleep(self.script.enter_delay)
-            if self.script.enter_error or self.attempt <= self.script.failing_attempts:
+            if self.script.interrupt == "enter":
+                interrupt = KeyboardInterrupt(f"{self.name} enter")
+                self.rec.faults.append(interrupt)
+                raise interrupt
+            if failing_attempt(self.script, self.attempt):
                 error = OSError(f"{self.name} enter (attempt {self.attempt})")
                 self.rec.faults.append(error)
                 raise error
-            if self.script.crash_at is not None:
+            if self.script.ends_at is not None:
+                self.scope = trio.CancelScope()
+                self.scope.__enter__()
+            if self.script.crash_at is not None or self.script.ends_at is not None:
                 self.nursery_manager = trio.open_nursery()
                 nursery: trio.Nursery = await self.nursery_manager.__aenter__()
-                nursery.start_soon(self._crash, self.script.crash_at)
+                if self.script.crash_at is not None:
+                    nursery.start_soon(self._crash, self.script.crash_at)
+                if self.script.ends_at is not None:
+                    nursery.start_soon(self._end, self.script.ends_at)
                 self.nursery = nursery
             self.rec.entered_at = trio.current_time()
             self.rec.entered_seq = next(_SEQ)
@@ -161,9 +219,58 @@ class ScriptedNode:
         self.rec.faults.append(error)
         raise error
 
+    async def _end(self, at: float) -> None:
+        """Ends the node by itself: recorded as a crash without an exception."""
+        await trio.sleep_until(at)
+        self.rec.crashed = True
+        self.rec.crashed_at = trio.current_time()
+        self.rec.crashed_seq = next(_SEQ)
+        assert self.scope is not None
+        self.scope.cancel()
+
+    async def _close_scope(self, exc: BaseException | None) -> bool:
+        """Closes its nursery and the scope it held across the yield, ``exc`` in flight:
+        whether it suppressed ``exc`` (its own ``Cancelled``); raises what else came out."""
+        assert self.scope is not None and self.nursery is not None
+        pending = exc
+        self.nursery.cancel_scope.cancel()
+        try:
+            await self.nursery_manager.__aexit__(None, None, None)
+        except BaseException as raised:  # its own Cancelled, at the nursery's checkpoint
+            pending = raised
+        kind = None if pending is None else type(pending)
+        tb = None if pending is None else pending.__traceback__
+        if self.scope.__exit__(kind, pending, tb):
+            return exc is not None
+        if pending is not exc and pending is not None:
+            raise pending
+        return False
+
+    async def _exit_ended(self, exc: BaseException | None) -> bool:
+        """The exit of a node that may end by itself: its scope closed, nothing else."""
+        rec = self.rec
+        rec.exit_calls += 1
+        rec.exit_task = trio.lowlevel.current_task()
+        rec.exit_started = trio.current_time()
+        rec.exit_started_seq = next(_SEQ)
+        rec.seen = exc
+        try:
+            suppressed = await self._close_scope(exc)
+        except BaseException as raised:
+            rec.exit_raised = raised
+            raise
+        else:
+            rec.exit_returned = suppressed
+        finally:
+            rec.exit_ended = trio.current_time()
+            rec.exit_ended_seq = next(_SEQ)
+        return suppressed
+
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        if self.scope is not None:
+            return await self._exit_ended(exc)
         rec = self.rec
         rec.exit_calls += 1
         rec.exit_task = trio.lowlevel.current_task()
@@ -175,6 +282,10 @@ class ScriptedNode:
                 self.nursery.cancel_scope.cancel()  # a crash not yet happened never will
                 await self.nursery_manager.__aexit__(None, None, None)  # raises a crash
             await trio.sleep(self.script.exit_delay)
+            if self.script.interrupt == "exit":
+                interrupt = KeyboardInterrupt(f"{self.name} exit")
+                rec.faults.append(interrupt)
+                raise interrupt
             if self.script.exit_error:
                 error = KeyError(f"{self.name} exit")
                 rec.faults.append(error)
@@ -203,46 +314,74 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
             rec.attempts.append(trio.current_time())
             rec.made_with = values
             rec.made_in = trio.lowlevel.current_task()
-            return ScriptedNode(index, scenario.nodes[index], rec, len(rec.attempts))
+            script, attempt = scenario.nodes[index], len(rec.attempts)
+            if script.factory_error and failing_attempt(script, attempt):
+                rec.enter_ended, rec.enter_ended_seq = trio.current_time(), next(_SEQ)
+                error = ConnectionError(f"n{index} factory (attempt {attempt})")
+                rec.faults.append(error)
+                raise error
+            return ScriptedNode(index, script, rec, attempt)
 
         make.__name__ = f"n{index}"
         return make
 
     async def main() -> None:
+        # Built inside the run: anything ``ResourceGraph`` or ``add`` raises escapes, and
+        # check_escaped sees it.
         graph = ResourceGraph(limit=scenario.limit, shutdown_timeout=scenario.shutdown_timeout)
         nodes: list[Any] = []
         for index, script in enumerate(scenario.nodes):
             retry = None if script.retry is None else Retry(script.retry, RETRY_WAIT, 1)
             deps = (nodes[d] for d in script.deps)
-            nodes.append(graph.add(factory(index), *deps, optional=script.optional, retry=retry))
+            nodes.append(
+                graph.add(
+                    factory(index),
+                    *deps,
+                    optional=script.optional,
+                    retry=retry,
+                    enter_timeout=script.enter_timeout,
+                    exit_timeout=script.exit_timeout,
+                )
+            )
         deadline = trio.current_time() + (
             scenario.cancel_at if scenario.cancel_at is not None else float("inf")
         )
-        with trio.CancelScope(deadline=deadline) as scope:
-            try:
-                async with graph as resources:
-                    out.body_started = trio.current_time()
-                    out.tolerated = [f.name for f in resources.failures]
-                    out.tolerated_exceptions = [f.exception for f in resources.failures]
-                    out.skipped = [node.name for node in resources.skipped]
-                    try:
-                        await trio.sleep(scenario.body_delay)
-                        if scenario.body_error:
-                            out.body_exc = LookupError("body")
-                            raise out.body_exc
-                    finally:
-                        out.body_ended = trio.current_time()
-                        out.body_ended_seq = next(_SEQ)
-            except BaseException as exc:
-                out.raised = exc
-                raise
-        out.cancel_caught = scope.cancelled_caught
+        scope = trio.CancelScope(deadline=deadline)
+        try:
+            with scope:
+                await enter(graph)
+        finally:
+            out.cancel_called, out.cancel_caught = scope.cancel_called, scope.cancelled_caught
+
+    async def enter(graph: ResourceGraph) -> None:
+        try:
+            async with graph as resources:
+                out.body_started = trio.current_time()
+                out.tolerated = [f.name for f in resources.failures]
+                out.tolerated_exceptions = [f.exception for f in resources.failures]
+                out.skipped = [node.name for node in resources.skipped]
+                try:
+                    await trio.sleep(scenario.body_delay)
+                    if scenario.body_error:
+                        out.body_exc = LookupError("body")
+                        raise out.body_exc
+                except BaseException as exc:
+                    out.body_raised = exc
+                    raise
+                finally:
+                    out.body_ended = trio.current_time()
+                    out.body_ended_seq = next(_SEQ)
+        except BaseException as exc:
+            out.raised = exc
+            raise
 
     # Trio shuffles each batch of runnable tasks: seeded by the scenario, a run is a
     # function of it, and a failing scenario printed by the tests reproduces.
     seed_scheduler(zlib.crc32(repr(scenario).encode()))
-    with contextlib.suppress(BaseException):  # recorded in out.raised
+    try:
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    except BaseException as exc:  # checked by check_escaped
+        out.escaped = exc
     out.ended = max([0.0] + [r.exit_ended or 0.0 for r in records])
     return out
 
@@ -292,6 +431,12 @@ def below(s: GraphScenario, nodes: set[int]) -> set[int]:
     return found
 
 
+def cancelled_only(exc: BaseException | None) -> bool:
+    """``exc`` is a ``Cancelled``, or a group of nothing else (a node's nursery wraps it)."""
+    found = leaves(exc)
+    return bool(found) and all(isinstance(e, trio.Cancelled) for e in found)
+
+
 def failing(r: NodeRecord) -> bool:
     """It crashed while open, and its ``__aexit__`` received its own ``Cancelled``."""
     return r.crashed and isinstance(r.seen, trio.Cancelled)
@@ -312,16 +457,22 @@ class GraphUnwinding:
 
 
 def _failure(
-    s: GraphScenario, i: int, r: NodeRecord, too_slow: dict[int, BaseException]
+    s: GraphScenario, out: GraphOutcome, i: int, too_slow: dict[int, BaseException]
 ) -> BaseException | None:
-    """What a node's exit raised that is its failure (a stand-in for a TooSlowError)."""
-    raised = r.exit_raised
+    """What a node's exit raised that is its failure: a cut exit's is the engine's
+    ``TooSlowError``, found where it went (else a stand-in, of a budget)."""
+    raised = out.records[i].exit_raised
     if raised is None:
         return None
-    if not isinstance(raised, trio.Cancelled):
+    if not cancelled_only(raised):
         return raised
-    if s.shutdown_timeout is not None:
-        return too_slow.setdefault(i, BaseException(f"n{i} did not exit within the budget"))
+    if s.shutdown_timeout is not None or s.nodes[i].exit_timeout is not None:
+        if i not in too_slow:
+            seen = [e for r in out.records for e in leaves(r.seen)]
+            found = [e for e in [*leaves(out.raised), *seen] if _too_slow(e, i, "exit")]
+            stand_in = BaseException(f"n{i} did not exit within the budget")
+            too_slow[i] = found[0] if found else stand_in
+        return too_slow[i]
     return None  # the caller's cancellation: it let through what it received
 
 
@@ -349,8 +500,10 @@ def _failing_choices(s: GraphScenario, out: GraphOutcome) -> list[frozenset[int]
     alerts = [records[i].crashed_at for i in crashed]
     alerts += [
         r.enter_ended
-        for script, r in zip(s.nodes, records, strict=True)
-        if r.entered_at is None and not script.optional and _enter_faults(r)
+        for i, (script, r) in enumerate(zip(s.nodes, records, strict=True))
+        if r.entered_at is None
+        and not script.optional
+        and (_enter_faults(r) or timed_out_entering(s, out, i))
     ]
     if s.cancel_at is not None:
         alerts.append(s.cancel_at)
@@ -380,7 +533,7 @@ def graph_unwindings(s: GraphScenario, out: GraphOutcome) -> list[GraphUnwinding
     models: list[GraphUnwinding] = []
     for fs in _failing_choices(s, out):
         free = frozenset(range(n)) - below(s, set(fs)) if fs else frozenset[int]()
-        failures = {i: f for i in fs if (f := _failure(s, i, records[i], too_slow)) is not None}
+        failures = {i: f for i in fs if (f := _failure(s, out, i, too_slow)) is not None}
         soonest = min((records[i].crashed_at or 0.0 for i in failures), default=None)
         firsts: list[int | None] = [i for i in failures if records[i].crashed_at == soonest]
         models += [
@@ -426,7 +579,7 @@ def _unwind(
         else:
             gone, got, cover = frozenset[int](), body, body_covers
             if i in free and first is not None:
-                f = _failure(s, first, records[first], too_slow)
+                f = _failure(s, out, first, too_slow)
                 assert f is not None
                 got, cover = (f,), cover | {id(f)}
         is_failing = i in fs or failing(r)
@@ -436,12 +589,16 @@ def _unwind(
             wants[i] = _CANCELLATION if got else None
         else:
             wants[i] = got[0] if len(got) == 1 else got
-        failure = _failure(s, i, r, too_slow)
+        failure = _failure(s, out, i, too_slow)
         if failure is not None:
             outs[i], covers[i] = (failure,), cover | {id(failure)}
         elif not is_failing and r.seen is not None and r.exit_returned and got:
-            outs[i], covers[i] = (), frozenset[int]()
-            gone = gone | cover
+            # The caller's cancellation of the body is no exception to suppress: every
+            # holder below is cancelled natively all the same (guarantee 8), also when a
+            # failure superseded it on the way.
+            kept = body if body == (_CANCELLATION,) else ()
+            outs[i], covers[i] = kept, frozenset(map(id, kept))
+            gone = gone | (cover - covers[i])
         else:
             outs[i], covers[i] = got, cover
         gones[i] = gone
@@ -506,11 +663,9 @@ def delivery_problems(s: GraphScenario, out: GraphOutcome, model: GraphUnwinding
 
 
 def deliveries_checked(s: GraphScenario, out: GraphOutcome) -> bool:
-    """Whether the deliveries are checked: the body ran, nothing cancelled it from outside,
-    no budget cut an exit (unit tests check those)."""
-    if s.cancel_at is not None or out.body_started is None:
-        return False
-    return not any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised))
+    """Whether the deliveries are checked: the body ran (after an enter failure, the unit
+    tests check them)."""
+    return out.body_started is not None
 
 
 def fitting(s: GraphScenario, out: GraphOutcome) -> GraphUnwinding:
@@ -541,8 +696,8 @@ def _faults_and_owners(
     pairs: list[tuple[BaseException, BaseException]] = []
     for r in out.records:
         for fault in r.faults:
-            if isinstance(fault, OSError):
-                continue
+            if any(fault is e for e in _enter_faults(r)):
+                continue  # check_nothing_lost checks the enter failures
             owner = r.exit_raised
             if owner is None or all(fault is not leaf for leaf in leaves(owner)):
                 owner = fault
@@ -621,7 +776,110 @@ def check_exits(s: GraphScenario, out: GraphOutcome) -> list[str]:
 
 
 def _enter_faults(r: NodeRecord) -> list[BaseException]:
-    return [f for f in r.faults if isinstance(f, OSError)]
+    """Its attempts' failures: OSErrors, or its ``KeyboardInterrupt`` while entering."""
+    return [
+        f
+        for f in r.faults
+        if isinstance(f, OSError) or (isinstance(f, KeyboardInterrupt) and "enter" in str(f))
+    ]
+
+
+def timed_out_entering(s: GraphScenario, out: GraphOutcome, i: int, sure: bool = True) -> bool:
+    """Its ``enter_timeout`` ran out before it entered: counted from when its dependencies
+    had entered (with ``limit``, it may wait for a slot, its factory not yet called: then
+    it may have, ``sure=False``, or been cancelled before)."""
+    script, r = s.nodes[i], out.records[i]
+    if script.enter_timeout is None or r.entered_at is not None:
+        return False
+    if r.enter_ended is None:
+        return not sure and not r.attempts
+    ready = max([0.0] + [out.records[d].entered_at or 0.0 for d in script.deps])
+    return abs(r.enter_ended - (ready + script.enter_timeout)) < 1e-9
+
+
+def _too_slow(exc: BaseException, i: int, doing: str) -> bool:
+    """``exc`` is node ``i``'s ``TooSlowError`` for ``doing`` (``enter`` or ``exit``)."""
+    return isinstance(exc, trio.TooSlowError) and str(exc).startswith(f"n{i} did not {doing}")
+
+
+def failed_for_good(s: GraphScenario, i: int, r: NodeRecord) -> bool:
+    """A required node whose every attempt failed (none was cancelled): its failure must
+    be raised, whatever else is."""
+    allowed = s.nodes[i].retry or 1
+    attempts = _enter_faults(r)
+    interrupted = bool(attempts) and isinstance(attempts[-1], KeyboardInterrupt)
+    last = len(r.attempts) == allowed or interrupted  # never retried, never tolerated
+    return (
+        (not s.nodes[i].optional or interrupted)
+        and r.entered_at is None
+        and last
+        and len(attempts) == len(r.attempts)
+    )
+
+
+def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseException) -> set[str]:
+    """The phases node ``i``'s failure ``exc`` may be noted with: none if it is not one of
+    its failures.  A crash comes while open, except once its exit was due (the body, or
+    the enters after an enter failure, and its dependents done): its holder then exits,
+    or, with ``limit``, waits for an exit slot, shielded ("ResourceGraph", ``limit=N``),
+    and the crash may count as one while exiting (as in ``parallel_with``, when it comes
+    at the very instant its exit begins)."""
+    r = out.records[i]
+    found = leaves(exc)
+    timed_out = timed_out_entering(s, out, i, sure=False)
+    if found and all(
+        any(f is e for e in _enter_faults(r)) or (timed_out and _too_slow(f, i, "enter"))
+        for f in found
+    ):
+        return {"entering"}
+    if _ended_early(s, out, i, exc):
+        return {"open"}
+    if exc is not r.exit_raised and not (
+        cancelled_only(r.exit_raised) and _too_slow(exc, i, "exit")
+    ):
+        return set()
+    if not any(f is e for e in found for f in r.faults if isinstance(f, ValueError)):
+        return {"exiting"}
+    dependents = [out.records[j].exit_ended_seq or 0 for j in dependents_of(s)[i]]
+    # The exit begins as the body ends, or, after an enter failure, once the enters are over.
+    entering = [o.enter_ended_seq or 0 for o in out.records]
+    begun = out.body_ended_seq if out.body_started is not None else max(entering, default=0)
+    late = (r.crashed_seq or 0) > max([begun or 0, *dependents])
+    return {"open", "exiting"} if late else {"open"}
+
+
+def ended_by_itself(r: NodeRecord) -> bool:
+    """It ended by itself while open (its scope across the yield was cancelled)."""
+    return r.crashed and not any(isinstance(f, ValueError) for f in r.faults)
+
+
+def _ended_early(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseException) -> bool:
+    """``exc`` is the ``RuntimeError`` of node ``i`` ending by itself while the others
+    were entering (guarantee 4: the body cannot run without it)."""
+    return (
+        isinstance(exc, RuntimeError)
+        and str(exc).startswith(f"n{i} ended by itself while the others were entering")
+        and ended_by_itself(out.records[i])
+        and out.body_started is None
+    )
+
+
+def unexpected_leaves(s: GraphScenario, out: GraphOutcome) -> list[BaseException]:
+    """What was raised that the oracle does not expect: not an injected fault, the body's
+    exception or its ``Cancelled``, nor a ``TooSlowError`` of a node whose exit was cut."""
+    known = {id(f) for r in out.records for f in r.faults}
+    if out.body_raised is not None:
+        known.add(id(out.body_raised))
+    cut = [i for i, r in enumerate(out.records) if cancelled_only(r.exit_raised)]
+    slow = [i for i in range(len(s.nodes)) if timed_out_entering(s, out, i, sure=False)]
+    return [
+        e
+        for e in leaves(out.raised)
+        if id(e) not in known
+        and not any(_too_slow(e, i, "exit") for i in cut)
+        and not any(_too_slow(e, i, "enter") for i in slow)
+        and not any(_ended_early(s, out, i, e) for i in range(len(s.nodes)))
+    ]
 
 
 def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
@@ -629,7 +887,9 @@ def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
 
     A node's failed attempts are not failures if a later attempt entered; an optional
     node's tolerated failure is recorded instead (7); a node whose enter was cancelled (by
-    the caller, or by another's failure) between or during attempts has no failure.
+    the caller, or by another's failure) between or during attempts has no failure.  A
+    required node whose last attempt failed (or was interrupted), or whose
+    ``enter_timeout`` ran out, has one, raised whatever else is.
     """
     problems: list[str] = []
     raised = leaves(out.raised)
@@ -643,8 +903,15 @@ def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
                 problems.append(f"n{i}'s failed attempts were raised: {shown!r}")
         elif shown and len(shown) != len(attempts):
             problems.append(f"n{i}'s attempts {attempts!r} were raised in part: {shown!r}")
-        elif attempts and not shown and out.raised is None:
+        elif failed_for_good(s, i, r) and not shown:
+            # Whatever else was raised: its last attempt failed, nothing cancelled it.
             problems.append(f"n{i}'s failure {attempts[-1]!r} was lost")
+        elif (
+            timed_out_entering(s, out, i)
+            and not s.nodes[i].optional
+            and not any(_too_slow(e, i, "enter") for e in raised)
+        ):
+            problems.append(f"n{i}'s enter timed out, but no TooSlowError says so")
     # A fault leaves the block unless a node suppressed what carries it, or something that
     # superseded it (the model's ``gone``); after an enter failure, every one does.
     gone = fitting(s, out).gone if out.body_started is not None else frozenset[int]()
@@ -666,8 +933,13 @@ def check_timing(s: GraphScenario, out: GraphOutcome) -> list[str]:
     crash_only = all(isinstance(f, ValueError) for r in out.records for f in r.faults)
     if not crash_only or s.cancel_at is not None or s.limit is not None:
         return []
-    if any(isinstance(e, trio.TooSlowError) for e in leaves(out.raised)):
-        return []  # the shutdown budget cut an exit: checked by check_budget
+    slow = [*leaves(out.raised), *out.tolerated_exceptions]
+    cut = any(
+        n.exit_timeout is not None and cancelled_only(r.exit_raised)
+        for n, r in zip(s.nodes, out.records, strict=True)
+    )
+    if cut or any(isinstance(e, trio.TooSlowError) for e in slow):
+        return []  # a timeout or the budget cut an enter or exit: checked elsewhere
     if out.body_started is None:
         return []  # a node failed while the others were entering: check_exits
     start = [0.0] * len(s.nodes)
@@ -700,7 +972,10 @@ def check_received(s: GraphScenario, out: GraphOutcome) -> list[str]:
     of what its dependents let through (a failure supersedes what it was handling), one
     group when several arrive, less what a dependent suppressed or what that superseded;
     its own ``Cancelled`` for a failing node; the body's outcome, or (free) the first
-    failure in time, for one without an entered dependent."""
+    failure in time, for one without an entered dependent.  Also with optional nodes, a
+    limit, an outer cancellation (which no suppression takes from the nodes below) and a
+    budget or timeout that cut an exit (its ``TooSlowError`` goes on); not after an enter
+    failure (the module's notes)."""
     if not deliveries_checked(s, out):
         return []
     return delivery_problems(s, out, fitting(s, out))
@@ -708,7 +983,8 @@ def check_received(s: GraphScenario, out: GraphOutcome) -> list[str]:
 
 def check_group(s: GraphScenario, out: GraphOutcome) -> list[str]:
     """Errors.  One flat group: the body's exception first, then the failures in the order
-    the nodes were added, each noted with its node once."""
+    the nodes were added, each noted ``nI (position I) failed while <phase>`` once and
+    recorded (``failures_of``) with that phase; nothing in it the oracle did not expect."""
     inner = members(out.raised)
     if inner is None:
         return []
@@ -730,6 +1006,42 @@ def check_group(s: GraphScenario, out: GraphOutcome) -> list[str]:
         problems.append(
             f"the group's members come from {order}, not the body first, then node order"
         )
+    return (
+        problems
+        + _notes_and_phases(s, out, inner)
+        + [
+            f"the group holds {e!r}, which the oracle does not expect"
+            for e in unexpected_leaves(s, out)
+        ]
+    )
+
+
+def _notes_and_phases(s: GraphScenario, out: GraphOutcome, inner: Excs) -> list[str]:
+    """Each node's failure: noted ``nI (position I) failed while <phase>``, and recorded
+    (``failures_of``) with that name, position and phase."""
+    problems: list[str] = []
+    records = failures_of(out.raised)
+    for member in inner:
+        if member is out.body_raised:
+            continue
+        owners = [
+            (i, phases)
+            for i in range(len(s.nodes))
+            if (phases := expected_phases(s, out, i, member))
+        ]
+        if len(owners) != 1:
+            problems.append(f"{member!r} in the group is no single node's failure")
+            continue
+        i, phases = owners[0]
+        wants = [f"n{i} (position {i}) failed while {phase}" for phase in sorted(phases)]
+        marks = [note for note in getattr(member, "__notes__", []) if " (position " in note]
+        if len(marks) != 1 or marks[0] not in wants:
+            problems.append(f"{member!r} has the notes {marks}, not one of {wants}")
+        mine = [f for f in records if f.exception is member]
+        if len(mine) != 1 or (mine[0].name, mine[0].position) != (f"n{i}", i):
+            problems.append(f"{member!r} is recorded as {mine!r}, not as n{i}'s failure")
+        elif mine[0].phase not in phases or not marks or not marks[0].endswith(mine[0].phase):
+            problems.append(f"{member!r} is recorded {mine[0].phase}, not as its note says")
     return problems
 
 
@@ -748,6 +1060,9 @@ def check_optional(s: GraphScenario, out: GraphOutcome) -> list[str]:
             continue
         if not script.optional:
             problems.append(f"the body ran without {name}, which is not optional")
+        elif r.made_at is None and name in out.tolerated:
+            if not timed_out_entering(s, out, i, sure=False):
+                problems.append(f"{name} was never started, yet its failure was recorded")
         elif r.made_at is None:
             if name not in out.skipped:
                 problems.append(f"{name} was never started, yet is not listed as skipped")
@@ -756,6 +1071,11 @@ def check_optional(s: GraphScenario, out: GraphOutcome) -> list[str]:
                 problems.append(f"{name} was skipped, though every node it needs entered")
         elif name not in out.tolerated:
             problems.append(f"{name} did not enter, yet its failure was not recorded")
+    problems += [
+        f"the {exc!r} of a KeyboardInterrupt was tolerated"
+        for exc in out.tolerated_exceptions
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc))
+    ]
     problems += [
         f"the tolerated {exc!r} was raised"
         for exc in out.tolerated_exceptions
@@ -774,16 +1094,15 @@ def check_retries(s: GraphScenario, out: GraphOutcome) -> list[str]:
     (the caller's, or one that another node's failure caused)."""
     problems: list[str] = []
     stops = [s.cancel_at] if s.cancel_at is not None else []
-    for script, r in zip(s.nodes, out.records, strict=True):
-        allowed = script.retry or 1
-        if r.entered_at is None and not script.optional and len(r.attempts) == allowed:
-            stops.append(r.attempts[-1] + script.enter_delay)  # it failed for good then
+    for i, (script, r) in enumerate(zip(s.nodes, out.records, strict=True)):
+        if failed_for_good(s, i, r) or (timed_out_entering(s, out, i) and not script.optional):
+            stops.append(r.enter_ended or 0.0)  # it failed for good then
     for i, (script, r) in enumerate(zip(s.nodes, out.records, strict=True)):
         allowed = script.retry or 1
         if len(r.attempts) > allowed:
             problems.append(f"n{i} made {len(r.attempts)} attempts, not at most {allowed}")
         for attempt, (before, at) in enumerate(itertools.pairwise(r.attempts), start=2):
-            want = before + script.enter_delay + RETRY_WAIT
+            want = before + failing_delay(script) + RETRY_WAIT
             if abs(at - want) > 1e-9:
                 problems.append(f"n{i}'s attempt {attempt} came at {at}, not {want}")
             if any(at > stop for stop in stops):
@@ -817,7 +1136,59 @@ def check_budget(s: GraphScenario, out: GraphOutcome) -> list[str]:
     return problems
 
 
+def check_escaped(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """Nothing escapes the run but what ``async with graph`` raised, less the caller's
+    ``Cancelled``, which its scope takes out (a setup error, ``add`` refusing a node, is
+    caught here too)."""
+    raised, escaped = out.raised, out.escaped
+    if raised is None:
+        return [] if escaped is None else [f"{escaped!r} escaped, not from the graph"]
+    if isinstance(raised, trio.Cancelled):
+        return [] if escaped is None else [f"{escaped!r} escaped, not the scope's Cancelled"]
+    if not out.cancel_called and escaped is not raised:
+        return [f"{escaped!r} escaped, not {raised!r}"]
+    # The scope that caught its Cancelled splits the group: the rest escapes.
+    rest = [e for e in leaves(raised) if not isinstance(e, trio.Cancelled)]
+    got = leaves(escaped)
+    if len(got) != len(rest) or not all(a is b for a, b in zip(got, rest, strict=True)):
+        return [f"{escaped!r} escaped, not {rest!r} (what was raised, less the Cancelled)"]
+    return []
+
+
+def check_cancellation(s: GraphScenario, out: GraphOutcome) -> list[str]:
+    """8. A pure outer cancellation propagates unwrapped, and its own scope catches it; a
+    ``Cancelled`` is in a group only as the body's, first, beside failures."""
+    raised = out.raised
+    problems: list[str] = []
+    if isinstance(raised, trio.Cancelled):
+        if s.cancel_at is None or not out.cancel_caught:
+            problems.append(f"{raised!r} was raised, but the caller's scope did not catch it")
+        if any(raised is r.seen for r in out.records):
+            problems.append("the caller's Cancelled is one that a node received")
+        return problems
+    if out.cancel_caught and s.cancel_at is None:
+        problems.append("a scope that nothing cancelled caught a Cancelled")
+    by_caller = s.cancel_at is not None and (out.body_ended or 0.0) >= s.cancel_at
+    swallowed = by_caller and raised is None and isinstance(out.body_raised, trio.Cancelled)
+    if swallowed and not any(r.seen is not None and r.exit_returned for r in out.records):
+        problems.append("the block swallowed the caller's cancellation, nothing suppressed it")
+    inner = members(raised)
+    if inner is None:
+        return problems
+    found = leaves(raised)
+    cancelled = [e for e in found if isinstance(e, trio.Cancelled)]
+    if cancelled and len(cancelled) == len(found):
+        problems.append(f"a pure cancellation came out wrapped: {raised!r}")
+    elif cancelled and (
+        s.cancel_at is None or cancelled != [out.body_raised] or inner[0] is not out.body_raised
+    ):
+        problems.append(f"{cancelled!r} in the group, not the cancelled body's, first")
+    return problems
+
+
 CHECKERS = (
+    check_escaped,
+    check_cancellation,
     check_ownership,
     check_dependencies,
     check_exits,

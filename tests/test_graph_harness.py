@@ -10,23 +10,42 @@ import faulthandler
 import itertools
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
+import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import graph_harness
 from tests.conftest import HANG_SECONDS
-from tests.graph_harness import GraphOutcome, GraphScenario, NodeScript, check_graph, run_graph
+from tests.graph_harness import (
+    GraphOutcome,
+    GraphScenario,
+    NodeScript,
+    cancelled_only,
+    check_graph,
+    run_graph,
+)
 from tests.harness.exceptions import leaves, members
 from tests.harness.explore import fuzz
+from trio_parallel_cm import ContextFailure, ResourceGraph, failures_of
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 
 FAULTS = ("enter_error", "crash", "exit_error", "suppress", "optional_down", "flaky")
+#: Placed only with a body that does not raise, to keep the exhaustive run short.
+RARER_FAULTS = (
+    "factory_error",
+    "interrupt_enter",
+    "interrupt_exit",
+    "ends",
+    "enter_timeout",
+    "exit_timeout",
+)
 
 
 def faulted(script: NodeScript, fault: str) -> NodeScript:
@@ -36,6 +55,15 @@ def faulted(script: NodeScript, fault: str) -> NodeScript:
         return attrs.evolve(script, optional=True, enter_error=True)
     if fault == "flaky":  # enters on its third and last attempt
         return attrs.evolve(script, retry=3, failing_attempts=2)
+    if fault == "factory_error":  # its factory raises, twice, then it enters
+        return attrs.evolve(script, retry=3, failing_attempts=2, factory_error=True)
+    if fault == "ends":  # ends by itself while open, 1.5 s after it entered
+        return attrs.evolve(script, ends_at=script.enter_delay + 1.5)
+    if fault in ("enter_timeout", "exit_timeout"):  # 0.7 s: shorter than any delay here
+        timeouts: dict[str, Any] = {fault: 0.7}
+        return attrs.evolve(script, **timeouts)
+    if fault.startswith("interrupt_"):  # a KeyboardInterrupt while entering, or exiting
+        return attrs.evolve(script, interrupt=fault.removeprefix("interrupt_"))
     flags: dict[str, Any] = {fault: True}
     return attrs.evolve(script, **flags)
 
@@ -49,7 +77,8 @@ def optional_closure(nodes: list[NodeScript]) -> list[NodeScript]:
 
 
 def small_graphs() -> Iterator[GraphScenario]:
-    """Every graph of four nodes, with no fault or one, and a body that raises or not."""
+    """Every graph of four nodes, with no fault or one, and a body that raises or not (the
+    rarer faults, with a body that does not raise)."""
     shapes = itertools.product(
         [(), (0,)],
         [(), (0,), (1,), (0, 1)],
@@ -63,7 +92,8 @@ def small_graphs() -> Iterator[GraphScenario]:
             NodeScript(deps3, 1, exit_delay=1),
         )
         placements = [None, *itertools.product(range(4), FAULTS)]
-        for placement, body_error in itertools.product(placements, [False, True]):
+        rarer = [(placement, False) for placement in itertools.product(range(4), RARER_FAULTS)]
+        for placement, body_error in [*itertools.product(placements, [False, True]), *rarer]:
             nodes = list(base)
             if placement is not None:
                 index, fault = placement
@@ -96,7 +126,7 @@ def test_every_small_graph_keeps_every_guarantee() -> None:
         if problems:
             failures.append((scenario, problems))
     assert not failures, report(failures, total)
-    assert total == 64 * (1 + 4 * len(FAULTS)) * 2
+    assert total == 64 * ((1 + 4 * len(FAULTS)) * 2 + 4 * len(RARER_FAULTS))
 
 
 RARE = st.sampled_from([False, False, False, False, True])
@@ -107,18 +137,25 @@ def node_scripts(draw: st.DrawFn, index: int) -> NodeScript:
     deps = tuple(d for d in range(index) if draw(st.sampled_from([False, True, False])))
     enter_delay = draw(st.integers(0, 2))
     crash = draw(RARE)
+    ends = not crash and draw(RARE)  # it ends by itself while open
     retry = draw(st.sampled_from([None, None, 2, 3]))
+    interrupt = draw(st.sampled_from([None] * 18 + ["enter", "exit"]))
     return NodeScript(
         deps=deps,
         enter_delay=enter_delay,
         enter_error=draw(RARE),
         crash_at=enter_delay + draw(st.sampled_from([0.5, 1.5, 3.5])) if crash else None,
+        ends_at=enter_delay + draw(st.sampled_from([0.5, 1.5, 3.5])) if ends else None,
         exit_delay=draw(st.integers(0, 2)),
         exit_error=draw(RARE),
         suppress=draw(RARE),
         optional=draw(RARE),
         retry=retry,
         failing_attempts=0 if retry is None else draw(st.integers(0, retry)),
+        factory_error=draw(RARE),
+        interrupt=interrupt,
+        enter_timeout=draw(st.sampled_from([None] * 8 + [0.7, 1.7])),
+        exit_timeout=draw(st.sampled_from([None] * 8 + [0.7, 1.7])),
     )
 
 
@@ -273,3 +310,183 @@ def test_the_checkers_see_a_body_run_after_a_crash_while_entering() -> None:
     assert "the body ran, though n0 failed while open before the others had entered" in check_graph(
         CRASH_IN_A_CHAIN, out
     )
+
+
+# ---- checking the checks of issue 17 (item 2): tampered records and a mutated engine ----------
+
+#: Cancelled at 1.25 while the body runs, with optional, limit and a budget that shields
+#: the exits: n1 receives its own Cancelled and fails over it; n0 receives that failure.
+CANCELLED_WITH_EVERY_OPTION = GraphScenario(
+    (
+        NodeScript(),
+        NodeScript((0,), exit_error=True),
+        NodeScript(enter_error=True, optional=True),
+    ),
+    body_delay=2,
+    cancel_at=1.25,
+    limit=1,
+    shutdown_timeout=1.6,
+)
+
+#: n0 fails to enter while n1, entered, fails to exit: both are raised.
+ENTER_AND_EXIT_FAILURES = GraphScenario(
+    (NodeScript(enter_delay=1, enter_error=True), NodeScript(exit_error=True))
+)
+
+#: The caller cancels the body, and nothing fails: its Cancelled, bare.
+PURE_CANCELLATION = GraphScenario((NodeScript(exit_delay=1),), body_delay=2, cancel_at=1.25)
+
+
+def test_the_checkers_see_what_escapes_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = checked(ENTER_AND_EXIT_FAILURES)
+    assert out.escaped is out.raised
+    out.escaped = RuntimeError("stray")
+    assert "RuntimeError('stray') escaped, not " in "".join(
+        check_graph(ENTER_AND_EXIT_FAILURES, out)
+    )
+    # The caller's scope takes its Cancelled out: the rest escapes, nothing more.
+    out = checked(CANCELLED_WITH_EVERY_OPTION)
+    assert [type(e) for e in leaves(out.escaped)] == [KeyError]
+    out.escaped = out.raised
+    assert any("less the Cancelled" in p for p in check_graph(CANCELLED_WITH_EVERY_OPTION, out))
+
+    # A mutated engine: ``add`` raises (outside ``async with``, once swallowed).
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("add refused")
+
+    monkeypatch.setattr(ResourceGraph, "add", refuse)
+    scenario = GraphScenario((NodeScript(),))
+    assert check_graph(scenario, run_graph(scenario)) == [
+        "TypeError('add refused') escaped, not from the graph"
+    ]
+
+
+def test_the_checkers_see_an_enter_failure_lost_beside_another() -> None:
+    out = checked(ENTER_AND_EXIT_FAILURES)
+    inner = members(out.raised)
+    assert inner is not None and isinstance(inner[0], OSError)
+    out.raised = out.escaped = BaseExceptionGroup("lost", inner[1:])
+    assert f"n0's failure {inner[0]!r} was lost" in check_graph(ENTER_AND_EXIT_FAILURES, out)
+
+
+def test_the_checkers_want_a_pure_cancellation_bare_and_caught() -> None:
+    out = checked(PURE_CANCELLATION)
+    assert isinstance(out.raised, trio.Cancelled) and out.cancel_caught and out.escaped is None
+    cancelled = out.raised
+    out.cancel_caught = False
+    assert check_graph(PURE_CANCELLATION, out) == [
+        f"{cancelled!r} was raised, but the caller's scope did not catch it"
+    ]
+    out.cancel_caught = True
+    out.raised = group = BaseExceptionGroup("wrapped", [cancelled])
+    assert f"a pure cancellation came out wrapped: {group!r}" in check_graph(PURE_CANCELLATION, out)
+    out.raised = None
+    assert "the block swallowed the caller's cancellation, nothing suppressed it" in check_graph(
+        PURE_CANCELLATION, out
+    )
+    # Beside failures, the body's Cancelled comes first.
+    out = checked(CANCELLED_WITH_EVERY_OPTION)
+    inner = members(out.raised)
+    assert inner is not None and isinstance(inner[0], trio.Cancelled)
+    out.raised = BaseExceptionGroup("last", inner[::-1])
+    assert f"{[inner[0]]!r} in the group, not the cancelled body's, first" in check_graph(
+        CANCELLED_WITH_EVERY_OPTION, out
+    )
+
+
+def test_the_checkers_check_deliveries_with_a_cancellation_a_limit_and_optional_nodes() -> None:
+    out = checked(CANCELLED_WITH_EVERY_OPTION)
+    dependency, dependent, _ = out.records
+    assert out.tolerated == ["n2"] and isinstance(dependent.seen, trio.Cancelled)
+    assert dependency.seen is dependent.exit_raised
+    dependency.seen, dependent.seen = None, None
+    problems = check_graph(CANCELLED_WITH_EVERY_OPTION, out)
+    assert "n0 received None, not KeyError('n1 exit')" in problems
+    assert "n1 received None, not its own Cancelled" in problems
+
+
+def test_the_checkers_check_notes_phases_and_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = checked(ENTER_AND_EXIT_FAILURES)
+    inner = members(out.raised)
+    assert inner is not None
+    entering = inner[0]
+    note = ["n0 (position 0) failed while exiting"]
+    entering.__notes__ = note  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    assert (
+        f"{entering!r} has the notes ['n0 (position 0) failed while exiting'], "
+        "not one of ['n0 (position 0) failed while entering']"
+    ) in check_graph(ENTER_AND_EXIT_FAILURES, out)
+
+    out = checked(ENTER_AND_EXIT_FAILURES)
+    extra = RuntimeError("extra")
+    out.raised = out.escaped = BaseExceptionGroup("more", [*leaves(out.raised), extra])
+    problems = check_graph(ENTER_AND_EXIT_FAILURES, out)
+    assert f"the group holds {extra!r}, which the oracle does not expect" in problems
+
+    # A mutated engine: every record says "open".
+    def all_open(exc: BaseException | None) -> list[ContextFailure]:
+        return [attrs.evolve(f, phase="open") for f in failures_of(exc)]
+
+    monkeypatch.setattr(graph_harness, "failures_of", all_open)
+    out = run_graph(ENTER_AND_EXIT_FAILURES)
+    inner = members(out.raised)
+    assert inner is not None
+    assert check_graph(ENTER_AND_EXIT_FAILURES, out) == [
+        f"{inner[0]!r} is recorded open, not as its note says",
+        f"{inner[1]!r} is recorded open, not as its note says",
+    ]
+
+
+def test_the_checkers_never_tolerate_an_interrupt() -> None:
+    down = GraphScenario((NodeScript(enter_error=True, optional=True), NodeScript(enter_delay=1)))
+    out = checked(down)
+    interrupt = KeyboardInterrupt("n0 enter")
+    out.tolerated_exceptions = [interrupt]
+    assert f"the {interrupt!r} of a KeyboardInterrupt was tolerated" in check_graph(down, out)
+
+
+def test_the_checkers_see_the_timeouts_of_a_node() -> None:
+    # n0 does not enter within its 0.7 s while n1, entered, fails to exit: both are raised.
+    slow = GraphScenario(
+        (NodeScript(enter_delay=2, enter_timeout=0.7), NodeScript(exit_error=True))
+    )
+    out = checked(slow)
+    inner = members(out.raised)
+    assert inner is not None and [str(e) for e in inner] == [
+        "n0 did not enter within 0.7 s",
+        "'n1 exit'",
+    ]
+    out.raised = out.escaped = BaseExceptionGroup("lost", inner[1:])
+    assert "n0's enter timed out, but no TooSlowError says so" in check_graph(slow, out)
+
+    # n1's exit is cut at 0.7 s: n0, its dependency, receives that TooSlowError.
+    cut = GraphScenario((NodeScript(), NodeScript((0,), exit_delay=2, exit_timeout=0.7)))
+    out = checked(cut)
+    dependency, dependent = out.records
+    assert isinstance(dependency.seen, trio.TooSlowError)
+    assert cancelled_only(dependent.exit_raised)
+    too_slow = dependency.seen
+    dependency.seen = None
+    assert check_graph(cut, out) == [f"n0 received None, not {too_slow!r}"]
+
+
+def test_the_checkers_see_a_node_that_ends_by_itself() -> None:
+    # n0 ends by itself at 0.5, while n1 is entering: a RuntimeError, phase open.
+    early = GraphScenario((NodeScript(ends_at=0.5), NodeScript(enter_delay=2)))
+    out = checked(early)
+    inner = members(out.raised)
+    assert inner is not None and len(inner) == 1 and isinstance(inner[0], RuntimeError)
+    ended = inner[0]
+    note = ["n0 (position 0) failed while entering"]
+    ended.__notes__ = note  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    assert (
+        f"{ended!r} has the notes {note}, not one of ['n0 (position 0) failed while open']"
+        in check_graph(early, out)
+    )
+    # While the body runs: it cuts the body short, nothing is raised, its dependent exits
+    # first with nothing, and it receives its own Cancelled.
+    late = GraphScenario((NodeScript(ends_at=1.5), NodeScript((0,), exit_delay=1)), body_delay=3)
+    out = checked(late)
+    assert out.raised is None and out.body_ended == 1.5
+    out.records[0].seen = None
+    assert check_graph(late, out) == ["n0 received None, not its own Cancelled"]

@@ -70,6 +70,7 @@ from ._lowlevel import (
     checkpoint,
     checkpoint_if_cancelled,
     current_task,
+    is_cancelled,
     park,
     unpark,
 )
@@ -327,7 +328,7 @@ class Holder:
         self.released = True
         self.delivery = delivery
         task = self.task
-        if task is not None and (not self.interrupted or self.awaiting_release):
+        if task is not None and (self.awaiting_release or not self.interrupted):
             # (Interrupted but not yet waiting: it is already scheduled, and will see
             # ``released`` before it waits.)
             unpark(task)
@@ -382,6 +383,8 @@ class Holder:
                         del exc
                         await self._await_release()
                 if delivery is None:
+                    if not self.released:  # not moved, held back: see _holding
+                        await self._await_release()
                     delivery = self._released()
                 await self._exit(stage, aexit, delivery)
         finally:
@@ -485,7 +488,7 @@ class Holder:
         if task.parent_nursery is not stage.nursery:
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
-            stage.alert(self)  # it releases us
+            stage.alert(self)  # it releases us, now or once the failing ones have exited
             return False
         self.task = task
         return True
@@ -509,11 +512,14 @@ class Holder:
 
         As in nested blocks, what it encloses (the body, later stages, the nodes that
         depend on it) unwinds before its ``__aexit__`` runs.  A handle's holder (no
-        body) is released at once, and so is one cancelled from outside.
+        body) is released at once, and so is one cancelled from outside.  (Also one not
+        moved, entered as its stage's enters were cancelled for one failing: it waits
+        for that one to exit.)
         """
         if self.released or self.from_outside:
             return
         with trio.CancelScope(shield=True):
+            self.task = current_task()
             self.awaiting_release = True
             await park(_never_aborted)
 
@@ -583,9 +589,10 @@ class Holder:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
         failure = None if escaped is None else own_failure(escaped, self.name)
-        if failure is None and failing and stage.abandoned_by is self:
+        if failure is None and failing and stage.abandoned_by is self and not is_cancelled():
             # It ended by itself while the others were entering: their enters were
             # cancelled, as nested blocks inside it would be, so the body cannot run.
+            # (If the caller is cancelled, that cancellation says why already.)
             failure = RuntimeError(
                 f"{self.name} ended by itself while the others were entering; "
                 "the body cannot run without them"

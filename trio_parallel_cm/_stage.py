@@ -57,7 +57,15 @@ import attrs
 import trio
 
 from ._dag import Dag
-from ._errors import NATIVE, Delivery, delivery, make_group, records_of, summary
+from ._errors import (
+    NATIVE,
+    NOTHING_DELIVERED,
+    Delivery,
+    delivery,
+    make_group,
+    records_of,
+    summary,
+)
 from ._flight import NO_FLIGHT, NOTHING, Flight
 from ._holder import Holder
 from ._lifecycle import Life
@@ -98,6 +106,7 @@ class Stage:
         "done",
         "entering",
         "entering_scope",
+        "held_back",
         "holders",
         "index",
         "limiter",
@@ -145,8 +154,10 @@ class Stage:
         self.alerts: list[Holder] = []
         # The one whose enter failure (or failing) made us cancel the pending enters.
         self.abandoned_by: Holder | None = None
-        # A holder entered as its starter was cancelled, and was not moved.
+        # A holder entered as its starter was cancelled, and was not moved; those waiting
+        # for the failing ones to exit first.
         self.unmoved = False
+        self.held_back: list[Holder] = []
         # Exiting: what the innermost context managers receive, natively or not, and
         # whether the owner is cancelled (then every holder released meets that
         # cancellation).
@@ -179,17 +190,27 @@ class Stage:
             self.alerts.append(holder)
             if self.entering:
                 # As in nested blocks, whose later enters would sit inside it: cancel the
-                # pending enters; the body will not run.
+                # pending enters; the body will not run.  Without dependencies it encloses
+                # nothing: it exits now, and the others after it.
                 self._abandon(holder)
+                if self.dag is None:
+                    holder.release(NATIVE)
             else:
                 self.owner.failing(holder)
         else:
             # It entered as its starter was cancelled, so it was not moved into the
-            # nursery: the stage is being abandoned and it exits at once.
+            # nursery: the stage is being abandoned and it exits at once (its starter
+            # waits for it), with the failure known by then.  Only an outer
+            # cancellation reaches its exit: a failure never cancels a cleanup.
             self.unmoved = True
+            if self.dag is None and any(h.failing for h in self.alerts):
+                self.held_back.append(holder)  # released once they have exited
+                return
             first = self.first_failure()
             if first is not None:
                 holder.release(Delivery(first, first.__traceback__))
+            elif self.abandoned_by is not None:
+                holder.release(NOTHING_DELIVERED)  # one failing: its verdict is to come
             else:
                 holder.release(NATIVE, unshield=True)
 
@@ -233,6 +254,12 @@ class Stage:
         notify(self.observer, event)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
+        if self.held_back and not any(h.failing for h in self.alerts):
+            first = self.first_failure()
+            found = NOTHING_DELIVERED if first is None else Delivery(first, first.__traceback__)
+            for held in self.held_back:
+                held.release(found)
+            self.held_back.clear()
         if self.dag is not None:
             for node in self.dag.finished(holder, self.holders):
                 self._release_node(node)
@@ -446,12 +473,13 @@ class Stage:
         As if each were the innermost of its stage: what it encloses (the body, later
         stages) has unwound already, and the rest of the stage exits after it.
         """
-        failing = [h for h in self.holders if h.failing and not h.released]
+        failing = [h for h in self.holders if h.failing]
         if not failing:
             return None
         self._note_ties(failing)
         for holder in failing:
-            holder.release(NATIVE, unshield=cancelled)
+            if not holder.released:
+                holder.release(NATIVE, unshield=cancelled)
         caught: BaseException | None = None
         while any(holder.life is not Life.CLOSED for holder in failing):
             self.settled = settled = trio.Event()

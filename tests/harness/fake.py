@@ -6,7 +6,7 @@ import math
 import sys
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, cast
 
 import attrs
 import trio
@@ -15,6 +15,11 @@ from tests.harness.scenario import CLOSED, ENTERING, EXITING, NEW, OPEN, Fault, 
 
 if sys.version_info < (3, 11):  # pragma: no cover
     pass
+
+
+#: ``1``, a truthy non-bool that ``async with`` takes for a suppression, typed as the
+#: protocol has it (``Script.returns_one``).
+ONE: Final = cast("bool", 1)
 
 
 @attrs.frozen
@@ -51,6 +56,7 @@ class Record:
     exit_end: Moment | None = None
     #: The exception ``__aexit__`` received.
     seen: BaseException | None = None
+    #: What ``__aexit__`` returned (``True``, ``False``, or ``1``: ``Script.returns_one``).
     exit_returned: bool | None = None
     exit_raised: BaseException | None = None
     #: A ``Cancelled`` interrupted the exit latency.
@@ -61,6 +67,9 @@ class Record:
     #: A crash (``OpenFailure.CRASH``) is a task step: the moment of it, in the total
     #: order.  (A deadline fires before any task step of its instant.)
     fired_at: Moment | None = None
+    #: It raised its own ``Cancelled`` (``Fault.CANCELLED``) while its task was not
+    #: cancelled (``True``: stray, a bug the library reports), or while it was.
+    stray: bool | None = None
     #: Every exception object it created.
     faults: list[BaseException] = attrs.Factory(list[BaseException])
 
@@ -249,9 +258,12 @@ class ScriptedCM:
                 self.rec.exit_cancelled = True
                 raise
         if script.exit_fault is not None:
+            if script.exit_fault is Fault.CANCELLED:
+                # As the library asks in the holder task, with nothing between.
+                self.rec.stray = trio.current_effective_deadline() != -math.inf
             raise self._fault(script.exit_fault, "exit")
         if left is None:
-            return exc is not None
+            return (ONE if script.returns_one else True) if exc is not None else False
         if left is exc:
             return False
         raise left

@@ -8,21 +8,26 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
+import outcome
 import trio
 
 from tests.harness.exceptions import has_cancelled, leaves, members, nodes, notes, summary
 from tests.harness.fake import Moment, ScriptedCM
-from tests.harness.running import Outcome
+from tests.harness.running import Observed, Outcome
 from tests.harness.scenario import DEADLOCK_AFTER, ENTERING, EXITING, OPEN, Mode, Scenario
 from tests.harness.unwinding import (
     Unwinding,
+    busy_slots,
     ended_by_itself,
+    errors_of,
     fired_open,
     runtime_error_message,
     runtime_error_rule,
+    slot_instants,
     stage_runs,
     unwindings,
 )
+from trio_parallel_cm import PhaseEvent
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -128,12 +133,12 @@ def expected_failures(out: Outcome, tolerate: frozenset[str] = frozenset()) -> l
     found: list[Expected] = []
     for cm in out.cms:
         rec = cm.rec
+        source: BaseException | None
         if rec.enter_raised is not None:
             assert rec.enter_end is not None
             source, dropped, phases = rec.enter_raised, set[int](), {ENTERING}
             reported = rec.enter_end
-        elif rec.exit_raised is not None:
-            assert rec.exit_end is not None
+        elif rec.exit_end is not None:
             source, reported = rec.exit_raised, rec.exit_end
             dropped = {id(leaf) for leaf in leaves(rec.seen)}  # letting it through: no failure
             phases = _exit_phases(out, cm, tolerate)
@@ -145,12 +150,152 @@ def expected_failures(out: Outcome, tolerate: frozenset[str] = frozenset()) -> l
             for leaf in every
             if not isinstance(leaf, trio.Cancelled) and id(leaf) not in dropped
         )
+        wanted = frozenset(_note(out, cm, phase) for phase in phases)
         if kept:
             exact = source if len(kept) == len(every) else None
-            wanted = frozenset(_note(out, cm, phase) for phase in phases)
             found.append(Expected(cm, exact, kept, wanted, reported))
+        elif rec.enter_raised is not None:
+            # Limits and timeouts: an enter that ran out of its enter_timeout.
+            made = too_slow_error(out, cm, phases)
+            if made is not None:
+                found.append(Expected(cm, made, (made,), wanted, reported))
+        else:
+            # Errors: a stray Cancelled is reported as a RuntimeError caused by it; an exit
+            # that ran out of its exit_timeout (with no failure of its own) as a TooSlowError.
+            made = stray_error(out, cm) or too_slow_error(out, cm, phases)
+            if made is not None:
+                found.append(Expected(cm, made, (made,), wanted, reported))
     found.sort(key=lambda e: (out.stage_of[e.cm.index], out.position_of[e.cm.index]))
     return found
+
+
+def stray_error(out: Outcome, cm: ScriptedCM) -> BaseException | None:
+    """The ``RuntimeError`` caused by the stray ``Cancelled`` ``cm`` raised, wherever it
+    went (what was raised, what the body or the others received, what a closer got)."""
+    rec = cm.rec
+    if not rec.stray:
+        return None
+    return next(
+        (
+            node
+            for place in _places(out)
+            for node in nodes(place)
+            if isinstance(node, RuntimeError)
+            and node.__cause__ is not None
+            and rec.exit_raised in leaves(node.__cause__)
+        ),
+        None,
+    )
+
+
+def ran_out(out: Outcome, cm: ScriptedCM, phase: str = EXITING) -> bool:
+    """Its ``__aexit__`` (``phase``: or its ``__aenter__``) was still running when its
+    ``exit_timeout`` (``enter_timeout``) ran out."""
+    rec = cm.rec
+    if phase == ENTERING:
+        timeout, start, end = out.scenario.enter_timeout, rec.enter_start, rec.enter_end
+    else:
+        timeout, start, end = out.scenario.exit_timeout, rec.exit_start, rec.exit_end
+    if timeout is None or start is None or end is None or (not rec.entered and phase == EXITING):
+        return False
+    return end.time >= start.time + timeout
+
+
+def too_slow_error(out: Outcome, cm: ScriptedCM, phases: set[str]) -> BaseException | None:
+    """The ``TooSlowError`` of ``cm``'s enter or exit that ran out of time, wherever it
+    went."""
+    if not ran_out(out, cm, ENTERING if ENTERING in phases else EXITING):
+        return None
+    wanted = {_note(out, cm, phase) for phase in phases}
+    return next(
+        (
+            node
+            for place in _places(out)
+            for node in nodes(place)
+            if isinstance(node, trio.TooSlowError) and set(notes(node)) & wanted
+        ),
+        None,
+    )
+
+
+def _places(out: Outcome) -> list[BaseException | None]:
+    """Where a failure the library made may have gone: what was raised, what the body
+    and the others received, what a closer got."""
+    places = [out.raised, out.body_raised, *(other.rec.seen for other in out.cms)]
+    return places + [
+        closed.result.error
+        for got in out.closers.values()
+        for closed in got
+        if isinstance(closed.result, outcome.Error)
+    ]
+
+
+def _check_too_slow(out: Outcome, facts: Facts) -> list[str]:
+    """``exit_timeout`` (Limits and timeouts): an exit that ran out of time, with no
+    failure of its own, fails with a ``trio.TooSlowError`` that names the timeout."""
+    problems: list[str] = []
+    if out.scenario.exit_timeout is None and out.scenario.enter_timeout is None:
+        return problems
+    # Its exit shielded from the caller's cancellation: cancelled only by its deadline
+    # (or, failing, by its own cancellation: it is cancelled already).
+    problems += [
+        f"{cm.name}'s exit was cancelled before its exit_timeout ran out"
+        for cm in out.cms
+        if out.scenario.exit_timeout is not None
+        and cm.rec.exit_cancelled
+        and not ran_out(out, cm)
+        and not fired_open(cm)
+    ]
+    for cm in out.cms:
+        rec = cm.rec
+        if ran_out(out, cm, ENTERING) and not errors_of(rec.enter_raised):
+            made = too_slow_error(out, cm, {ENTERING})
+            if made is None or f"within {out.scenario.enter_timeout} s" not in str(made):
+                problems.append(
+                    f"{cm.name}'s enter ran out of its enter_timeout, but no TooSlowError "
+                    "naming it says so"
+                )
+        own = [leaf for leaf in errors_of(rec.exit_raised) if leaf not in leaves(rec.seen)]
+        other = [e for e in facts.expected if e.cm is cm and e.exact is not None]
+        if not ran_out(out, cm) or own or rec.stray:
+            continue
+        spec_b = runtime_error_message(out, cm)
+        if any(not isinstance(e.exact, trio.TooSlowError) for e in other) or any(
+            isinstance(node, RuntimeError) and str(node) == spec_b
+            for place in _places(out)
+            for node in nodes(place)
+        ):
+            continue  # (reported otherwise: as the RuntimeError of spec B, guarantee 4)
+        made = too_slow_error(out, cm, {OPEN, EXITING})
+        if made is None:
+            problems.append(
+                f"{cm.name}'s exit ran out of its exit_timeout, but no TooSlowError says so"
+            )
+        elif f"within {out.scenario.exit_timeout} s" not in str(made):
+            problems.append(f"{made!r} does not name the exit_timeout")
+    return problems
+
+
+def _check_stray(out: Outcome) -> list[str]:
+    """Errors: a ``Cancelled`` escaping a context manager whose task was not cancelled is
+    reported as a ``RuntimeError`` caused by it, never as a bare ``Cancelled``."""
+    problems: list[str] = []
+    for cm in out.cms:
+        rec = cm.rec
+        if not rec.stray:
+            continue
+        if stray_error(out, cm) is None:
+            problems.append(
+                f"{cm.name}'s stray {rec.exit_raised!r} was not reported as a RuntimeError "
+                "caused by it"
+            )
+        if any(
+            leaf is rec.exit_raised
+            for place in (out.raised, out.escaped, out.crashed)
+            for leaf in leaves(place)
+        ):
+            problems.append(f"{cm.name}'s stray {rec.exit_raised!r} came out bare")
+    return problems
 
 
 #: Library bugs that :func:`check` tolerates by name while they are being fixed (none
@@ -399,13 +544,13 @@ def _check_no_early_exit(out: Outcome, facts: Facts) -> list[str]:
             if out.stage_entered[cm.index] and start is not None and start.seq < end.seq:
                 problems.append(f"{cm.name} began to exit before the body had finished")
     if sc.mode is Mode.STACK:
-        # Stages unwind in reverse order: stage 1 only once stage 2 has exited.
+        # Stages unwind in reverse order: an earlier stage only once every later one has
+        # exited.
         for first in cms:
             for second in cms:
                 a, b = first.rec.exit_start, second.rec.exit_end
                 if (
-                    out.stage_of[first.index] == 1
-                    and out.stage_of[second.index] == 2
+                    0 < out.stage_of[first.index] < out.stage_of[second.index]
                     and out.stage_entered[second.index]
                     and a is not None
                     and b is not None
@@ -425,7 +570,59 @@ def _check_concurrency(out: Outcome, facts: Facts) -> list[str]:
         starts = {cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None}
         if starts - {out.block_start.time}:
             problems.append(f"the enters started at {sorted(starts)}, not all at once")
+    if sc.limit is not None and sc.mode is not Mode.HANDLES:
+        for run in stage_runs(out):
+            problems += _check_limit(run.cms, sc.limit)
     return problems + _body_start(out, "2") + _timing(facts, "2")
+
+
+def _in_flight(spans: Sequence[tuple[Moment | None, Moment | None]]) -> int:
+    """The most calls in flight at once, from their (start, end) moments (total order)."""
+    steps = sorted(
+        [(start.seq, 1) for start, _ in spans if start is not None]
+        + [(end.seq, -1) for start, end in spans if start is not None and end is not None]
+    )
+    most = current = 0
+    for _, step in steps:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def _check_limit(cms: Sequence[ScriptedCM], limit: int) -> list[str]:
+    """``limit=N`` (Limits and timeouts): at most N ``__aenter__`` and at most N
+    ``__aexit__`` calls of one stage in flight at any moment, failures included; and no
+    enter waits for a slot while one is free.
+
+    The engine shares one ``trio.CapacityLimiter`` between the enters and the exits of a
+    stage (stricter than the page, which bounds each kind apart), so an enter that waits
+    proves only that N calls of either kind were in flight: that is what is checked.
+    """
+    problems: list[str] = []
+    for kind, spans in (
+        ("__aenter__", [(cm.rec.enter_start, cm.rec.enter_end) for cm in cms]),
+        ("__aexit__", [(cm.rec.exit_start, cm.rec.exit_end) for cm in cms]),
+    ):
+        most = _in_flight(spans)
+        if most > limit:
+            problems.append(f"{most} {kind} calls were in flight at once, with limit={limit}")
+    starts = [cm.rec.enter_start.time for cm in cms if cm.rec.enter_start is not None]
+    first = min(starts, default=0.0)
+    for cm in cms:
+        began = cm.rec.enter_start
+        if began is None or began.time == first:
+            continue
+        # It waited: at every instant from the stage's first enter until it began, once
+        # all of that instant had happened, every slot was taken.
+        for when in slot_instants(cms, first, began.time):
+            busy = busy_slots(cms, when)
+            if busy < limit:
+                problems.append(
+                    f"{cm.name} began to enter at {began.time}, though only {busy} of "
+                    f"limit={limit} slots were taken at {when}"
+                )
+                break
+    return problems
 
 
 def _timing(facts: Facts, label: str) -> list[str]:
@@ -471,16 +668,15 @@ def _cleanups_cancelled(out: Outcome) -> list[str]:
         # that cancellation, as inner `async with` blocks would be: one of its members
         # that entered as its enter was cancelled meets it.  A later stage that did enter
         # unwinds before the failing one, not cancelled.)
-        interrupted_stage_1 = sc.mode is Mode.STACK and any(
-            fired_open(cm) and out.stage_of[cm.index] == 1 for cm in cms
-        )
+        interrupted = [out.stage_of[cm.index] for cm in cms if fired_open(cm)]
         problems += [
             f"{cm.name}'s exit was cancelled though nothing outside was"
             for cm in cms
             if cm.rec.exit_cancelled
+            and not ran_out(out, cm)
             and not (
-                interrupted_stage_1
-                and out.stage_of[cm.index] == 2
+                sc.mode is Mode.STACK
+                and any(0 < stage < out.stage_of[cm.index] for stage in interrupted)
                 and not out.stage_entered[cm.index]
             )
         ]
@@ -678,7 +874,7 @@ def _check_group(out: Outcome, facts: Facts) -> list[str]:
             top.append(node)
     if out.scenario.mode is not Mode.HANDLES:
         problems += _check_group_form(out, top, facts.echoes, facts.tolerate)
-    return problems
+    return problems + _check_stray(out) + _check_too_slow(out, facts)
 
 
 def _check_group_form(
@@ -773,7 +969,56 @@ def _check_body_delivery(out: Outcome, facts: Facts) -> list[str]:
     cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, trio.Cancelled)]
     if len(cancelled) != len({id(c) for c in cancelled}) or any(c is out.raised for c in cancelled):
         problems.append("one Cancelled was received in two tasks")
-    return problems + _deliveries(out, facts, "5")
+    return problems + _deliveries(out, facts, "5") + _closers(out)
+
+
+def _closers(out: Outcome) -> list[str]:
+    """A handle closed by hand (``Close.AEXIT``, ``Close.TWO``): the exception given to
+    ``aexit`` reaches ``__aexit__``, whose return value is the result (``False`` if it
+    raised nothing but what it was given, or ``Cancelled``); every closer waits for the
+    one exit and gets the same result (or its own ``Cancelled`` after it)."""
+    problems: list[str] = []
+    for index, got in out.closers.items():
+        cm, given = out.cms[index], out.delivered[index]
+        rec = cm.rec
+        if len(got) != len(given):
+            problems.append(f"{len(given)} closers of {cm.name}, but {len(got)} ended")
+        end = rec.exit_end
+        if end is not None and any(closed.end.seq < end.seq for closed in got):
+            problems.append(f"a closer of {cm.name} returned before its __aexit__ had ended")
+        results = [
+            closed.result
+            for closed in got
+            if not (
+                isinstance(closed.result, outcome.Error)
+                and isinstance(closed.result.error, trio.Cancelled)
+            )
+        ]
+        if any(not _same_result(results[0], other) for other in results[1:]):
+            problems.append(f"the closers of {cm.name} got different results: {results!r}")
+        asked = min((closed.start.seq for closed in got), default=None)
+        if rec.exit_start is None or asked is None or rec.exit_start.seq < asked:
+            continue  # it exited by itself (its nursery cancelled, or failing) before
+        returned = [r.value for r in results if isinstance(r, outcome.Value)]
+        if not any(rec.seen is exc for exc in given):
+            problems.append(f"{cm.name}'s __aexit__ received {rec.seen!r}, not one of {given!r}")
+        elif returned:
+            errors = [leaf for leaf in errors_of(rec.exit_raised) if leaf is not rec.seen]
+            want = bool(rec.exit_returned) and rec.exit_raised is None
+            if errors or returned[0] is not want:
+                problems.append(
+                    f"aexit() of {cm.name} returned {returned[0]!r}, but its __aexit__ "
+                    f"returned {rec.exit_returned!r} and raised {rec.exit_raised!r}"
+                )
+    return problems
+
+
+def _same_result(
+    a: outcome.Value[bool] | outcome.Error, b: outcome.Value[bool] | outcome.Error
+) -> bool:
+    if isinstance(a, outcome.Value) and isinstance(b, outcome.Value):
+        return a.value is b.value
+    return isinstance(a, outcome.Error) and isinstance(b, outcome.Error) and a.error is b.error
 
 
 def _check_enter_failure(out: Outcome, facts: Facts) -> list[str]:
@@ -795,8 +1040,91 @@ def _deliveries(out: Outcome, facts: Facts, label: str) -> list[str]:
     return problems
 
 
-#: One checker per numbered guarantee of ``docs/semantics.rst``, and one for its Errors
-#: section, by label.
+def _check_observer(out: Outcome, facts: Facts) -> list[str]:
+    """Observers: every phase change of every context manager reported once, in its
+    holder task, at the time (and the place in the order) of what the fake recorded."""
+    if not out.scenario.observe:
+        return []
+    problems: list[str] = []
+    by_cm: dict[int, list[Observed]] = {}
+    for seen in out.observed:
+        cm = _observed_cm(out, seen.event)
+        if cm is None:
+            problems.append(f"an event of no context manager: {seen.event!r}")
+        else:
+            by_cm.setdefault(cm.index, []).append(seen)
+    for cm in out.cms:
+        # Its exit failed: a failure it must be reported with (not one that ended by
+        # itself, as the RuntimeError of spec B, which reports its exit as failed too).
+        failed = any(e.cm is cm and e.reported == cm.rec.exit_end for e in facts.expected)
+        problems += _observed_phases(cm, by_cm.get(cm.index, []), failed)
+    return problems
+
+
+def _observed_cm(out: Outcome, event: PhaseEvent) -> ScriptedCM | None:
+    mode = out.scenario.mode
+    for cm in out.cms:
+        if mode is Mode.HANDLES:
+            found = event.name == cm.name and event.stage is None
+        elif mode is Mode.STACK:
+            found = (event.stage, event.position) == (
+                out.stage_of[cm.index],
+                out.position_of[cm.index],
+            )
+        else:
+            found = event.position == cm.index and event.stage is None
+        if found:
+            return cm
+    return None
+
+
+def _observed_phases(cm: ScriptedCM, seen: list[Observed], exit_failed: bool) -> list[str]:
+    """The events of one context manager against its record."""
+    rec = cm.rec
+    failed_enter = rec.enter_raised is not None
+    # kind: (the moment it must match, before (-1) or after (+1) that moment, or None if
+    # it must not happen).
+    wanted: dict[str, tuple[Moment | None, int]] = {
+        "enter_started": (rec.enter_start, -1),
+        "entered": (rec.enter_end if rec.entered else None, 1),
+        "enter_failed": (rec.enter_end if failed_enter else None, 1),
+        "exit_started": (rec.exit_start, -1),
+        "exited": (None if exit_failed else rec.exit_end, 1),
+        "exit_failed": (rec.exit_end if exit_failed else None, 1),
+    }
+    problems: list[str] = []
+    kinds = Counter[str](s.event.kind for s in seen)
+    for kind, (moment, side) in wanted.items():
+        events = [s for s in seen if s.event.kind == kind]
+        if moment is None:
+            if events and not (kind == "enter_failed" and _cancelled_before_entering(cm, events)):
+                problems.append(f"{cm.name}: {kind} was reported, but did not happen")
+            continue
+        if kinds[kind] != 1:
+            problems.append(f"{cm.name}: {kind} was reported {kinds[kind]} times, not once")
+            continue
+        [event] = events
+        task = rec.exit_task if kind.startswith("exit") else rec.enter_task
+        if event.task is not task:
+            problems.append(f"{cm.name}: {kind} was reported in another task than its holder")
+        if event.event.time != moment.time:
+            problems.append(
+                f"{cm.name}: {kind} was reported at {event.event.time}, not {moment.time}"
+            )
+        if (event.moment.seq - moment.seq) * side < 0:
+            where = "before" if side > 0 else "after"
+            problems.append(f"{cm.name}: {kind} was reported {where} it happened")
+    return problems
+
+
+def _cancelled_before_entering(cm: ScriptedCM, events: list[Observed]) -> bool:
+    """An enter cancelled before ``__aenter__`` was called (waiting for a slot, or
+    never begun) is an ``enter_failed`` with no exception, once."""
+    return cm.rec.enter_start is None and len(events) == 1 and events[0].event.exception is None
+
+
+#: One checker per numbered guarantee of ``docs/semantics.rst``, one for its Errors
+#: section and one for its Observers section, by label.
 GUARANTEES: Final[tuple[tuple[str, Callable[[Outcome, Facts], list[str]]], ...]] = (
     ("1", _check_ownership),
     ("2", _check_concurrency),
@@ -808,4 +1136,5 @@ GUARANTEES: Final[tuple[tuple[str, Callable[[Outcome, Facts], list[str]]], ...]]
     ("8", _check_cancellation),
     ("9", _check_nothing_leaks),
     ("errors", _check_group),
+    ("observer", _check_observer),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sys
@@ -10,13 +11,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 import attrs
+import outcome
 import trio
 import trio.testing
 
 from tests.harness.exceptions import leaves
 from tests.harness.fake import Moment, ScriptedCM, Timeline
-from tests.harness.scenario import DEADLOCK_AFTER, Ending, Mode, Scenario
-from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
+from tests.harness.scenario import DEADLOCK_AFTER, Close, Ending, Mode, Scenario
+from trio_parallel_cm import (
+    ContextHandle,
+    ParallelExitStack,
+    PhaseEvent,
+    parallel_with,
+    start_context,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -29,8 +37,8 @@ class Outcome:
     scenario: Scenario
     cms: list[ScriptedCM]
     timeline: Timeline
-    #: ``Mode.STACK``: the stage (1 or 2) and position in it of each fake (0 if its stage
-    #: was never entered); else 0 and the argument position.
+    #: ``Mode.STACK``: the stage (1, 2 or 3) and position in it of each fake (0 if its
+    #: stage was never entered); else 0 and the argument position.
     stage_of: list[int]
     position_of: list[int]
     #: Whether the stage of each fake entered (the code after it ran).
@@ -58,8 +66,45 @@ class Outcome:
     #: What escaped ``trio.run`` itself.
     crashed: BaseException | None = None
     warnings: list[str] = attrs.Factory(list[str])
+    #: ``Mode.HANDLES``: the exceptions each handle's closers gave ``aexit``
+    #: (``Close.AEXIT``: one, ``Close.TWO``: two), and what each closer got, in the order
+    #: they ended.
+    delivered: dict[int, list[BaseException]] = attrs.Factory(dict[int, list[BaseException]])
+    closers: dict[int, list[Closed]] = attrs.Factory(dict[int, list["Closed"]])
+    #: ``Scenario.observe``: what the observer received, with the task and the moment.
+    observed: list[Observed] = attrs.Factory(list["Observed"])
+
+    def observer(self) -> Observer | None:
+        """The ``observer=`` to pass (``None`` unless the scenario observes)."""
+        if not self.scenario.observe:
+            return None
+
+        def observe(event: PhaseEvent) -> None:
+            task = trio.lowlevel.current_task()
+            self.observed.append(Observed(event, task, self.timeline.now()))
+
+        return observe
 
 
+@attrs.frozen(eq=False)
+class Observed:
+    """One event the observer received: in which task, at which moment."""
+
+    event: PhaseEvent
+    task: trio.lowlevel.Task
+    moment: Moment
+
+
+@attrs.frozen(eq=False)
+class Closed:
+    """What one closer of a handle got (``aexit``'s result, or what it raised), and when."""
+
+    result: outcome.Value[bool] | outcome.Error
+    start: Moment
+    end: Moment
+
+
+Observer = Callable[[PhaseEvent], object]
 Implementation = Callable[[Sequence[ScriptedCM]], AbstractAsyncContextManager[Sequence[object]]]
 Runner = Callable[[Outcome], Awaitable[None]]
 
@@ -101,6 +146,8 @@ async def _user_body(out: Outcome, values: Sequence[object]) -> None:
             raise KeyboardInterrupt("body")
         if body.ending is Ending.GROUP:
             raise ExceptionGroup("body", [ValueError("body"), KeyError("body")])
+        if body.ending is Ending.GENERATOR_EXIT:
+            raise GeneratorExit("body")
     except BaseException:
         if body.cleanup is not None:
             with trio.CancelScope(shield=True):
@@ -120,9 +167,13 @@ async def _in_block(out: Outcome, body: Callable[[], Awaitable[None]]) -> None:
         out.block_body_end = out.timeline.now()
 
 
+def _timeouts(scenario: Scenario) -> dict[str, float | None]:
+    return {"enter_timeout": scenario.enter_timeout, "exit_timeout": scenario.exit_timeout}
+
+
 def _run_parallel(implementation: Implementation | None) -> Runner:
     async def run(out: Outcome) -> None:
-        cms, limit = out.cms, out.scenario.limit
+        cms, limit, timeouts = out.cms, out.scenario.limit, _timeouts(out.scenario)
 
         async def body(values: Sequence[object]) -> None:
             out.stage_entered = [True] * len(cms)
@@ -132,10 +183,15 @@ def _run_parallel(implementation: Implementation | None) -> Runner:
             async with implementation(cms) as values:
                 await _in_block(out, lambda: body(values))
         elif out.scenario.mode is Mode.MAPPING:
-            async with parallel_with({cm.name: cm for cm in cms}, limit=limit) as ctx:
+            mapping = {cm.name: cm for cm in cms}
+            async with parallel_with(
+                mapping, limit=limit, observer=out.observer(), **timeouts
+            ) as ctx:
                 await _in_block(out, lambda: body([ctx[cm.name] for cm in cms]))
         else:
-            async with parallel_with(*cms, limit=limit) as values:
+            async with parallel_with(
+                *cms, limit=limit, observer=out.observer(), **timeouts
+            ) as values:
                 await _in_block(out, lambda: body(values))
 
     return run
@@ -143,8 +199,9 @@ def _run_parallel(implementation: Implementation | None) -> Runner:
 
 async def _run_stack(out: Outcome) -> None:
     sc = out.scenario
-    stages = [stage for stage in (out.cms[: sc.split], out.cms[sc.split :]) if stage]
-    async with ParallelExitStack() as stack:
+    bounds = [0, sc.split, *([] if sc.third_from is None else [sc.third_from]), len(out.cms)]
+    stages = [out.cms[a:b] for a, b in itertools.pairwise(bounds) if out.cms[a:b]]
+    async with ParallelExitStack(observer=out.observer()) as stack:
 
         async def body() -> None:
             values: list[object] = []
@@ -152,10 +209,10 @@ async def _run_stack(out: Outcome) -> None:
                 for position, cm in enumerate(stage):
                     out.stage_of[cm.index] = number
                     out.position_of[cm.index] = position
-                if number == 2 and len(stage) == 1:
-                    values.append(await stack.enter(stage[0]))
+                if number > 1 and len(stage) == 1:
+                    values.append(await stack.enter(stage[0], **_timeouts(sc)))
                 else:
-                    values.extend(await stack.enter_all(*stage, limit=sc.limit))
+                    values.extend(await stack.enter_all(*stage, limit=sc.limit, **_timeouts(sc)))
                 for cm in stage:
                     out.stage_entered[cm.index] = True
             await _user_body(out, values)
@@ -167,13 +224,46 @@ async def _run_handles(out: Outcome) -> None:
     async with trio.open_nursery() as nursery:
 
         async def body() -> None:
-            handles = [await start_context(nursery, cm, name=cm.name) for cm in out.cms]
+            observer = out.observer()
+            handles = [
+                await start_context(
+                    nursery,
+                    cm,
+                    name=cm.name,
+                    observer=observer,
+                    **_timeouts(out.scenario),
+                )
+                for cm in out.cms
+            ]
             out.stage_entered = [True] * len(out.cms)
             await _user_body(out, [handle.value for handle in handles])
-            for handle in reversed(handles):
-                await handle.aclose()
+            for index in reversed(range(len(handles))):
+                await _close(out, index, handles[index])
 
         await _in_block(out, body)
+
+
+async def _close(out: Outcome, index: int, handle: ContextHandle[object]) -> None:
+    """Close one handle as ``out.scenario.close`` says; raise what the first closer got."""
+    how = out.scenario.close
+    if how is Close.ACLOSE:
+        await handle.aclose()
+        return
+    name = out.cms[index].name
+    count = 1 if how is Close.AEXIT else 2
+    given = out.delivered[index] = [ValueError(f"{name} closer {i}") for i in range(count)]
+    got = out.closers[index] = []
+
+    async def closer(exc: BaseException) -> None:
+        start = out.timeline.now()
+        result = await outcome.acapture(handle.aexit, exc)
+        got.append(Closed(result, start, out.timeline.now()))
+
+    async with trio.open_nursery() as nursery:
+        for exc in given:
+            nursery.start_soon(closer, exc)
+    if isinstance(got[0].result, outcome.Error):
+        got[0].result.unwrap()
 
 
 async def _main(out: Outcome, runner: Runner) -> None:

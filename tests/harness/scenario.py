@@ -7,6 +7,7 @@ import sys
 from typing import Final
 
 import attrs
+import trio
 from attrs import AttrsInstance
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -43,6 +44,11 @@ class Fault(enum.Enum):
     ERROR = "ValueError"
     INTERRUPT = "KeyboardInterrupt"
     GROUP = "ExceptionGroup"
+    #: A ``GeneratorExit``, as a generator-based context manager closed meanwhile raises.
+    GENERATOR_EXIT = "GeneratorExit"
+    #: A ``trio.Cancelled`` of its own making, stray if its task is not cancelled (an
+    #: ``exit_fault`` only: raised once its own scopes are closed, so none takes it).
+    CANCELLED = "Cancelled"
 
     def __repr__(self) -> str:
         return f"Fault.{self.name}"
@@ -52,6 +58,11 @@ class Fault(enum.Enum):
             return ValueError(label)
         if self is Fault.INTERRUPT:
             return KeyboardInterrupt(label)
+        if self is Fault.GENERATOR_EXIT:
+            return GeneratorExit(label)
+        if self is Fault.CANCELLED:
+            # (No public constructor: a stray one is what it fakes.)
+            return trio.Cancelled._create(source="unknown", reason=label)  # pyright: ignore[reportPrivateUsage]
         return ExceptionGroup(label, [ValueError(label), KeyError(label)])
 
 
@@ -91,6 +102,9 @@ class Script:
     exit_fault: Fault | None = None
     #: Swallow the exception ``__aexit__`` receives (inside its resources) and return True.
     suppress: bool = False
+    #: Return ``1`` instead of ``True`` when it swallowed one: a truthy non-bool
+    #: suppresses, as ``async with`` takes it.
+    returns_one: bool = False
     #: Hold a nursery across the yield, and yield it (a ``CRASH`` holds one anyway).
     nursery: bool = False
     #: Hold a plain cancel scope across the yield.
@@ -98,6 +112,10 @@ class Script:
 
     def __repr__(self) -> str:
         return _short_repr(self)
+
+    def __attrs_post_init__(self) -> None:
+        if Fault.CANCELLED in (self.enter_fault, self.crash_fault):
+            raise ValueError("a fake raises a Cancelled of its own only as it exits")
 
     @property
     def has_nursery(self) -> bool:
@@ -110,6 +128,9 @@ class Ending(enum.Enum):
     INTERRUPT = "KeyboardInterrupt"
     #: An ``ExceptionGroup``, as a nursery in the body raises.
     GROUP = "ExceptionGroup"
+    #: ``GeneratorExit`` thrown into the body (an async generator closed while it yields
+    #: inside the block).
+    GENERATOR_EXIT = "GeneratorExit"
 
     def __repr__(self) -> str:
         return f"Ending.{self.name}"
@@ -131,6 +152,23 @@ class Body:
 
     def __repr__(self) -> str:
         return _short_repr(self)
+
+
+class Close(enum.Enum):
+    """How ``Mode.HANDLES`` closes each handle once the body has returned (reverse order)."""
+
+    #: ``await handle.aclose()``.
+    ACLOSE = "aclose"
+    #: ``await handle.aexit(exc)``, with a fresh ``ValueError`` made for that handle: it
+    #: must reach ``__aexit__``, and the result say whether ``__aexit__`` suppressed it.
+    AEXIT = "aexit"
+    #: Two closers at once, ``aexit(exc1)`` and ``aexit(exc2)`` each in a task of its own:
+    #: one exit, with the exception of the one that came first; both wait for it and get
+    #: the same result.
+    TWO = "two closers"
+
+    def __repr__(self) -> str:
+        return f"Close.{self.name}"
 
 
 class Mode(enum.Enum):
@@ -157,7 +195,8 @@ class Scenario:
     scripts: tuple[Script, ...] = ()
     body: Body = Body()
     mode: Mode = Mode.PARALLEL
-    #: ``Mode.STACK``: the first stage is ``scripts[:split]``.
+    #: ``Mode.STACK``: the first stage is ``scripts[:split]``, the second the rest, or
+    #: ``scripts[split:third_from]`` when a third stage, ``scripts[third_from:]``, follows.
     split: int = 1
     #: Virtual time at which a ``trio.move_on_after`` around the block fires.
     cancel_at: float | None = None
@@ -165,6 +204,20 @@ class Scenario:
     limit: int | None = None
     #: Seeds Trio's scheduler (it shuffles each batch of runnable tasks).
     seed: int = 0
+    #: ``Mode.HANDLES``: how each handle is closed.
+    close: Close = Close.ACLOSE
+    #: ``Mode.STACK``: where the third stage begins (``None``: two stages at most).
+    third_from: int | None = None
+    #: Pass ``observer=`` (to every stage, every ``start_context``), recording its events.
+    observe: bool = False
+    #: The ``exit_timeout=`` option (to every stage, every ``start_context``): each exit
+    #: shielded from the caller's cancellation, and cancelled that long after it began,
+    #: failing with ``trio.TooSlowError``.  (Choose one that no other event ties with.)
+    exit_timeout: float | None = None
+    #: The ``enter_timeout=`` option, likewise: each ``__aenter__`` cancelled that long
+    #: after it began, failing with ``trio.TooSlowError``.  (Not with ``limit``: an enter
+    #: may time out waiting for a slot, which no fake sees.)
+    enter_timeout: float | None = None
 
     def __repr__(self) -> str:
         return _short_repr(self)
@@ -175,3 +228,11 @@ class Scenario:
             raise ValueError(f"the body spawns into scripts[{spawn}], which has no nursery")
         if self.mode is Mode.HANDLES and self.limit is not None:
             raise ValueError("start_context takes no limit")
+        if self.mode is not Mode.HANDLES and self.close is not Close.ACLOSE:
+            raise ValueError("only handles are closed by hand")
+        if self.enter_timeout is not None and self.limit is not None:
+            raise ValueError("an enter_timeout with a limit may run out before __aenter__")
+        if self.third_from is not None and not (
+            self.mode is Mode.STACK and self.split <= self.third_from <= len(self.scripts)
+        ):
+            raise ValueError("a third stage is a stack's, after the first split")

@@ -149,13 +149,47 @@ def stage_runs(out: Outcome) -> list[StageRun]:
     """The stages of a block (not ``Mode.HANDLES``), earliest first."""
     if out.scenario.mode is Mode.STACK:
         runs: list[StageRun] = []
-        for number in (1, 2):
+        for number in range(1, max(out.stage_of, default=0) + 1):
             cms = tuple(cm for cm in out.cms if out.stage_of[cm.index] == number)
             if cms:
                 entered = all(out.stage_entered[cm.index] for cm in cms)
                 runs.append(StageRun(number, cms, entered))
         return runs
     return [StageRun(0, tuple(out.cms), all(out.stage_entered))] if out.cms else []
+
+
+def busy_slots(cms: Sequence[ScriptedCM], when: float) -> int:
+    """How many ``__aenter__`` and ``__aexit__`` calls of ``cms`` were in flight at
+    ``when``, once everything of that instant had happened (a stage's calls share its
+    limiter: see ``oracle._check_limit``)."""
+    spans = [(cm.rec.enter_start, cm.rec.enter_end) for cm in cms]
+    spans += [(cm.rec.exit_start, cm.rec.exit_end) for cm in cms]
+    return sum(
+        1
+        for start, end in spans
+        if start is not None and start.time <= when and (end is None or end.time > when)
+    )
+
+
+def slot_instants(cms: Sequence[ScriptedCM], since: float, until: float) -> list[float]:
+    """The instants in ``[since, until)`` at which a call of ``cms`` began or ended."""
+    moments = [
+        moment
+        for cm in cms
+        for moment in (cm.rec.enter_start, cm.rec.enter_end, cm.rec.exit_start, cm.rec.exit_end)
+        if moment is not None
+    ]
+    return sorted({m.time for m in moments if since <= m.time < until} | {since})
+
+
+def waited_for_a_slot(run: StageRun, begun: Moment, due: float, limit: int | None) -> bool:
+    """With ``limit=``, a call that began at ``begun``, later than ``due``, waited for a
+    slot: every slot of its stage was taken at every instant from ``due`` until then."""
+    if limit is None or begun.time < due:
+        return False
+    return all(
+        busy_slots(run.cms, when) >= limit for when in slot_instants(run.cms, due, begun.time)
+    )
 
 
 def fired_open(cm: ScriptedCM) -> bool:
@@ -208,8 +242,9 @@ def abandon_of(out: Outcome, run: StageRun, failures: Mapping[int, Failure]) -> 
     assert out.outer is not None
     if out.outer.cancel_called and out.scenario.cancel_at is not None:
         outside.append(out.scenario.cancel_at)
-    if run.number == 2:
-        outside += [_fired(cm) for cm in out.cms if out.stage_of[cm.index] == 1 and fired_open(cm)]
+    outside += [
+        _fired(cm) for cm in out.cms if 0 < out.stage_of[cm.index] < run.number and fired_open(cm)
+    ]
     return Abandon(min(alerts, default=None), min(outside, default=None))
 
 
@@ -450,13 +485,14 @@ def _rest_after_failing(
                 model.timing.append(
                     (label, f"{cm.name} began to exit before {failed.name}, failing, had exited")
                 )
-    if not run.entered or out.scenario.limit is not None:
-        return  # (with a limit, an __aexit__ may wait for a slot)
+    if not run.entered:
+        return
+    limit = out.scenario.limit
     release = max([start.time, *(end.time for end in ends if end is not None)])
     for cm in failing:
         begun = cm.rec.exit_start
         assert begun is not None
-        if begun.time != start.time:
+        if begun.time != start.time and not waited_for_a_slot(run, begun, start.time, limit):
             model.timing.append(
                 (
                     "4",
@@ -467,7 +503,7 @@ def _rest_after_failing(
     for cm in others:
         begun = cm.rec.exit_start
         assert begun is not None
-        if begun.time != release:
+        if begun.time != release and not waited_for_a_slot(run, begun, release, limit):
             model.timing.append(
                 (
                     "4" if failing else "2",
