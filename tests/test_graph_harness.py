@@ -29,7 +29,7 @@ from tests.graph_harness import (
     run_graph,
 )
 from tests.harness.exceptions import leaves, members
-from tests.harness.explore import fuzz
+from tests.harness.explore import fuzz, report
 from trio_parallel_cm import ContextFailure, ResourceGraph, failures_of
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -107,14 +107,6 @@ def problems_of(scenario: GraphScenario) -> list[str]:
     # The suite's watchdog is per test; a long exploration re-arms it per scenario.
     faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.stderr)
     return check_graph(scenario, run_graph(scenario))
-
-
-def report(failures: list[tuple[GraphScenario, list[str]]], total: int) -> str:
-    lines = [f"{len(failures)} of {total} graph scenarios break an invariant:"]
-    for scenario, problems in failures[:10]:
-        lines.append(repr(scenario))
-        lines += [f"    - {problem}" for problem in problems]
-    return "\n".join(lines)
 
 
 def test_every_small_graph_keeps_every_guarantee() -> None:

@@ -1,7 +1,7 @@
 """Fault injection (issue #5): every invariant of ``docs/semantics.rst``, after every scenario.
 
 * ``test_exhaustive``: every combination of two context managers over ``BEHAVIOURS`` x
-  ``BODIES`` x ``CANCELS`` (``tests/harness.py``), for ``parallel_with``, for a
+  ``BODIES`` x ``CANCELS`` (``tests/harness/``), for ``parallel_with``, for a
   ``ParallelExitStack`` with one context manager per stage and for ``start_context``
   (in CI the last two take two of the four cancellations; a long run takes all).
 * ``test_fuzz_*``: hypothesis explores the large space (up to five context managers, any
@@ -10,8 +10,8 @@
   ``aexit(exc)`` or two closers at once), with
   ``TPCM_FUZZ_EXAMPLES`` examples per test (default 200); ``make fuzz`` runs 100000.
   Set ``TPCM_FUZZ_SEED`` to explore other examples than the derandomized ones.
-* ``test_known_bug_*``: strict xfails, one per name in ``KNOWN_BUGS``, which ``check``
-  tolerates meanwhile.
+* ``test_fixed_bug_stays_fixed``: the regressions, each with what makes it its race;
+  ``KNOWN_BUGS`` (tolerated by ``check``) must stay empty.
 * The rest checks the checker: it catches naive implementations, its scenarios reproduce.
 
 Each scenario runs in its own ``trio.run`` on a virtual clock with a seeded scheduler, so a
@@ -57,7 +57,7 @@ from tests.harness import (
     scenarios,
 )
 from tests.harness.exceptions import leaves, members, notes
-from tests.harness.explore import FUZZ_EXAMPLES, fuzz
+from tests.harness.explore import FUZZ_EXAMPLES, fuzz, report
 from tests.harness.fake import Moment
 from tests.harness.oracle import GUARANTEES
 from trio_parallel_cm import ContextHandle, ContextState, _flight, _holder, _stage
@@ -78,14 +78,6 @@ def violations(scenario: Scenario) -> list[str]:
     with HANGS.watch(scenario):
         outcome = run_scenario(scenario)
     return check(scenario, outcome)
-
-
-def report(failures: Sequence[tuple[Scenario, list[str]]], total: int) -> str:
-    lines = [f"{len(failures)} of {total} scenarios break an invariant:"]
-    for scenario, problems in failures[:20]:
-        lines.append(f"run_scenario({scenario!r})")
-        lines += [f"    - {problem}" for problem in problems]
-    return "\n".join(lines)
 
 
 # ---- the small space, exhaustively ---------------------------------------------------------

@@ -32,7 +32,7 @@ from tests.fakes import (
     record,
     time_of,
 )
-from tests.harness.running import seed_scheduler
+from tests.harness.running import count_tasks, seed_scheduler
 from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
 from trio_parallel_cm._stage import STARTER_TASK_NAME
 
@@ -570,18 +570,7 @@ async def test_keyboard_interrupt_in_the_body_reaches_every_exit(
 
 async def test_no_task_outlives_the_block(autojump_clock: trio.testing.MockClock) -> None:
     log: Log = []
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-
-    def all_tasks() -> int:
-        count, todo = 0, [root]
-        while todo:
-            task = todo.pop()
-            count += 1
-            for nursery in task.child_nurseries:
-                todo.extend(nursery.child_tasks)
-        return count
-
+    all_tasks = count_tasks
     before = all_tasks()
     with pytest.RaisesGroup(ValueError, KeyError):
         async with parallel_with(

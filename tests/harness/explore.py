@@ -173,3 +173,13 @@ def scenarios(draw: st.DrawFn, modes: Sequence[Mode] = tuple(Mode)) -> Scenario:
         exit_timeout=draw(st.sampled_from([None, None, 0.3, 1.3])),
         enter_timeout=None if limit is not None else draw(st.sampled_from([None, None, 0.3, 1.3])),
     )
+
+
+def report(failures: Sequence[tuple[object, list[str]]], total: int, *, shown: int = 20) -> str:
+    """The failing scenarios, each as its repr (``run_scenario(...)`` reproduces a flat
+    one), with the problems the oracle found."""
+    lines = [f"{len(failures)} of {total} scenarios break an invariant:"]
+    for scenario, problems in failures[:shown]:
+        lines.append(repr(scenario))
+        lines += [f"    - {problem}" for problem in problems]
+    return "\n".join(lines)

@@ -109,7 +109,8 @@ Implementation = Callable[[Sequence[ScriptedCM]], AbstractAsyncContextManager[Se
 Runner = Callable[[Outcome], Awaitable[None]]
 
 
-def _count_tasks() -> int:
+def count_tasks() -> int:
+    """How many tasks the run has now, its root included (the tests count them too)."""
     root = trio.lowlevel.current_root_task()
     assert root is not None
     count, todo = 0, [root]
@@ -267,7 +268,7 @@ async def _close(out: Outcome, index: int, handle: ContextHandle[object]) -> Non
 
 
 async def _main(out: Outcome, runner: Runner) -> None:
-    out.tasks_before = _count_tasks()
+    out.tasks_before = count_tasks()
     cancel_at = out.scenario.cancel_at
     with trio.move_on_after(DEADLOCK_AFTER) as watchdog:
         try:
@@ -287,7 +288,7 @@ async def _main(out: Outcome, runner: Runner) -> None:
         except BaseException as exc:
             out.escaped = exc
     out.deadlocked = watchdog.cancel_called
-    out.tasks_after = _count_tasks()
+    out.tasks_after = count_tasks()
 
 
 def seed_scheduler(seed: int) -> None:
