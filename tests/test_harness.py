@@ -282,6 +282,19 @@ REGRESSIONS = {
         limit=1,
         seed=8,
     ),
+    # Found by make fuzz (seed 529783415): cm1 crashes at 0.5 while cm0 enters and exits
+    # at once (it encloses nothing); cm2 crashes at 1 while cm1 still cleans up: it waits
+    # for cm1 to exit, as the rest of a stage does.  It was released at once.
+    "late-failing-waits-for-the-first": Scenario(
+        (
+            Script(enter_delay=1),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=1),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=None),
+        ),
+        Body(delay=None, child_for=1),
+        split=0,
+        seed=0,
+    ),
     # Not a library bug (an oracle tie): released by the outer cancellation at 1.5, cm0
     # waits for the exit slot (limit=1); its own scope fires at 2.5, the very instant the
     # slot comes free, so its exit failure is one while exiting.

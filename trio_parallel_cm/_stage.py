@@ -193,8 +193,8 @@ class Stage:
                 # pending enters; the body will not run.  Without dependencies it encloses
                 # nothing: it exits now, and the others after it.
                 self._abandon(holder)
-                if self.dag is None:
-                    holder.release(NATIVE)
+                if self.dag is None and self.abandoned_by is holder:
+                    holder.release(NATIVE)  # (one failing later waits for it: see exit)
             else:
                 self.owner.failing(holder)
         else:
