@@ -834,6 +834,11 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
         return {"entering"}
     if _ended_early(s, out, i, exc):
         return {"open"}
+    if _late_for_the_budget(s, out, i) and _too_slow(exc, i, "exit"):
+        # Its exit began once the budget had run out (it waited for its dependents): too
+        # slow all the same, counted while open if it was failing by then.
+        failing_first = r.crashed and (r.crashed_seq or 0) < (r.exit_started_seq or 0)
+        return {"open"} if failing_first else {"exiting"}
     if exc is not r.exit_raised and not (
         cancelled_only(r.exit_raised) and _too_slow(exc, i, "exit")
     ):
@@ -846,6 +851,14 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
     begun = out.body_ended_seq if out.body_started is not None else max(entering, default=0)
     late = (r.crashed_seq or 0) > max([begun or 0, *dependents])
     return {"open", "exiting"} if late else {"open"}
+
+
+def _late_for_the_budget(s: GraphScenario, out: GraphOutcome, i: int) -> bool:
+    """Node ``i``'s ``__aexit__`` began at or after the end of the shutdown budget."""
+    r = out.records[i]
+    if s.shutdown_timeout is None or out.body_ended is None or r.exit_started is None:
+        return False
+    return r.exit_started >= out.body_ended + s.shutdown_timeout
 
 
 def ended_by_itself(r: NodeRecord) -> bool:
@@ -870,7 +883,11 @@ def unexpected_leaves(s: GraphScenario, out: GraphOutcome) -> list[BaseException
     known = {id(f) for r in out.records for f in r.faults}
     if out.body_raised is not None:
         known.add(id(out.body_raised))
-    cut = [i for i, r in enumerate(out.records) if cancelled_only(r.exit_raised)]
+    cut = [
+        i
+        for i, r in enumerate(out.records)
+        if cancelled_only(r.exit_raised) or _late_for_the_budget(s, out, i)
+    ]
     slow = [i for i in range(len(s.nodes)) if timed_out_entering(s, out, i, sure=False)]
     return [
         e
