@@ -854,11 +854,14 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
 
 
 def _late_for_the_budget(s: GraphScenario, out: GraphOutcome, i: int) -> bool:
-    """Node ``i``'s ``__aexit__`` began at or after the end of the shutdown budget."""
+    """Node ``i``'s ``__aexit__`` began at or after the end of the shutdown budget (which
+    runs from the end of the body, or, if it never ran, from the end of the enters)."""
     r = out.records[i]
-    if s.shutdown_timeout is None or out.body_ended is None or r.exit_started is None:
+    ended = [o.enter_ended for o in out.records if o.enter_ended is not None]
+    start = out.body_ended if out.body_started is not None else max(ended, default=None)
+    if s.shutdown_timeout is None or start is None or r.exit_started is None:
         return False
-    return r.exit_started >= out.body_ended + s.shutdown_timeout
+    return r.exit_started >= start + s.shutdown_timeout
 
 
 def ended_by_itself(r: NodeRecord) -> bool:

@@ -503,3 +503,22 @@ def test_a_failing_node_released_after_the_budget_is_too_slow_while_open() -> No
     n0_failure, _ = list(members(out.raised) or ())
     assert notes(n0_failure) == ["n0 (position 0) failed while open"]
     assert str(n0_failure).startswith("n0 did not exit within the shutdown budget")
+
+
+def test_a_failing_node_cut_by_a_budget_that_began_with_the_enters() -> None:
+    # Found by make fuzz (seed 411404112): n0 ends by itself at 0.5 while n5 still
+    # enters: the enters are cancelled, the budget runs from then, n2 <- n1 <- n0 unwind
+    # in order and n0, last, is cut at once: too slow, while open (no body ever ran).
+    scenario = GraphScenario(
+        nodes=(
+            NodeScript(deps=(), enter_delay=0, ends_at=0.5, exit_delay=0),
+            NodeScript(deps=(0,), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(1,), enter_delay=0, exit_delay=1),
+            NodeScript(deps=(), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(), enter_delay=1, exit_delay=0),
+        ),
+        body_delay=0,
+        shutdown_timeout=0.6,
+    )
+    assert problems_of(scenario) == []
