@@ -295,6 +295,65 @@ REGRESSIONS = {
         split=0,
         seed=0,
     ),
+    # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
+    # cancelled waited for a failing one that was itself waiting for the stage's exit;
+    # it now waits only for failing ones already exiting, and one failing while the
+    # others enter exits at once unless another failing one is still cleaning up.
+    "held-back-never-waits-for-a-waiting-one": Scenario(
+        scripts=(
+            Script(
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=0.5,
+                crash_fault=Fault.INTERRUPT,
+                exit_delay=2,
+                exit_fault=Fault.INTERRUPT,
+                returns_one=True,
+                scope=True,
+            ),
+            Script(
+                enter_delay=2,
+                enter_fault=Fault.GROUP,
+                open_failure=OpenFailure.CRASH,
+                open_after=2.5,
+                crash_fault=Fault.INTERRUPT,
+                exit_delay=2,
+                shield_exit=True,
+                nursery=True,
+            ),
+            Script(
+                enter_delay=1,
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=0.5,
+                crash_fault=Fault.GROUP,
+                exit_delay=1,
+                scope=True,
+            ),
+            Script(
+                open_after=0.5,
+                crash_fault=Fault.GROUP,
+                exit_delay=2,
+                shield_exit=True,
+                exit_fault=Fault.GROUP,
+                suppress=True,
+            ),
+            Script(
+                enter_delay=None,
+                open_after=2.5,
+                crash_fault=Fault.INTERRUPT,
+                exit_delay=2,
+                shield_exit=True,
+                exit_fault=Fault.GROUP,
+                returns_one=True,
+                nursery=True,
+            ),
+        ),
+        body=Body(delay=1, ending=Ending.INTERRUPT, child_for=1),
+        mode=Mode.MAPPING,
+        cancel_at=2.75,
+        limit=2,
+        seed=278,
+        exit_timeout=1.3,
+    ),
     # Not a library bug (an oracle tie): released by the outer cancellation at 1.5, cm0
     # waits for the exit slot (limit=1); its own scope fires at 2.5, the very instant the
     # slot comes free, so its exit failure is one while exiting.

@@ -193,7 +193,8 @@ class Stage:
                 # pending enters; the body will not run.  Without dependencies it encloses
                 # nothing: it exits now, and the others after it.
                 self._abandon(holder)
-                if self.dag is None and self.abandoned_by is holder:
+                others = (h for h in self.alerts if h is not holder)
+                if self.dag is None and not any(h.failing for h in others):
                     holder.release(NATIVE)  # (one failing later waits for it: see exit)
             else:
                 self.owner.failing(holder)
@@ -203,7 +204,8 @@ class Stage:
             # waits for it), with the failure known by then.  Only an outer
             # cancellation reaches its exit: a failure never cancels a cleanup.
             self.unmoved = True
-            if self.dag is None and any(h.failing for h in self.alerts):
+            failing = [h for h in self.alerts if h.failing]
+            if self.dag is None and failing and all(h.released for h in failing):
                 self.held_back.append(holder)  # released once they have exited
                 return
             first = self.first_failure()
