@@ -354,6 +354,22 @@ REGRESSIONS = {
         seed=278,
         exit_timeout=1.3,
     ),
+    # Found by make fuzz (seed 637427058): cm3 fails at 4.5, the instant the stage
+    # releases it (failing, before its task ran); its task then told the stage, which
+    # released it a second time: the holder died without __aexit__, corrupting Trio's
+    # cancel scopes.  A holder is released once.
+    "released-once-when-failing-as-released": Scenario(
+        scripts=(
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=2, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, exit_delay=3),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.CRASH, open_after=4.5, exit_delay=None
+            ),
+        ),
+        body=Body(delay=None, child_for=1),
+        split=0,
+    ),
     # Not a library bug (an oracle tie): released by the outer cancellation at 1.5, cm0
     # waits for the exit slot (limit=1); its own scope fires at 2.5, the very instant the
     # slot comes free, so its exit failure is one while exiting.

@@ -197,7 +197,8 @@ class ContextHandle(Generic[T_co]):
     def failing(self, holder: Holder) -> None:
         """Nothing encloses it: it exits at once, and its failure is raised in the
         nursery (see holder_done)."""
-        holder.release(NATIVE)
+        if not holder.released:
+            holder.release(NATIVE)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
         failure = holder.failure

@@ -194,7 +194,7 @@ class Stage:
                 # nothing: it exits now, and the others after it.
                 self._abandon(holder)
                 others = (h for h in self.alerts if h is not holder)
-                if self.dag is None and not any(h.failing for h in others):
+                if self.dag is None and not holder.released and not any(h.failing for h in others):
                     holder.release(NATIVE)  # (one failing later waits for it: see exit)
             else:
                 self.owner.failing(holder)
