@@ -838,6 +838,8 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
         # Its exit began once the budget had run out (it waited for its dependents): too
         # slow all the same, counted while open if it was failing by then.
         failing_first = r.crashed and (r.crashed_seq or 0) < (r.exit_started_seq or 0)
+        if failing_first and s.limit is not None:
+            return {"open", "exiting"}  # released, it may have waited for an exit slot
         return {"open"} if failing_first else {"exiting"}
     if exc is not r.exit_raised and not (
         cancelled_only(r.exit_raised) and _too_slow(exc, i, "exit")

@@ -522,3 +522,21 @@ def test_a_failing_node_cut_by_a_budget_that_began_with_the_enters() -> None:
         shutdown_timeout=0.6,
     )
     assert problems_of(scenario) == []
+
+
+def test_a_node_ending_by_itself_while_it_waits_for_an_exit_slot() -> None:
+    # Found by make fuzz (seed 888772202): with limit=1, n2 is released and waits for an
+    # exit slot when its own scope fires; the budget then cuts it: too slow while
+    # exiting (it was no longer open), which the oracle accepts.
+    scenario = GraphScenario(
+        nodes=(
+            NodeScript(deps=(), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(), enter_delay=0, exit_delay=1),
+            NodeScript(deps=(), enter_delay=0, ends_at=0.5, exit_delay=0),
+        ),
+        body_delay=0,
+        body_error=True,
+        limit=1,
+        shutdown_timeout=0.6,
+    )
+    assert problems_of(scenario) == []
