@@ -246,14 +246,19 @@ class ScriptedNode:
             raise pending
         return False
 
-    async def _exit_ended(self, exc: BaseException | None) -> bool:
-        """The exit of a node that may end by itself: its scope closed, nothing else."""
+    def _exit_started(self, exc: BaseException | None) -> NodeRecord:
+        """Record that ``__aexit__`` began, with ``exc``; the record."""
         rec = self.rec
         rec.exit_calls += 1
         rec.exit_task = trio.lowlevel.current_task()
         rec.exit_started = trio.current_time()
         rec.exit_started_seq = next(_SEQ)
         rec.seen = exc
+        return rec
+
+    async def _exit_ended(self, exc: BaseException | None) -> bool:
+        """The exit of a node that may end by itself: its scope closed, nothing else."""
+        rec = self._exit_started(exc)
         try:
             suppressed = await self._close_scope(exc)
         except BaseException as raised:
@@ -271,12 +276,7 @@ class ScriptedNode:
     ) -> bool:
         if self.scope is not None:
             return await self._exit_ended(exc)
-        rec = self.rec
-        rec.exit_calls += 1
-        rec.exit_task = trio.lowlevel.current_task()
-        rec.exit_started = trio.current_time()
-        rec.exit_started_seq = next(_SEQ)
-        rec.seen = exc
+        rec = self._exit_started(exc)
         try:
             if self.nursery is not None:
                 self.nursery.cancel_scope.cancel()  # a crash not yet happened never will
