@@ -461,9 +461,18 @@ def _failure(
 ) -> BaseException | None:
     """What a node's exit raised that is its failure: a cut exit's is the engine's
     ``TooSlowError``, found where it went (else a stand-in, of a budget)."""
-    raised = out.records[i].exit_raised
+    r = out.records[i]
+    raised = r.exit_raised
     if raised is None:
-        return None
+        if r.exit_returned or not isinstance(r.seen, trio.Cancelled):
+            return None
+        # Failing, it let its own Cancelled through: a budget that ran out before its
+        # exit began cut it all the same (its exit began late, after its dependents').
+        seen = [e for other in out.records for e in leaves(other.seen)]
+        found = [e for e in [*leaves(out.raised), *seen] if _too_slow(e, i, "exit")]
+        if found:
+            too_slow.setdefault(i, found[0])
+        return too_slow.get(i)
     if not cancelled_only(raised):
         return raised
     if s.shutdown_timeout is not None or s.nodes[i].exit_timeout is not None:

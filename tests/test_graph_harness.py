@@ -505,6 +505,29 @@ def test_a_failing_node_released_after_the_budget_is_too_slow_while_open() -> No
     assert str(n0_failure).startswith("n0 did not exit within the shutdown budget")
 
 
+def test_free_nodes_receive_the_budget_failure_of_a_node_that_ended_by_itself() -> None:
+    # Found by make fuzz (seed 716102120): as above, but n0 ends by itself while the body
+    # runs, so the free nodes n1 to n3 wait for it; its late exit, cut by the budget, is
+    # its failure, the first in time, which they receive.  The oracle expected nothing.
+    scenario = GraphScenario(
+        nodes=(
+            NodeScript(deps=(), enter_delay=0, ends_at=1.5, exit_delay=0),
+            NodeScript(deps=(), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(), enter_delay=0, exit_delay=0),
+            NodeScript(deps=(), enter_delay=1, exit_delay=0),
+            NodeScript(deps=(0,), enter_delay=0, exit_delay=1),
+        ),
+        body_delay=1,
+        shutdown_timeout=0.6,
+    )
+    out = checked(scenario)
+    too_slow = out.records[1].seen
+    assert isinstance(too_slow, trio.TooSlowError) and str(too_slow).startswith("n0 did not")
+    assert out.records[2].seen is too_slow and out.records[3].seen is too_slow
+    out.records[1].seen = None
+    assert check_graph(scenario, out) == [f"n1 received None, not {too_slow!r}"]
+
+
 def test_a_failing_node_cut_by_a_budget_that_began_with_the_enters() -> None:
     # Found by make fuzz (seed 411404112): n0 ends by itself at 0.5 while n5 still
     # enters: the enters are cancelled, the budget runs from then, n2 <- n1 <- n0 unwind

@@ -295,6 +295,23 @@ REGRESSIONS = {
         split=0,
         seed=0,
     ),
+    # Found by make fuzz (seed 177509080): an oracle gap.  cm3's exit runs out of its
+    # exit_timeout; cm2, failing in the earlier stage, supersedes that TooSlowError, and
+    # cm1 suppresses cm2's failure, and with it what it superseded: nothing is raised.
+    "suppressed-with-what-superseded-it": Scenario(
+        scripts=(
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None, suppress=True),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=1),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        body=Body(delay=None, child_for=1),
+        mode=Mode.STACK,
+        split=0,
+        third_from=3,
+        exit_timeout=0.3,
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the
@@ -1036,6 +1053,18 @@ def test_the_checker_catches_an_exit_timeout_that_never_fails(
     assert problems == [
         "[errors] cm0's exit ran out of its exit_timeout, but no TooSlowError says so"
     ]
+
+
+def test_the_checker_catches_a_too_slow_error_lost_unsuppressed() -> None:
+    # cm1 suppressed cm2's failure, which superseded cm3's TooSlowError: had it not, the
+    # TooSlowError would have to come out.
+    scenario = REGRESSIONS["suppressed-with-what-superseded-it"]
+    outcome = checked(scenario)
+    assert outcome.raised is None
+    outcome.cms[1].rec.exit_returned = False
+    assert "[errors] cm3's exit ran out of its exit_timeout, but no TooSlowError says so" in (
+        check(scenario, outcome)
+    )
 
 
 def test_the_checker_catches_an_exit_timeout_unshielded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -267,6 +267,8 @@ def _check_too_slow(out: Outcome, facts: Facts) -> list[str]:
         ):
             continue  # (reported otherwise: as the RuntimeError of spec B, guarantee 4)
         made = too_slow_error(out, cm, {OPEN, EXITING})
+        if made is None and cm.index in facts.gone:
+            continue  # superseded by a failure that was suppressed (guarantee 5)
         if made is None:
             problems.append(
                 f"{cm.name}'s exit ran out of its exit_timeout, but no TooSlowError says so"
@@ -394,10 +396,13 @@ class Facts:
                 [*expected, *more],
                 key=lambda e: (out.stage_of[e.cm.index], out.position_of[e.cm.index]),
             )
-            model = _fitting(out, expected, body_error, echoes)
+            lost = _lost_too_slow(out, expected)
+            model = _fitting(out, expected, body_error, echoes, lost)
             body_suppressed = bool(body_ids) and body_ids <= model.gone
             suppressed = {
-                e.cm.index for e in expected if all(id(leaf) in model.gone for leaf in e.leaves)
+                e.cm.index
+                for e in [*expected, *lost]
+                if all(id(leaf) in model.gone for leaf in e.leaves)
             }
         found = {
             e.cm.index: _locate(out.raised, e, echoes, tolerate)
@@ -465,11 +470,33 @@ def _runtime_errors(out: Outcome, expected: list[Expected]) -> tuple[list[Expect
     return more, problems
 
 
+def _lost_too_slow(out: Outcome, expected: list[Expected]) -> list[Expected]:
+    """Exits that ran out of their ``exit_timeout`` with no failure of their own, whose
+    ``TooSlowError`` is found nowhere: a stand-in each, for the model to tell whether a
+    suppression took it away (else it is missing: ``_check_too_slow``)."""
+    failed = {e.cm.index for e in expected}
+    lost: list[Expected] = []
+    for cm in out.cms:
+        rec = cm.rec
+        if cm.index in failed or rec.stray or rec.exit_end is None or not ran_out(out, cm):
+            continue
+        if too_slow_error(out, cm, {OPEN, EXITING}) is not None:
+            continue
+        stand_in = trio.TooSlowError(f"(found nowhere) {cm.name}'s exit_timeout")
+        lost.append(Expected(cm, stand_in, (stand_in,), frozenset(), rec.exit_end))
+    return lost
+
+
 def _fitting(
-    out: Outcome, expected: list[Expected], body_error: BaseException | None, echoes: Echoes
+    out: Outcome,
+    expected: list[Expected],
+    body_error: BaseException | None,
+    echoes: Echoes,
+    lost: list[Expected],
 ) -> Unwinding:
-    """The unwinding under the order of ties that explains the records best."""
-    failures = {e.cm.index: e for e in expected}
+    """The unwinding under the order of ties that explains the records best (``lost``:
+    failures the model carries, never weighed: see ``_lost_too_slow``)."""
+    failures = {e.cm.index: e for e in [*expected, *lost]}
     shown = {id(leaf) for leaf in _visible_leaves(out.raised, echoes)}
     best: tuple[int, Unwinding] | None = None
     for model in unwindings(out, failures):
