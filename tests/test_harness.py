@@ -60,9 +60,10 @@ from tests.harness.exceptions import leaves, members, notes
 from tests.harness.explore import FUZZ_EXAMPLES, fuzz, report
 from tests.harness.fake import Moment
 from tests.harness.oracle import GUARANTEES
-from trio_parallel_cm import ContextHandle, ContextState, _flight, _holder, _stage
+from trio_parallel_cm import ContextHandle, ContextState, _runtime
+from trio_parallel_cm._engine import _flight, _holder, _stage
+from trio_parallel_cm._engine._lifecycle import Life
 from trio_parallel_cm._errors import Delivery, cancelled_parts, non_cancelled_part
-from trio_parallel_cm._lifecycle import Life
 from trio_parallel_cm._timeline import EventKind
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -784,8 +785,8 @@ def test_the_checker_catches_a_limiter_with_a_slot_too_many(
     def one_more(tokens: int) -> trio.CapacityLimiter:
         return real(tokens + 1)
 
-    # (The engine's stage makes its limiter with trio.CapacityLimiter(limit).)
-    monkeypatch.setattr(trio, "CapacityLimiter", one_more)
+    # (The engine's stage makes its limiter with the runtime's CapacityLimiter(limit).)
+    monkeypatch.setattr(_runtime, "CapacityLimiter", one_more)
     problems = check(LIMITED, run_scenario(LIMITED))
     assert "[2] 3 __aenter__ calls were in flight at once, with limit=2" in problems
     assert "[2] 3 __aexit__ calls were in flight at once, with limit=2" in problems

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import trio_parallel_cm
-from trio_parallel_cm._lifecycle import LEGAL, Life, check_transition
+from trio_parallel_cm._engine._lifecycle import LEGAL, Life, check_transition
 
 
 def test_every_state_has_its_transitions_written_down() -> None:
@@ -88,7 +88,7 @@ def _writes(path: Path) -> list[tuple[str, str]]:
 
 def test_one_writer_per_field_of_a_holders_life() -> None:
     package = Path(trio_parallel_cm.__file__).parent
-    writes = [w for path in sorted(package.glob("*.py")) for w in _writes(path)]
+    writes = [w for path in sorted(package.rglob("*.py")) for w in _writes(path)]
     for field, writer in WRITERS.items():
         writers = {function for attr, function in writes if attr == field} - {"__init__"}
         assert writers == {writer}, field
@@ -102,7 +102,7 @@ def test_only_the_holder_writes_its_scopes_shield() -> None:
     package = Path(trio_parallel_cm.__file__).parent
     writers = {
         path.name
-        for path in sorted(package.glob("*.py"))
+        for path in sorted(package.rglob("*.py"))
         for attr, _ in _writes(path)
         if attr == "shield"
     }

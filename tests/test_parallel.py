@@ -34,7 +34,7 @@ from tests.fakes import (
 )
 from tests.harness.running import count_tasks, seed_scheduler
 from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
-from trio_parallel_cm._stage import STARTER_TASK_NAME
+from trio_parallel_cm._engine._stage import STARTER_TASK_NAME
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup

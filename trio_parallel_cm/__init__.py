@@ -1,6 +1,7 @@
 """Enter and exit Trio async context managers concurrently, with every guarantee of nested
 ``async with``."""
 
+from ._engine._retry import Retry as Retry
 from ._errors import ContextFailure as ContextFailure
 from ._errors import ParallelBaseExceptionGroup as ParallelBaseExceptionGroup
 from ._errors import ParallelExceptionGroup as ParallelExceptionGroup
@@ -14,7 +15,6 @@ from ._handle import start_context as start_context
 from ._parallel import ParallelContext as ParallelContext
 from ._parallel import parallel_with as parallel_with
 from ._report import format_failures as format_failures
-from ._retry import Retry as Retry
 from ._stack import ParallelExitStack as ParallelExitStack
 from ._timeline import PhaseEvent as PhaseEvent
 from ._timeline import Timeline as Timeline

@@ -19,9 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
-import trio
 
-from ._lowlevel import is_cancelled
+from . import _runtime as rt
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -37,7 +36,7 @@ EXITING: Final = "exiting"
 
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``trio.Cancelled`` or a group made of nothing else."""
-    if isinstance(exc, trio.Cancelled):
+    if isinstance(exc, rt.Cancelled):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return all(is_cancellation(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -46,7 +45,7 @@ def is_cancellation(exc: BaseException) -> bool:
 
 def contains_cancelled(exc: BaseException) -> bool:
     """Whether ``exc`` is, or is a group that somewhere holds, a ``trio.Cancelled``."""
-    if isinstance(exc, trio.Cancelled):
+    if isinstance(exc, rt.Cancelled):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return any(contains_cancelled(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -89,7 +88,7 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
     """
     if not contains_cancelled(exc):
         return exc
-    if is_cancelled():
+    if rt.is_cancelled():
         return non_cancelled_part(exc)
     error = RuntimeError(
         f"{name} let a trio.Cancelled escape although its task was not cancelled "
@@ -102,8 +101,8 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
 def cancelled_part(exc: BaseException) -> BaseException | None:
     """The ``Cancelled`` part of ``exc``: itself, the matching subgroup, or None."""
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[0]  # pyright: ignore[reportUnknownMemberType]
-    return exc if isinstance(exc, trio.Cancelled) else None
+        return exc.split(rt.Cancelled)[0]  # pyright: ignore[reportUnknownMemberType]
+    return exc if isinstance(exc, rt.Cancelled) else None
 
 
 def non_cancelled_part(exc: BaseException) -> BaseException | None:
@@ -114,7 +113,7 @@ def non_cancelled_part(exc: BaseException) -> BaseException | None:
     if not contains_cancelled(exc):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        return exc.split(rt.Cancelled)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
     return None
 
 

@@ -19,15 +19,15 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, final, overload
 
-from ._block import NEW, Block
+from . import _runtime as rt
+from ._engine._block import NEW, Block
+from ._engine._holder import Holder
+from ._engine._input import check_observer, checked_result, is_async_cm
+from ._engine._lifecycle import Life
+from ._engine._options import Options
+from ._engine._retry import Retry
 from ._errors import ContextFailure, record_of
-from ._holder import Holder
-from ._input import check_observer, checked_result, is_async_cm
-from ._lifecycle import Life
-from ._lowlevel import ki_protected
 from ._names import factory_name
-from ._options import Options
-from ._retry import Retry
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6
 
@@ -464,7 +464,7 @@ class ResourceGraph:
             retry=graph.retry if retry is FROM_GRAPH else retry,
         )
 
-    @ki_protected
+    @rt.ki_protected
     async def __aenter__(self) -> Resources:
         holders: list[Holder] = []
         deps: list[Sequence[int]] = []
@@ -503,7 +503,7 @@ class ResourceGraph:
                 skipped.append(node)
         return Resources(self, values, left_out, tuple(skipped))
 
-    @ki_protected
+    @rt.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

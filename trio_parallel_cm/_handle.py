@@ -22,16 +22,14 @@ import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar, final
 
-import trio
-
+from . import _runtime as rt
+from ._engine._flight import Flight
+from ._engine._holder import Holder
+from ._engine._input import check_observer, holder_for
+from ._engine._lifecycle import Life
+from ._engine._options import Options
+from ._engine._stage import Stage
 from ._errors import NATIVE, Delivery, make_group, records_of, summary
-from ._flight import Flight
-from ._holder import Holder
-from ._input import check_observer, holder_for
-from ._lifecycle import Life
-from ._lowlevel import ABORTED, Task, current_task, park, unpark
-from ._options import Options
-from ._stage import Stage
 from ._timeline import Observer
 
 T = TypeVar("T")
@@ -74,7 +72,7 @@ class Watcher:
 
     def __init__(self, holder: Holder) -> None:
         self.holder = holder
-        self.task: Task | None = None
+        self.task: rt.Task | None = None
         # Its nursery was cancelled while the holder was still open: read by the holder.
         self.from_outside = False
 
@@ -82,10 +80,10 @@ class Watcher:
         holder = self.holder
         if holder.state is Life.CLOSED or holder.state is Life.NOT_ENTERED:
             return
-        self.task = current_task()
+        self.task = rt.current_task()
         try:
-            await park(self._abort)
-        except trio.Cancelled:
+            await rt.park(self._abort)
+        except rt.Cancelled:
             # Its own Cancelled, at the top of its own task: it has passed it on.
             if holder.state is Life.OPEN or holder.state is Life.FAILING:
                 holder.unshield()
@@ -97,13 +95,13 @@ class Watcher:
         if self.holder.state is Life.OPEN:
             self.from_outside = True
         self.task = None
-        return ABORTED
+        return rt.ABORTED
 
     def stop(self) -> None:
         """The holder has finished: let the watcher task end.  Holder's task."""
         if self.task is not None:
             task, self.task = self.task, None
-            unpark(task)
+            rt.unpark(task)
 
 
 @final
@@ -128,7 +126,7 @@ class ContextHandle(Generic[T_co]):
         self._holder = holder
         self._stage: Stage
         self._claimed = False
-        self._closed = trio.Event()
+        self._closed = rt.Event()
         self._result: bool | BaseException | None = None
 
     def __repr__(self) -> str:
@@ -179,7 +177,7 @@ class ContextHandle(Generic[T_co]):
                 flight, Delivery(exc, None if exc is None else exc.__traceback__)
             )
         elif not self._closed.is_set():
-            with trio.CancelScope(shield=True):
+            with rt.CancelScope(shield=True):
                 await self._closed.wait()
         result = self._result
         if isinstance(result, BaseException):
@@ -222,7 +220,7 @@ class ContextHandle(Generic[T_co]):
 
 
 async def start_context(
-    nursery: trio.Nursery,
+    nursery: rt.Nursery,
     cm: AbstractAsyncContextManager[T, Any],
     *,
     name: str | None = None,
@@ -272,7 +270,7 @@ async def start_context(
         [holder],
         nursery,
         handle,
-        started_at=trio.current_time(),
+        started_at=rt.current_time(),
         observer=observer,
         options=options,
     )

@@ -10,11 +10,11 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, final, overload
 
-from ._block import Block
-from ._holder import Holder
-from ._input import check_observer, holders_for
-from ._lowlevel import ki_protected
-from ._options import Options
+from . import _runtime as rt
+from ._engine._block import Block
+from ._engine._holder import Holder
+from ._engine._input import check_observer, holders_for
+from ._engine._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -43,11 +43,11 @@ class ParallelContext(Generic[T_co]):
         names = ", ".join(holder.name for holder in self._holders)
         return f"<parallel_with({names}) at {id(self):#x}>"
 
-    @ki_protected
+    @rt.ki_protected
     async def __aenter__(self) -> T_co:
         return await self._block.enter_alone(self._holders, self._keys, self._options)  # type: ignore[no-any-return]
 
-    @ki_protected
+    @rt.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

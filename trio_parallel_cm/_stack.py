@@ -7,10 +7,10 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
 
-from ._block import Block
-from ._input import check_observer, holder_for, holders_for
-from ._lowlevel import ki_protected
-from ._options import Options
+from . import _runtime as rt
+from ._engine._block import Block
+from ._engine._input import check_observer, holder_for, holders_for
+from ._engine._options import Options
 from ._timeline import Observer
 from ._typevars import T1, T2, T3, T4, T5, T6, T7, T8, K, V
 
@@ -62,13 +62,13 @@ class ParallelExitStack:
     def __repr__(self) -> str:
         return f"<ParallelExitStack({self._block.names()}) at {id(self):#x}>"
 
-    @ki_protected
+    @rt.ki_protected
     async def __aenter__(self) -> ParallelExitStack:
         await self._block.open()
         self._block.begin_body()
         return self
 
-    @ki_protected
+    @rt.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -28,9 +28,8 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
-import trio
-
-from ._errors import (
+from .. import _runtime as rt
+from .._errors import (
     ContextFailure,
     ParallelBaseExceptionGroup,
     cancelled_part,
@@ -40,12 +39,11 @@ from ._errors import (
     records_of,
     summary,
 )
+from .._timeline import Observer
 from ._flight import Flight
 from ._holder import Holder
-from ._lowlevel import Task, checkpoint_if_cancelled, current_task, in_task
 from ._options import Options
 from ._stage import Stage
-from ._timeline import Observer
 
 # Block phases.
 NEW, STARTING, RUNNING, CLOSING = range(4)
@@ -79,10 +77,10 @@ class Block:
         self._shutdown_timeout = shutdown_timeout
         self.phase = NEW
         self._stages: list[Stage] = []
-        self._manager: AbstractAsyncContextManager[trio.Nursery]
-        self._nursery: trio.Nursery
-        self._body_scope: trio.CancelScope
-        self._task: Task
+        self._manager: AbstractAsyncContextManager[rt.Nursery]
+        self._nursery: rt.Nursery
+        self._body_scope: rt.CancelScope
+        self._task: rt.Task
 
     # ---- the owner's side ---------------------------------------------------------------
 
@@ -93,16 +91,16 @@ class Block:
                 f"this {self.kind} object was already entered; make a new one for a new block"
             )
         self.phase = STARTING
-        if not in_task():
+        if not rt.in_task():
             raise RuntimeError(
                 f"{self.kind} must be entered in a Trio task (inside trio.run); "
                 "it relies on Trio's nurseries and cancel scopes"
             )
-        self._task = current_task()
-        self._started_at = trio.current_time()
+        self._task = rt.current_task()
+        self._started_at = rt.current_time()
         # Entering is a checkpoint, even with nothing to enter.
-        await checkpoint_if_cancelled()
-        self._manager = trio.open_nursery()
+        await rt.checkpoint_if_cancelled()
+        self._manager = rt.open_nursery()
         self._nursery = await self._manager.__aenter__()
 
     async def enter_alone(
@@ -127,7 +125,7 @@ class Block:
 
     def begin_body(self) -> None:
         """Enter the body's scope.  The last step of ``__aenter__``."""
-        scope = self._body_scope = trio.CancelScope()
+        scope = self._body_scope = rt.CancelScope()
         scope.__enter__()
         self.phase = RUNNING
 
@@ -144,7 +142,7 @@ class Block:
         them (a ``ResourceGraph``).
         """
         if self.phase is RUNNING:
-            if current_task() is not self._task:
+            if rt.current_task() is not self._task:
                 raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
         elif self.phase is not STARTING:
             state = "has started closing" if self.phase is CLOSING else "is not entered"
@@ -192,7 +190,7 @@ class Block:
     ) -> bool:
         """``__aexit__``: unwind the stages, close the nursery, raise one group."""
         self.phase = CLOSING
-        body_ended = trio.current_time()
+        body_ended = rt.current_time()
         remaining = self._leave_body_scope(exc_type, exc, tb)
         if self._shutdown_timeout is not None:
             # One budget for every exit of every stage, from now.
@@ -201,7 +199,7 @@ class Block:
         body, gone, caught = await self._unwind(remaining)
         await self._manager.__aexit__(None, None, None)
         failures = [f for f in self._failures() if id(f) not in gone]
-        if isinstance(caught, trio.Cancelled):
+        if isinstance(caught, rt.Cancelled):
             if body is None and not failures:
                 raise caught
             caught = None

@@ -23,7 +23,7 @@ from typing import Final
 
 import attrs
 
-from ._errors import cancelled_parts
+from .._errors import cancelled_parts
 
 NOTHING: Final[frozenset[int]] = frozenset()
 

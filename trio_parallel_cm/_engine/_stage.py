@@ -54,10 +54,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
-import trio
 
-from ._dag import Dag
-from ._errors import (
+from .. import _runtime as rt
+from .._errors import (
     NATIVE,
     NOTHING_DELIVERED,
     Delivery,
@@ -66,12 +65,12 @@ from ._errors import (
     records_of,
     summary,
 )
+from .._timeline import SKIPPED, EventKind, Observer, PhaseEvent, notify
+from ._dag import Dag
 from ._flight import NO_FLIGHT, NOTHING, Flight
 from ._holder import Holder
 from ._lifecycle import Life
-from ._lowlevel import checkpoint, is_cancelled
 from ._options import NO_OPTIONS, Options
-from ._timeline import SKIPPED, EventKind, Observer, PhaseEvent, notify
 
 HOLDER_TASK_NAME = "trio_parallel_cm holder"
 STARTER_TASK_NAME = "trio_parallel_cm starter"
@@ -127,7 +126,7 @@ class Stage:
     def __init__(
         self,
         holders: Sequence[Holder],
-        nursery: trio.Nursery,
+        nursery: rt.Nursery,
         owner: Owner,
         *,
         index: int | None = None,
@@ -144,11 +143,11 @@ class Stage:
         self.owner = owner
         self.index = index
         limit = options.limit
-        self.limiter = None if limit is None else trio.CapacityLimiter(limit)
+        self.limiter = None if limit is None else rt.CapacityLimiter(limit)
         self.started_at = started_at
         self.observer = observer
         self.entering = False
-        self.entering_scope: trio.CancelScope | None = None
+        self.entering_scope: rt.CancelScope | None = None
         # The holders whose enter failed, or that are failing, in the order they told us
         # (the first in time with a failure is what the others receive).
         self.alerts: list[Holder] = []
@@ -165,8 +164,8 @@ class Stage:
         self.native_exit = False
         self.outer_cancelled = False
         self.pending = 0
-        self.done: trio.Event | None = None
-        self.settled: trio.Event | None = None
+        self.done: rt.Event | None = None
+        self.settled: rt.Event | None = None
         # The block's shutdown budget, and when the exits of this stage must end by it.
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_deadline: float | None = None
@@ -247,7 +246,7 @@ class Stage:
             holder.name,
             holder.position,
             self.index,
-            trio.current_time(),
+            rt.current_time(),
             exception,
             deps,
             attempt,
@@ -306,7 +305,7 @@ class Stage:
         caught = await self._start_enters()
         # The caller's own Cancelled is raised, unwrapped, if nothing else is.
         cancelled: BaseException | None = None
-        if isinstance(caught, trio.Cancelled):
+        if isinstance(caught, rt.Cancelled):
             cancelled, caught = caught, None
         if (
             caught is None
@@ -326,10 +325,10 @@ class Stage:
         if first is not None:
             sinks = sinks.superseded_by((first,))
         if self.shutdown_timeout is not None:
-            self.begin_shutdown(trio.current_time() + self.shutdown_timeout)
+            self.begin_shutdown(rt.current_time() + self.shutdown_timeout)
         found = delivery(sinks.current) if sinks.current else NATIVE
         caught_later = await self.exit(sinks, found)
-        if isinstance(caught_later, trio.Cancelled):
+        if isinstance(caught_later, rt.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
         members.extend(self.failures())
@@ -341,7 +340,7 @@ class Stage:
             raise cancelled
         # No failure, yet not every holder entered and stayed: the enters were cancelled
         # from outside, and so is this task, which now meets its own Cancelled.
-        await checkpoint()
+        await rt.checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
     async def _start_enters(self) -> BaseException | None:
@@ -357,7 +356,7 @@ class Stage:
                 self.pending = 1
                 await start(holders[0].run, self)
             else:
-                async with trio.open_nursery() as entering:
+                async with rt.open_nursery() as entering:
                     self.entering_scope = entering.cancel_scope
                     if self.dag is None:
                         self.pending = len(holders)
@@ -370,11 +369,11 @@ class Stage:
             return exc
         return None
 
-    def _start_node(self, entering: trio.Nursery, node: int) -> None:
+    def _start_node(self, entering: rt.Nursery, node: int) -> None:
         self.pending += 1
         entering.start_soon(self._enter_node, entering, node, name=STARTER_TASK_NAME)
 
-    async def _enter_node(self, entering: trio.Nursery, node: int) -> None:
+    async def _enter_node(self, entering: rt.Nursery, node: int) -> None:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
         await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
@@ -447,7 +446,7 @@ class Stage:
         and is then cancelled.
         """
         self.sinks, self.native_exit = flight, found.native
-        cancelled = self.outer_cancelled = found.native or is_cancelled()
+        cancelled = self.outer_cancelled = found.native or rt.is_cancelled()
         caught: BaseException | None = None
         if self.dag is not None:
             failing = [h for h in self.holders if h.failing]
@@ -465,7 +464,7 @@ class Stage:
         if cancelled:
             self._unshield_exiting()
         if self.pending:
-            self.done = done = trio.Event()
+            self.done = done = rt.Event()
             caught = await self._wait(done, cancelled=cancelled) or caught
         return caught
 
@@ -484,7 +483,7 @@ class Stage:
                 holder.release(NATIVE, unshield=cancelled)
         caught: BaseException | None = None
         while any(holder.life is not Life.CLOSED for holder in failing):
-            self.settled = settled = trio.Event()
+            self.settled = settled = rt.Event()
             caught = await self._wait(settled, cancelled=cancelled or caught is not None) or caught
         return caught
 
@@ -504,7 +503,7 @@ class Stage:
         untold = [holder for holder in failing if holder not in self.alerts]
         self.alerts.extend(sorted(untold, key=lambda holder: holder.interrupted))
 
-    async def _wait(self, event: trio.Event, *, cancelled: bool) -> BaseException | None:
+    async def _wait(self, event: rt.Event, *, cancelled: bool) -> BaseException | None:
         """Wait for ``event``; an outer cancellation reaches the exits (see the notes).
 
         Returns what interrupted the wait, for the owner to raise once every holder has
@@ -516,11 +515,11 @@ class Stage:
                 await event.wait()
             except BaseException as exc:  # kept, and raised after every holder finished
                 caught = exc
-                if isinstance(exc, trio.Cancelled):
+                if isinstance(exc, rt.Cancelled):
                     self.outer_cancelled = True
                     self._unshield_exiting()
         if not event.is_set():
-            with trio.CancelScope(shield=True):
+            with rt.CancelScope(shield=True):
                 await event.wait()
         return caught
 

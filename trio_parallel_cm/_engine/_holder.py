@@ -23,7 +23,7 @@ Design notes:
 * Its life reads in ``run`` as enter (``_enter``, ``_enter_failed``, ``_opened``), hold
   (``_holding``, then a park), exit (``_exit``, ``_exited``); what ``__aenter__`` and
   ``__aexit__`` did is captured as ``outcome`` values and recorded once.
-* The holder parks (``_lowlevel.park``) and is woken by ``unpark``: no event,
+* The holder parks (``_runtime.park``) and is woken by ``unpark``: no event,
   no parking lot, and the abort function tells an inner cancellation apart from a release.
 * The holder records its outcome for the owner, which builds one group.  It raises only in
   a handle's holder, where a failure nobody asked for belongs to the nursery.
@@ -46,10 +46,10 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import outcome
-import trio
 
-from ._attempts import attempts_group
-from ._errors import (
+from .. import _runtime as rt
+from .._attempts import attempts_group
+from .._errors import (
     ENTERING,
     EXITING,
     NOTHING_DELIVERED,
@@ -63,21 +63,8 @@ from ._errors import (
     own_failure,
     without,
 )
-from ._lifecycle import NEXT, Life, check_transition
-from ._lowlevel import (
-    ABORTED,
-    Task,
-    checkpoint,
-    checkpoint_if_cancelled,
-    current_task,
-    is_cancelled,
-    park,
-    unpark,
-)
-from ._names import name_of
-from ._options import NO_OPTIONS, Options
-from ._retry import Retry
-from ._timeline import (
+from .._names import name_of
+from .._timeline import (
     ENTER_FAILED,
     ENTER_RETRIED,
     ENTER_STARTED,
@@ -86,7 +73,10 @@ from ._timeline import (
     EXITED,
     EventKind,
 )
-from ._timeline import ENTERED as ENTERED_EVENT
+from .._timeline import ENTERED as ENTERED_EVENT
+from ._lifecycle import NEXT, Life, check_transition
+from ._options import NO_OPTIONS, Options
+from ._retry import Retry
 
 
 class WatcherView(Protocol):
@@ -105,9 +95,9 @@ class StageView(Protocol):
     """What a holder needs of its stage (``_stage.Stage``): read, or told."""
 
     @property
-    def nursery(self) -> trio.Nursery: ...
+    def nursery(self) -> rt.Nursery: ...
     @property
-    def limiter(self) -> trio.CapacityLimiter | None: ...
+    def limiter(self) -> rt.CapacityLimiter | None: ...
     @property
     def observer(self) -> object | None: ...
     @property
@@ -241,9 +231,9 @@ class Holder:
         # Written by ``_await_release`` only: interrupted, it waits for ``release``.
         self.awaiting_release = False
         self.value: Any = None
-        self.scope: trio.CancelScope
+        self.scope: rt.CancelScope
         # Set once it is held open in the owner's nursery (then it parks at once).
-        self.task: Task | None = None
+        self.task: rt.Task | None = None
         # Written by ``_become`` only, in the holder task.
         self.life = Life.ENTERING
         self.suppressed = False
@@ -303,7 +293,7 @@ class Holder:
     def _fail(self, stage: StageView, exc: BaseException, phase: Phase) -> None:
         name = self.name
         add_note(exc, failure_note(name, self.position, phase, stage.index))
-        elapsed = trio.current_time() - stage.started_at
+        elapsed = rt.current_time() - stage.started_at
         attach_record(exc, ContextFailure(name, self.position, phase, exc, elapsed, stage.index))
         self.failure = exc
         self.phase = phase
@@ -313,7 +303,7 @@ class Holder:
         # is shielded): the context manager failed or ended by itself while open.  In a
         # handle's holder it may also be the nursery: its watcher tells them apart.
         self.interrupted = next(_INTERRUPTIONS)
-        return ABORTED
+        return rt.ABORTED
 
     def release(self, delivery: Delivery, *, unshield: bool = False) -> None:
         """Let the holder exit with ``delivery``, waking it if parked.
@@ -331,7 +321,7 @@ class Holder:
         if task is not None and (self.awaiting_release or not self.interrupted):
             # (Interrupted but not yet waiting: it is already scheduled, and will see
             # ``released`` before it waits.)
-            unpark(task)
+            rt.unpark(task)
         # After unpark() the task has no abort function, so lifting the shield cannot
         # abort the park: the holder meets the cancellation at its next checkpoint instead.
         if unshield:
@@ -345,18 +335,18 @@ class Holder:
         """
         self.scope.shield = False
 
-    async def run(self, stage: StageView, *, task_status: trio.TaskStatus[None]) -> None:
+    async def run(self, stage: StageView, *, task_status: rt.TaskStatus[None]) -> None:
         """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
 
         Never raises, except in a handle's holder (``start_context``): a failure that no
         ``aclose()`` claimed is raised into the handle's nursery, as structured
         concurrency wants.
         """
-        scope = self.scope = trio.CancelScope()
+        scope = self.scope = rt.CancelScope()
         if self.options.enter_timeout is not None:
             # On the holder's own scope, outside the context manager, so nesting stays
             # right; lifted once entered.
-            scope.deadline = trio.current_time() + self.options.enter_timeout
+            scope.deadline = rt.current_time() + self.options.enter_timeout
         unclaimed: BaseException | None = None
         try:
             with scope:
@@ -377,7 +367,7 @@ class Holder:
                 delivery = None if late is None else Delivery(late)
                 if delivery is None and self._holding(stage):
                     try:
-                        await park(self._abort)
+                        await rt.park(self._abort)
                     except BaseException as exc:  # cancelled while open: see _abort
                         delivery = self._interrupted(stage, exc)
                         del exc
@@ -407,7 +397,7 @@ class Holder:
                     # A dependent, started once its dependencies entered: not if an enter
                     # failure has cancelled the stage's enters since.  (A root starts with
                     # the graph, as the context managers of parallel_with do.)
-                    await checkpoint_if_cancelled()
+                    await rt.checkpoint_if_cancelled()
                 if self.options.retry is not None:
                     return await self._attempts(stage, self.options.retry)
                 self.cm = self.make()
@@ -442,7 +432,7 @@ class Holder:
             if stage.observer is not None:
                 stage.notify(ENTER_RETRIED, self, failed, attempt=attempt)
             del failed
-            await trio.sleep(retry.delay(attempt))
+            await rt.sleep(retry.delay(attempt))
             attempt += 1
 
     def _enter_failed(self, stage: StageView, exc: BaseException) -> None:
@@ -484,8 +474,8 @@ class Holder:
 
     def _holding(self, stage: StageView) -> bool:
         """Hold it open: whether to park (else it was released at once: exit)."""
-        task = current_task()
-        if task.parent_nursery is not stage.nursery:
+        task = rt.current_task()
+        if not rt.moved(task, stage.nursery):
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
             stage.alert(self)  # it releases us, now or once the failing ones have exited
@@ -518,10 +508,10 @@ class Holder:
         """
         if self.released or self.from_outside:
             return
-        with trio.CancelScope(shield=True):
-            self.task = current_task()
+        with rt.CancelScope(shield=True):
+            self.task = rt.current_task()
             self.awaiting_release = True
-            await park(_never_aborted)
+            await rt.park(_never_aborted)
 
     async def _exit(
         self,
@@ -534,12 +524,12 @@ class Holder:
         if delivery.native:
             # The body was cancelled: meet the cancellation as our own.
             try:
-                await checkpoint()
+                await rt.checkpoint()
             except BaseException as exc:  # our own Cancelled, passed to __aexit__
                 exc_in, tb = exc, exc.__traceback__
         limiter = stage.limiter
         if limiter is not None:
-            with trio.CancelScope(shield=True):
+            with rt.CancelScope(shield=True):
                 await limiter.acquire()
         deadline = self._exit_deadline(stage)
         if deadline is not None:
@@ -589,7 +579,7 @@ class Holder:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
         failure = None if escaped is None else own_failure(escaped, self.name)
-        if failure is None and failing and stage.abandoned_by is self and not is_cancelled():
+        if failure is None and failing and stage.abandoned_by is self and not rt.is_cancelled():
             # It ended by itself while the others were entering: their enters were
             # cancelled, as nested blocks inside it would be, so the body cannot run.
             # (If the caller is cancelled, that cancellation says why already.)
@@ -615,14 +605,14 @@ class Holder:
         own, shutdown = self.options.exit_timeout, stage.shutdown_deadline
         if own is None:
             return shutdown
-        deadline = trio.current_time() + own
+        deadline = rt.current_time() + own
         return deadline if shutdown is None or deadline < shutdown else shutdown
 
-    def _exit_too_slow(self, stage: StageView) -> trio.TooSlowError | None:
+    def _exit_too_slow(self, stage: StageView) -> Exception | None:
         """The failure of an exit whose budget ran out (None: it had none)."""
         shutdown = stage.shutdown_deadline
         if shutdown is not None and self.scope.deadline == shutdown:
-            return trio.TooSlowError(
+            return rt.too_slow(
                 f"{self.name} did not exit within the shutdown budget "
                 f"({stage.shutdown_timeout} s for every exit)"
             )
@@ -630,5 +620,5 @@ class Holder:
             return self._too_slow("exit", self.options.exit_timeout)
         return None
 
-    def _too_slow(self, what: str, seconds: float | None) -> trio.TooSlowError:
-        return trio.TooSlowError(f"{self.name} did not {what} within {seconds} s")
+    def _too_slow(self, what: str, seconds: float | None) -> Exception:
+        return rt.too_slow(f"{self.name} did not {what} within {seconds} s")

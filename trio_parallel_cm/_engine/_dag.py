@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ._errors import delivery
+from .._errors import delivery
 from ._flight import NOTHING, Flight, ids
 from ._holder import Holder
 from ._lifecycle import Life

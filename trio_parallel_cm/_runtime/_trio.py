@@ -1,0 +1,117 @@
+"""The Trio runtime: what the engine asks of the event loop, done by Trio.
+
+The only module of the package, with the demo and the OpenTelemetry observer (which read
+Trio's clock), that imports ``trio``.  The names are those of the interface
+(``_runtime/__init__.py``); most are Trio's own objects, bound here, not wrapped: they run
+for every holder, and a parked holder keeps no frame or closure more than it needs (the
+memory held per open context manager is a benchmark target).
+
+Design notes:
+
+* ``park`` is ``wait_task_rescheduled`` with an abort function that always succeeds: a
+  parked holder is woken either by ``unpark`` (from any task of the same run) or by a
+  cancellation, which its abort function records synchronously, before any other task
+  runs.  After ``unpark`` the task has no abort function any more, so a cancellation can
+  no longer reach the park: it meets the next checkpoint instead.  A release and a
+  cancellation therefore never land together: Trio orders them.
+* ``start`` is ``nursery.start``: until ``task_status.started()`` the new task runs under
+  its starter (what cancels the caller cancels a pending enter); ``started()`` moves it
+  into the nursery, unless the starter is cancelled at that instant, when Trio quietly
+  leaves it where it is: ``moved`` tells (trio's ``_TaskStatus.started``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
+
+import trio
+from trio.lowlevel import Abort, RaiseCancelT, Task, reschedule, wait_task_rescheduled
+
+__all__ = [
+    "ABORTED",
+    "AbortFn",
+    "CancelScope",
+    "Cancelled",
+    "CapacityLimiter",
+    "Event",
+    "Nursery",
+    "Task",
+    "TaskStatus",
+    "checkpoint",
+    "checkpoint_if_cancelled",
+    "current_task",
+    "current_time",
+    "in_task",
+    "is_cancelled",
+    "ki_protected",
+    "moved",
+    "open_nursery",
+    "park",
+    "sleep",
+    "too_slow",
+    "unpark",
+]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+# ---- structured concurrency: scopes, nurseries, events, a limiter, the clock -----------
+
+#: What cancels: level-triggered, with a deadline and a shield, entered and exited in one
+#: task; its own cancellation is absorbed as it exits.
+CancelScope = trio.CancelScope
+#: What a cancelled task meets at its checkpoints.
+Cancelled = trio.Cancelled
+#: Where tasks live: ``start`` (with the hand-off above) and ``start_soon``.
+Nursery = trio.Nursery
+TaskStatus = trio.TaskStatus
+open_nursery = trio.open_nursery
+Event = trio.Event
+CapacityLimiter = trio.CapacityLimiter
+current_time = trio.current_time
+sleep = trio.sleep
+
+
+def too_slow(message: str) -> trio.TooSlowError:
+    """The failure of an enter or an exit that ran out of its time."""
+    return trio.TooSlowError(message)
+
+
+# ---- tasks ----------------------------------------------------------------------------
+
+current_task = trio.lowlevel.current_task
+checkpoint = trio.lowlevel.checkpoint
+checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+in_task = trio.lowlevel.in_trio_task
+
+
+def moved(task: Task, nursery: Nursery) -> bool:
+    """Whether ``started()`` moved ``task`` into ``nursery`` (see the design notes)."""
+    return task.parent_nursery is nursery
+
+
+def ki_protected(method: F) -> F:
+    """``method`` protected from ``KeyboardInterrupt`` while it runs (Trio's KI protection)."""
+    return trio.lowlevel.enable_ki_protection(method)
+
+
+def is_cancelled() -> bool:
+    """Whether the current task is effectively cancelled (its next checkpoint raises)."""
+    return trio.current_effective_deadline() == -math.inf
+
+
+# ---- parking ---------------------------------------------------------------------------
+
+# What an abort function passed to ``park`` returns, once it has recorded the cancellation.
+ABORTED: Final = Abort.SUCCEEDED
+AbortFn = Callable[[RaiseCancelT], Abort]
+
+
+# ``await park(abort)``: sleep until ``unpark``; a cancellation first calls ``abort``, then
+# raises.  ``abort(raise_cancel)`` runs synchronously, as the cancellation happens, before
+# any other task: it records what it must and returns ``ABORTED``.
+park: Final[Callable[[AbortFn], Awaitable[None]]] = wait_task_rescheduled
+# ``unpark(task)``: wake ``task``, parked by ``park``; after this a cancellation no longer
+# reaches it.
+unpark: Final[Callable[[Task], None]] = reschedule
