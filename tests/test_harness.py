@@ -60,10 +60,11 @@ from tests.harness.exceptions import leaves, members, notes
 from tests.harness.explore import FUZZ_EXAMPLES, fuzz, report
 from tests.harness.fake import Moment
 from tests.harness.oracle import GUARANTEES
-from trio_parallel_cm import ContextHandle, ContextState, _runtime
+from trio_parallel_cm import ContextHandle, ContextState
 from trio_parallel_cm._engine import _flight, _holder, _stage
 from trio_parallel_cm._engine._lifecycle import Life
 from trio_parallel_cm._errors import Delivery, cancelled_parts, non_cancelled_part
+from trio_parallel_cm._runtime import _trio
 from trio_parallel_cm._timeline import EventKind
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -786,7 +787,7 @@ def test_the_checker_catches_a_limiter_with_a_slot_too_many(
         return real(tokens + 1)
 
     # (The engine's stage makes its limiter with the runtime's CapacityLimiter(limit).)
-    monkeypatch.setattr(_runtime, "CapacityLimiter", one_more)
+    monkeypatch.setattr(_trio, "CapacityLimiter", one_more)
     problems = check(LIMITED, run_scenario(LIMITED))
     assert "[2] 3 __aenter__ calls were in flight at once, with limit=2" in problems
     assert "[2] 3 __aexit__ calls were in flight at once, with limit=2" in problems
@@ -1020,7 +1021,7 @@ def test_a_stray_cancelled_is_a_runtime_error_caused_by_it(mode: Mode) -> None:
 def test_the_checker_catches_a_stray_cancelled_not_reported(
     monkeypatch: pytest.MonkeyPatch, mutation: str, caught: str
 ) -> None:
-    def own_failure(exc: BaseException, name: str) -> BaseException | None:
+    def own_failure(exc: BaseException, name: str, runtime: object) -> BaseException | None:
         return non_cancelled_part(exc) if mutation == "dropped" else exc
 
     monkeypatch.setattr(_holder, "own_failure", own_failure)

@@ -1,4 +1,5 @@
-"""The distributions carry the license text (MIT asks for it with every copy)."""
+"""The distributions carry the license text (MIT asks for it with every copy), and every
+module of the package, subpackages included."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def test_the_sdist_and_the_wheel_include_the_license(tmp_path: Path) -> None:
+def test_the_sdist_and_the_wheel_include_the_license_and_every_module(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
@@ -47,6 +48,10 @@ def test_the_sdist_and_the_wheel_include_the_license(tmp_path: Path) -> None:
         assert archive.read(in_wheel).decode() == license_text
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
         assert b"License-File: LICENSE" in metadata
+        package = ROOT / "trio_parallel_cm"
+        modules = {path.relative_to(ROOT).as_posix() for path in package.rglob("*.py")}
+        assert "trio_parallel_cm/_engine/_holder.py" in modules
+        assert modules <= set(names)
     [sdist] = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         [member] = [m for m in archive.getmembers() if m.name.endswith("/LICENSE")]

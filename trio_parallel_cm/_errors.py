@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 import attrs
 
-from . import _runtime as rt
+from . import _runtime
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -36,7 +36,7 @@ EXITING: Final = "exiting"
 
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``trio.Cancelled`` or a group made of nothing else."""
-    if isinstance(exc, rt.Cancelled):
+    if isinstance(exc, _runtime.CANCELLED):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return all(is_cancellation(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -45,7 +45,7 @@ def is_cancellation(exc: BaseException) -> bool:
 
 def contains_cancelled(exc: BaseException) -> bool:
     """Whether ``exc`` is, or is a group that somewhere holds, a ``trio.Cancelled``."""
-    if isinstance(exc, rt.Cancelled):
+    if isinstance(exc, _runtime.CANCELLED):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return any(contains_cancelled(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -78,7 +78,7 @@ def without(exc: BaseException, other: BaseException) -> BaseException | None:
     return group.split(lambda e: id(e) in received)[1]
 
 
-def own_failure(exc: BaseException, name: str) -> BaseException | None:
+def own_failure(exc: BaseException, name: str, runtime: _runtime.Runtime) -> BaseException | None:
     """What of ``exc``, raised by a context manager in its holder task, is a failure.
 
     Must be called in the holder task.  A ``Cancelled`` is the task's own when the task is
@@ -88,10 +88,12 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
     """
     if not contains_cancelled(exc):
         return exc
-    if rt.is_cancelled():
+    if runtime.is_cancelled():
         return non_cancelled_part(exc)
+    kind = runtime.Cancelled
     error = RuntimeError(
-        f"{name} let a trio.Cancelled escape although its task was not cancelled "
+        f"{name} let a {kind.__module__.split('.')[0]}.{kind.__qualname__} escape although "
+        "its task was not cancelled "
         "(a cancel scope it opened was probably not exited in the same task)"
     )
     error.__cause__ = exc
@@ -101,8 +103,8 @@ def own_failure(exc: BaseException, name: str) -> BaseException | None:
 def cancelled_part(exc: BaseException) -> BaseException | None:
     """The ``Cancelled`` part of ``exc``: itself, the matching subgroup, or None."""
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(rt.Cancelled)[0]  # pyright: ignore[reportUnknownMemberType]
-    return exc if isinstance(exc, rt.Cancelled) else None
+        return exc.split(_runtime.CANCELLED)[0]  # pyright: ignore[reportUnknownMemberType]
+    return exc if isinstance(exc, _runtime.CANCELLED) else None
 
 
 def non_cancelled_part(exc: BaseException) -> BaseException | None:
@@ -113,7 +115,7 @@ def non_cancelled_part(exc: BaseException) -> BaseException | None:
     if not contains_cancelled(exc):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(rt.Cancelled)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        return exc.split(_runtime.CANCELLED)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
     return None
 
 

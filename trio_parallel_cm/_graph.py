@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, final, overload
 
-from . import _runtime as rt
+from . import _runtime
 from ._engine._block import NEW, Block
 from ._engine._holder import Holder
 from ._engine._input import check_observer, checked_result, is_async_cm
@@ -464,7 +464,7 @@ class ResourceGraph:
             retry=graph.retry if retry is FROM_GRAPH else retry,
         )
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aenter__(self) -> Resources:
         holders: list[Holder] = []
         deps: list[Sequence[int]] = []
@@ -503,7 +503,7 @@ class ResourceGraph:
                 skipped.append(node)
         return Resources(self, values, left_out, tuple(skipped))
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

@@ -22,7 +22,7 @@ import math
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar, final
 
-from . import _runtime as rt
+from . import _runtime
 from ._engine._flight import Flight
 from ._engine._holder import Holder
 from ._engine._input import check_observer, holder_for
@@ -72,7 +72,7 @@ class Watcher:
 
     def __init__(self, holder: Holder) -> None:
         self.holder = holder
-        self.task: rt.Task | None = None
+        self.task: object = None
         # Its nursery was cancelled while the holder was still open: read by the holder.
         self.from_outside = False
 
@@ -80,6 +80,7 @@ class Watcher:
         holder = self.holder
         if holder.state is Life.CLOSED or holder.state is Life.NOT_ENTERED:
             return
+        rt = holder.runtime
         self.task = rt.current_task()
         try:
             await rt.park(self._abort)
@@ -95,13 +96,13 @@ class Watcher:
         if self.holder.state is Life.OPEN:
             self.from_outside = True
         self.task = None
-        return rt.ABORTED
+        return self.holder.runtime.ABORTED
 
     def stop(self) -> None:
         """The holder has finished: let the watcher task end.  Holder's task."""
         if self.task is not None:
             task, self.task = self.task, None
-            rt.unpark(task)
+            self.holder.runtime.unpark(task)
 
 
 @final
@@ -122,11 +123,11 @@ class ContextHandle(Generic[T_co]):
 
     __slots__ = ("_claimed", "_closed", "_holder", "_result", "_stage")
 
-    def __init__(self, holder: Holder) -> None:
+    def __init__(self, holder: Holder, runtime: _runtime.Runtime) -> None:
         self._holder = holder
         self._stage: Stage
         self._claimed = False
-        self._closed = rt.Event()
+        self._closed = runtime.Event()
         self._result: bool | BaseException | None = None
 
     def __repr__(self) -> str:
@@ -177,7 +178,7 @@ class ContextHandle(Generic[T_co]):
                 flight, Delivery(exc, None if exc is None else exc.__traceback__)
             )
         elif not self._closed.is_set():
-            with rt.CancelScope(shield=True):
+            with self._stage.runtime.CancelScope(shield=True):
                 await self._closed.wait()
         result = self._result
         if isinstance(result, BaseException):
@@ -220,7 +221,7 @@ class ContextHandle(Generic[T_co]):
 
 
 async def start_context(
-    nursery: rt.Nursery,
+    nursery: _runtime.Nursery,
     cm: AbstractAsyncContextManager[T, Any],
     *,
     name: str | None = None,
@@ -264,13 +265,15 @@ async def start_context(
     options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
     check_observer(observer)
     holder = holder_for(cm, "the cm argument of start_context()", options, key=name)
+    runtime = _runtime.current("start_context")
     watcher = holder.watcher = Watcher(holder)
-    handle: ContextHandle[T] = ContextHandle(holder)
+    handle: ContextHandle[T] = ContextHandle(holder, runtime)
     stage = Stage(
         [holder],
         nursery,
         handle,
-        started_at=rt.current_time(),
+        runtime,
+        started_at=runtime.current_time(),
         observer=observer,
         options=options,
     )

@@ -10,7 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, TypeVar, final, overload
 
-from . import _runtime as rt
+from . import _runtime
 from ._engine._block import Block
 from ._engine._holder import Holder
 from ._engine._input import check_observer, holders_for
@@ -43,11 +43,11 @@ class ParallelContext(Generic[T_co]):
         names = ", ".join(holder.name for holder in self._holders)
         return f"<parallel_with({names}) at {id(self):#x}>"
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aenter__(self) -> T_co:
         return await self._block.enter_alone(self._holders, self._keys, self._options)  # type: ignore[no-any-return]
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

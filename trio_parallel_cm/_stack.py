@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, TypeVar, final, overload
 
-from . import _runtime as rt
+from . import _runtime
 from ._engine._block import Block
 from ._engine._input import check_observer, holder_for, holders_for
 from ._engine._options import Options
@@ -62,13 +62,13 @@ class ParallelExitStack:
     def __repr__(self) -> str:
         return f"<ParallelExitStack({self._block.names()}) at {id(self):#x}>"
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aenter__(self) -> ParallelExitStack:
         await self._block.open()
         self._block.begin_body()
         return self
 
-    @rt.ki_protected
+    @_runtime.ki_protected
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,

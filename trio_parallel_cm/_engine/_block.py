@@ -28,7 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
-from .. import _runtime as rt
+from .. import _runtime
 from .._errors import (
     ContextFailure,
     ParallelBaseExceptionGroup,
@@ -63,6 +63,7 @@ class Block:
         "kind",
         "observer",
         "phase",
+        "runtime",
     )
 
     def __init__(
@@ -77,10 +78,11 @@ class Block:
         self._shutdown_timeout = shutdown_timeout
         self.phase = NEW
         self._stages: list[Stage] = []
-        self._manager: AbstractAsyncContextManager[rt.Nursery]
-        self._nursery: rt.Nursery
-        self._body_scope: rt.CancelScope
-        self._task: rt.Task
+        self.runtime: _runtime.Runtime
+        self._manager: AbstractAsyncContextManager[_runtime.Nursery]
+        self._nursery: _runtime.Nursery
+        self._body_scope: _runtime.CancelScope
+        self._task: object
 
     # ---- the owner's side ---------------------------------------------------------------
 
@@ -91,11 +93,7 @@ class Block:
                 f"this {self.kind} object was already entered; make a new one for a new block"
             )
         self.phase = STARTING
-        if not rt.in_task():
-            raise RuntimeError(
-                f"{self.kind} must be entered in a Trio task (inside trio.run); "
-                "it relies on Trio's nurseries and cancel scopes"
-            )
+        rt = self.runtime = _runtime.current(self.kind)
         self._task = rt.current_task()
         self._started_at = rt.current_time()
         # Entering is a checkpoint, even with nothing to enter.
@@ -125,7 +123,7 @@ class Block:
 
     def begin_body(self) -> None:
         """Enter the body's scope.  The last step of ``__aenter__``."""
-        scope = self._body_scope = rt.CancelScope()
+        scope = self._body_scope = self.runtime.CancelScope()
         scope.__enter__()
         self.phase = RUNNING
 
@@ -142,7 +140,7 @@ class Block:
         them (a ``ResourceGraph``).
         """
         if self.phase is RUNNING:
-            if rt.current_task() is not self._task:
+            if self.runtime.current_task() is not self._task:
                 raise RuntimeError(f"stages of a {self.kind} can be entered from its body only")
         elif self.phase is not STARTING:
             state = "has started closing" if self.phase is CLOSING else "is not entered"
@@ -152,6 +150,7 @@ class Block:
             holders,
             self._nursery,
             self,
+            self.runtime,
             index=index,
             started_at=self._started_at,
             observer=self.observer,
@@ -190,7 +189,7 @@ class Block:
     ) -> bool:
         """``__aexit__``: unwind the stages, close the nursery, raise one group."""
         self.phase = CLOSING
-        body_ended = rt.current_time()
+        body_ended = self.runtime.current_time()
         remaining = self._leave_body_scope(exc_type, exc, tb)
         if self._shutdown_timeout is not None:
             # One budget for every exit of every stage, from now.
@@ -199,7 +198,7 @@ class Block:
         body, gone, caught = await self._unwind(remaining)
         await self._manager.__aexit__(None, None, None)
         failures = [f for f in self._failures() if id(f) not in gone]
-        if isinstance(caught, rt.Cancelled):
+        if isinstance(caught, self.runtime.Cancelled):
             if body is None and not failures:
                 raise caught
             caught = None

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 import outcome
 
-from .. import _runtime as rt
+from .. import _runtime
 from .._attempts import attempts_group
 from .._errors import (
     ENTERING,
@@ -95,9 +95,11 @@ class StageView(Protocol):
     """What a holder needs of its stage (``_stage.Stage``): read, or told."""
 
     @property
-    def nursery(self) -> rt.Nursery: ...
+    def runtime(self) -> _runtime.Runtime: ...
     @property
-    def limiter(self) -> rt.CapacityLimiter | None: ...
+    def nursery(self) -> _runtime.Nursery: ...
+    @property
+    def limiter(self) -> _runtime.Limiter | None: ...
     @property
     def observer(self) -> object | None: ...
     @property
@@ -197,6 +199,7 @@ class Holder:
         "phase",
         "position",
         "released",
+        "runtime",
         "scope",
         "suppressed",
         "task",
@@ -231,9 +234,11 @@ class Holder:
         # Written by ``_await_release`` only: interrupted, it waits for ``release``.
         self.awaiting_release = False
         self.value: Any = None
-        self.scope: rt.CancelScope
+        # Its stage's runtime, and its own scope (both set as its task begins).
+        self.runtime: _runtime.Runtime
+        self.scope: _runtime.CancelScope
         # Set once it is held open in the owner's nursery (then it parks at once).
-        self.task: rt.Task | None = None
+        self.task: object = None
         # Written by ``_become`` only, in the holder task.
         self.life = Life.ENTERING
         self.suppressed = False
@@ -293,7 +298,7 @@ class Holder:
     def _fail(self, stage: StageView, exc: BaseException, phase: Phase) -> None:
         name = self.name
         add_note(exc, failure_note(name, self.position, phase, stage.index))
-        elapsed = rt.current_time() - stage.started_at
+        elapsed = self.runtime.current_time() - stage.started_at
         attach_record(exc, ContextFailure(name, self.position, phase, exc, elapsed, stage.index))
         self.failure = exc
         self.phase = phase
@@ -303,7 +308,7 @@ class Holder:
         # is shielded): the context manager failed or ended by itself while open.  In a
         # handle's holder it may also be the nursery: its watcher tells them apart.
         self.interrupted = next(_INTERRUPTIONS)
-        return rt.ABORTED
+        return self.runtime.ABORTED
 
     def release(self, delivery: Delivery, *, unshield: bool = False) -> None:
         """Let the holder exit with ``delivery``, waking it if parked.
@@ -321,7 +326,7 @@ class Holder:
         if task is not None and (self.awaiting_release or not self.interrupted):
             # (Interrupted but not yet waiting: it is already scheduled, and will see
             # ``released`` before it waits.)
-            rt.unpark(task)
+            self.runtime.unpark(task)
         # After unpark() the task has no abort function, so lifting the shield cannot
         # abort the park: the holder meets the cancellation at its next checkpoint instead.
         if unshield:
@@ -335,13 +340,14 @@ class Holder:
         """
         self.scope.shield = False
 
-    async def run(self, stage: StageView, *, task_status: rt.TaskStatus[None]) -> None:
+    async def run(self, stage: StageView, *, task_status: _runtime.TaskStatus) -> None:
         """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
 
         Never raises, except in a handle's holder (``start_context``): a failure that no
         ``aclose()`` claimed is raised into the handle's nursery, as structured
         concurrency wants.
         """
+        rt = self.runtime = stage.runtime
         scope = self.scope = rt.CancelScope()
         if self.options.enter_timeout is not None:
             # On the holder's own scope, outside the context manager, so nesting stays
@@ -397,7 +403,7 @@ class Holder:
                     # A dependent, started once its dependencies entered: not if an enter
                     # failure has cancelled the stage's enters since.  (A root starts with
                     # the graph, as the context managers of parallel_with do.)
-                    await rt.checkpoint_if_cancelled()
+                    await self.runtime.checkpoint_if_cancelled()
                 if self.options.retry is not None:
                     return await self._attempts(stage, self.options.retry)
                 self.cm = self.make()
@@ -432,13 +438,13 @@ class Holder:
             if stage.observer is not None:
                 stage.notify(ENTER_RETRIED, self, failed, attempt=attempt)
             del failed
-            await rt.sleep(retry.delay(attempt))
+            await self.runtime.sleep(retry.delay(attempt))
             attempt += 1
 
     def _enter_failed(self, stage: StageView, exc: BaseException) -> None:
         """Record an ``__aenter__`` that raised or was cancelled (every outcome counts)."""
         self._become(Life.NOT_ENTERED)
-        failure = own_failure(exc, self.name)
+        failure = own_failure(exc, self.name, self.runtime)
         if failure is None and self.scope.cancel_called:
             failure = self._too_slow("enter", self.options.enter_timeout)
         if failure is not None and self.failed_attempts:
@@ -474,8 +480,8 @@ class Holder:
 
     def _holding(self, stage: StageView) -> bool:
         """Hold it open: whether to park (else it was released at once: exit)."""
-        task = rt.current_task()
-        if not rt.moved(task, stage.nursery):
+        task = self.runtime.current_task()
+        if not self.runtime.moved(task, stage.nursery):
             # Not moved: the starter was cancelled as we entered, so the stage is being
             # abandoned and waits, under that starter, for us.
             stage.alert(self)  # it releases us, now or once the failing ones have exited
@@ -508,10 +514,10 @@ class Holder:
         """
         if self.released or self.from_outside:
             return
-        with rt.CancelScope(shield=True):
-            self.task = rt.current_task()
+        with self.runtime.CancelScope(shield=True):
+            self.task = self.runtime.current_task()
             self.awaiting_release = True
-            await rt.park(_never_aborted)
+            await self.runtime.park(_never_aborted)
 
     async def _exit(
         self,
@@ -524,12 +530,12 @@ class Holder:
         if delivery.native:
             # The body was cancelled: meet the cancellation as our own.
             try:
-                await rt.checkpoint()
+                await self.runtime.checkpoint()
             except BaseException as exc:  # our own Cancelled, passed to __aexit__
                 exc_in, tb = exc, exc.__traceback__
         limiter = stage.limiter
         if limiter is not None:
-            with rt.CancelScope(shield=True):
+            with self.runtime.CancelScope(shield=True):
                 await limiter.acquire()
         deadline = self._exit_deadline(stage)
         if deadline is not None:
@@ -578,8 +584,13 @@ class Holder:
         if escaped is not None and not failing and exc_in is not None:
             # Letting the delivered exception through is not a failure.
             escaped = without(escaped, exc_in)
-        failure = None if escaped is None else own_failure(escaped, self.name)
-        if failure is None and failing and stage.abandoned_by is self and not rt.is_cancelled():
+        failure = None if escaped is None else own_failure(escaped, self.name, self.runtime)
+        if (
+            failure is None
+            and failing
+            and stage.abandoned_by is self
+            and not self.runtime.is_cancelled()
+        ):
             # It ended by itself while the others were entering: their enters were
             # cancelled, as nested blocks inside it would be, so the body cannot run.
             # (If the caller is cancelled, that cancellation says why already.)
@@ -605,14 +616,14 @@ class Holder:
         own, shutdown = self.options.exit_timeout, stage.shutdown_deadline
         if own is None:
             return shutdown
-        deadline = rt.current_time() + own
+        deadline = self.runtime.current_time() + own
         return deadline if shutdown is None or deadline < shutdown else shutdown
 
     def _exit_too_slow(self, stage: StageView) -> Exception | None:
         """The failure of an exit whose budget ran out (None: it had none)."""
         shutdown = stage.shutdown_deadline
         if shutdown is not None and self.scope.deadline == shutdown:
-            return rt.too_slow(
+            return self.runtime.too_slow(
                 f"{self.name} did not exit within the shutdown budget "
                 f"({stage.shutdown_timeout} s for every exit)"
             )
@@ -621,4 +632,4 @@ class Holder:
         return None
 
     def _too_slow(self, what: str, seconds: float | None) -> Exception:
-        return rt.too_slow(f"{self.name} did not {what} within {seconds} s")
+        return self.runtime.too_slow(f"{self.name} did not {what} within {seconds} s")

@@ -55,7 +55,7 @@ from typing import Protocol
 
 import attrs
 
-from .. import _runtime as rt
+from .. import _runtime
 from .._errors import (
     NATIVE,
     NOTHING_DELIVERED,
@@ -115,6 +115,7 @@ class Stage:
         "outer_cancelled",
         "owner",
         "pending",
+        "runtime",
         "settled",
         "shutdown_deadline",
         "shutdown_timeout",
@@ -126,8 +127,9 @@ class Stage:
     def __init__(
         self,
         holders: Sequence[Holder],
-        nursery: rt.Nursery,
+        nursery: _runtime.Nursery,
         owner: Owner,
+        runtime: _runtime.Runtime,
         *,
         index: int | None = None,
         options: Options = NO_OPTIONS,
@@ -141,13 +143,15 @@ class Stage:
         self.dag = None if deps is None else Dag(deps)
         self.nursery = nursery
         self.owner = owner
+        # The block's runtime (its holders reach it through us).
+        self.runtime = runtime
         self.index = index
         limit = options.limit
-        self.limiter = None if limit is None else rt.CapacityLimiter(limit)
+        self.limiter = None if limit is None else runtime.CapacityLimiter(limit)
         self.started_at = started_at
         self.observer = observer
         self.entering = False
-        self.entering_scope: rt.CancelScope | None = None
+        self.entering_scope: _runtime.CancelScope | None = None
         # The holders whose enter failed, or that are failing, in the order they told us
         # (the first in time with a failure is what the others receive).
         self.alerts: list[Holder] = []
@@ -164,8 +168,8 @@ class Stage:
         self.native_exit = False
         self.outer_cancelled = False
         self.pending = 0
-        self.done: rt.Event | None = None
-        self.settled: rt.Event | None = None
+        self.done: _runtime.Event | None = None
+        self.settled: _runtime.Event | None = None
         # The block's shutdown budget, and when the exits of this stage must end by it.
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_deadline: float | None = None
@@ -246,7 +250,7 @@ class Stage:
             holder.name,
             holder.position,
             self.index,
-            rt.current_time(),
+            self.runtime.current_time(),
             exception,
             deps,
             attempt,
@@ -305,7 +309,7 @@ class Stage:
         caught = await self._start_enters()
         # The caller's own Cancelled is raised, unwrapped, if nothing else is.
         cancelled: BaseException | None = None
-        if isinstance(caught, rt.Cancelled):
+        if isinstance(caught, self.runtime.Cancelled):
             cancelled, caught = caught, None
         if (
             caught is None
@@ -325,10 +329,10 @@ class Stage:
         if first is not None:
             sinks = sinks.superseded_by((first,))
         if self.shutdown_timeout is not None:
-            self.begin_shutdown(rt.current_time() + self.shutdown_timeout)
+            self.begin_shutdown(self.runtime.current_time() + self.shutdown_timeout)
         found = delivery(sinks.current) if sinks.current else NATIVE
         caught_later = await self.exit(sinks, found)
-        if isinstance(caught_later, rt.Cancelled):
+        if isinstance(caught_later, self.runtime.Cancelled):
             cancelled, caught_later = cancelled or caught_later, None
         members = [caught] if caught is not None else []
         members.extend(self.failures())
@@ -340,7 +344,7 @@ class Stage:
             raise cancelled
         # No failure, yet not every holder entered and stayed: the enters were cancelled
         # from outside, and so is this task, which now meets its own Cancelled.
-        await rt.checkpoint()
+        await self.runtime.checkpoint()
         raise AssertionError("enters were cancelled but the caller is not")  # pragma: no cover
 
     async def _start_enters(self) -> BaseException | None:
@@ -356,7 +360,7 @@ class Stage:
                 self.pending = 1
                 await start(holders[0].run, self)
             else:
-                async with rt.open_nursery() as entering:
+                async with self.runtime.open_nursery() as entering:
                     self.entering_scope = entering.cancel_scope
                     if self.dag is None:
                         self.pending = len(holders)
@@ -369,11 +373,11 @@ class Stage:
             return exc
         return None
 
-    def _start_node(self, entering: rt.Nursery, node: int) -> None:
+    def _start_node(self, entering: _runtime.Nursery, node: int) -> None:
         self.pending += 1
         entering.start_soon(self._enter_node, entering, node, name=STARTER_TASK_NAME)
 
-    async def _enter_node(self, entering: rt.Nursery, node: int) -> None:
+    async def _enter_node(self, entering: _runtime.Nursery, node: int) -> None:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
         await self.nursery.start(holder.run, self, name=HOLDER_TASK_NAME)
@@ -446,7 +450,7 @@ class Stage:
         and is then cancelled.
         """
         self.sinks, self.native_exit = flight, found.native
-        cancelled = self.outer_cancelled = found.native or rt.is_cancelled()
+        cancelled = self.outer_cancelled = found.native or self.runtime.is_cancelled()
         caught: BaseException | None = None
         if self.dag is not None:
             failing = [h for h in self.holders if h.failing]
@@ -464,7 +468,7 @@ class Stage:
         if cancelled:
             self._unshield_exiting()
         if self.pending:
-            self.done = done = rt.Event()
+            self.done = done = self.runtime.Event()
             caught = await self._wait(done, cancelled=cancelled) or caught
         return caught
 
@@ -483,7 +487,7 @@ class Stage:
                 holder.release(NATIVE, unshield=cancelled)
         caught: BaseException | None = None
         while any(holder.life is not Life.CLOSED for holder in failing):
-            self.settled = settled = rt.Event()
+            self.settled = settled = self.runtime.Event()
             caught = await self._wait(settled, cancelled=cancelled or caught is not None) or caught
         return caught
 
@@ -503,7 +507,7 @@ class Stage:
         untold = [holder for holder in failing if holder not in self.alerts]
         self.alerts.extend(sorted(untold, key=lambda holder: holder.interrupted))
 
-    async def _wait(self, event: rt.Event, *, cancelled: bool) -> BaseException | None:
+    async def _wait(self, event: _runtime.Event, *, cancelled: bool) -> BaseException | None:
         """Wait for ``event``; an outer cancellation reaches the exits (see the notes).
 
         Returns what interrupted the wait, for the owner to raise once every holder has
@@ -515,11 +519,11 @@ class Stage:
                 await event.wait()
             except BaseException as exc:  # kept, and raised after every holder finished
                 caught = exc
-                if isinstance(exc, rt.Cancelled):
+                if isinstance(exc, self.runtime.Cancelled):
                     self.outer_cancelled = True
                     self._unshield_exiting()
         if not event.is_set():
-            with rt.CancelScope(shield=True):
+            with self.runtime.CancelScope(shield=True):
                 await event.wait()
         return caught
 

@@ -1,25 +1,27 @@
 """The runtimes: everything the engine asks of the event loop, behind one interface.
 
-The engine (``_engine/``), the faces and the records reach the event loop through this
-package only, by the names below, and never import ``trio``, ``anyio`` or ``asyncio``:
+The engine (``_engine/``), the faces and the records reach the event loop through a
+``Runtime`` only, and never import ``trio``, ``anyio`` or ``asyncio``.  A block chooses
+its runtime once, as it is entered, from the running library (``current``), and hands it
+to its stages, whose holders reach it through them.
+
+What a runtime offers (``Runtime``):
 
 * structured concurrency: ``CancelScope`` (deadline, shield, ``cancel``, entered and
   exited in one task), ``Cancelled`` (what a cancelled task meets), ``open_nursery`` and
-  its ``Nursery`` (``start``, with the hand-off of ``nursery.start``, and ``start_soon``),
-  ``moved`` (whether ``started()`` moved a task into the nursery), ``Event``,
-  ``CapacityLimiter``, ``current_time``, ``sleep``, ``too_slow`` (the failure of a
-  timeout);
-* tasks: ``current_task``, ``in_task``, ``checkpoint``, ``checkpoint_if_cancelled``,
-  ``is_cancelled``, ``ki_protected``;
+  its ``Nursery`` (``start``, with the hand-off of Trio's ``nursery.start``, and
+  ``start_soon``), ``moved`` (whether ``started()`` moved a task into the nursery),
+  ``Event``, ``CapacityLimiter``, ``current_time``, ``sleep``, ``too_slow`` (the failure
+  of a timeout);
+* tasks: ``current_task``, ``checkpoint``, ``checkpoint_if_cancelled``, ``is_cancelled``;
 * parking a holder: ``park(abort)`` sleeps until ``unpark(task)``; a cancellation first
   calls ``abort`` (which returns ``ABORTED``), then raises.
 
-Today the one implementation is Trio's (``_trio.py``).  Design notes for the second
-(asyncio, issue 18), kept here so that the interface is written for both:
+Trio's is ``_trio.py``, the native path: Trio's own objects, not wrapped.
 
-* The runtime will be chosen per block from the running library (sniffio), and reached
-  through the block, its stages and their holders, never by a global: the engine calls
-  these names on a runtime object, as it calls them on this module now.
+Design notes for the second runtime (asyncio, issue 18), kept here so that the interface
+is written for both:
+
 * Parking on asyncio has no ``wait_task_rescheduled``: a release (a future's result) and
   a cancellation (``Task.cancel``) can land in the same tick.  The rule to implement: a
   park whose future has a result was released, whatever else arrived; the cancellation
@@ -29,52 +31,126 @@ Today the one implementation is Trio's (``_trio.py``).  Design notes for the sec
 
 from __future__ import annotations
 
-from ._trio import (
-    ABORTED,
-    AbortFn,
-    Cancelled,
-    CancelScope,
-    CapacityLimiter,
-    Event,
-    Nursery,
-    Task,
-    TaskStatus,
-    checkpoint,
-    checkpoint_if_cancelled,
-    current_task,
-    current_time,
-    in_task,
-    is_cancelled,
-    ki_protected,
-    moved,
-    open_nursery,
-    park,
-    sleep,
-    too_slow,
-    unpark,
-)
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Final, Protocol
+
+import sniffio
+
+from . import _trio
 
 __all__ = [
-    "ABORTED",
-    "AbortFn",
+    "CANCELLED",
     "CancelScope",
-    "Cancelled",
-    "CapacityLimiter",
     "Event",
+    "Limiter",
     "Nursery",
-    "Task",
+    "Runtime",
     "TaskStatus",
-    "checkpoint",
-    "checkpoint_if_cancelled",
-    "current_task",
-    "current_time",
-    "in_task",
-    "is_cancelled",
+    "current",
     "ki_protected",
-    "moved",
-    "open_nursery",
-    "park",
-    "sleep",
-    "too_slow",
-    "unpark",
 ]
+
+
+class CancelScope(Protocol):
+    """Level-triggered cancellation of what runs inside it, in the task that entered it."""
+
+    @property
+    def deadline(self) -> float: ...
+    @deadline.setter
+    def deadline(self, value: float, /) -> None: ...
+    @property
+    def shield(self) -> bool: ...
+    @shield.setter
+    def shield(self, value: bool, /) -> None: ...
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> bool | None: ...
+
+
+class TaskStatus(Protocol):
+    """What ``Nursery.start`` hands the new task, to tell it has started."""
+
+    def started(self, value: None = None) -> None: ...
+
+
+class Nursery(Protocol):
+    """Where tasks live, and are waited for."""
+
+    @property
+    def cancel_scope(self) -> CancelScope: ...
+
+    async def start(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> Any:
+        """Start ``fn(*args, task_status=...)``: it runs under the caller's cancellation
+        until it calls ``task_status.started()``, then moves here (see ``moved``)."""
+        ...
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> None:
+        """Start ``fn(*args)`` here."""
+
+
+class Event(Protocol):
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    async def wait(self) -> None: ...
+
+
+class Limiter(Protocol):
+    async def acquire(self) -> None: ...
+    def release(self) -> None: ...
+
+
+class Runtime(Protocol):
+    """What the engine asks of an event loop (see the module's notes)."""
+
+    @property
+    def Cancelled(self) -> type[BaseException]: ...  # (a class, as in Trio)
+    @property
+    def ABORTED(self) -> object: ...
+
+    def CancelScope(self, *, shield: bool = False) -> CancelScope: ...
+    def open_nursery(self) -> AbstractAsyncContextManager[Nursery]: ...
+    def moved(self, task: Any, nursery: Nursery, /) -> bool: ...
+    def Event(self) -> Event: ...
+    def CapacityLimiter(self, total_tokens: int, /) -> Limiter: ...
+    def current_time(self) -> float: ...
+    def sleep(self, seconds: float, /) -> Awaitable[None]: ...
+    def too_slow(self, message: str, /) -> Exception: ...
+    def current_task(self) -> Any: ...
+    def checkpoint(self) -> Awaitable[None]: ...
+    def checkpoint_if_cancelled(self) -> Awaitable[None]: ...
+    def is_cancelled(self) -> bool: ...
+    def park(self, abort: Callable[[Any], Any], /) -> Awaitable[None]: ...
+    def unpark(self, task: Any, /) -> None: ...
+
+
+def current(kind: str) -> Runtime:
+    """The runtime of the running library, for a block of ``kind`` entered now."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = None
+    if library == "trio":
+        return _trio
+    raise RuntimeError(
+        f"{kind} must be entered in a Trio task (inside trio.run); "
+        "it relies on Trio's nurseries and cancel scopes"
+    )
+
+
+#: The cancellation classes of the runtimes (what ``_errors`` tells apart from failures).
+CANCELLED: Final[tuple[type[BaseException], ...]] = (_trio.Cancelled,)
+
+#: ``method`` protected from ``KeyboardInterrupt`` while it runs, where the runtime
+#: protects (Trio's KI protection; elsewhere the mark does nothing).
+ki_protected = _trio.ki_protected

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import trio
 from trio.lowlevel import Abort, RaiseCancelT, Task, reschedule, wait_task_rescheduled
@@ -86,9 +86,10 @@ checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 in_task = trio.lowlevel.in_trio_task
 
 
-def moved(task: Task, nursery: Nursery) -> bool:
-    """Whether ``started()`` moved ``task`` into ``nursery`` (see the design notes)."""
-    return task.parent_nursery is nursery
+def moved(task: Any, nursery: object) -> bool:
+    """Whether ``started()`` moved ``task`` (a ``Task``) into ``nursery`` (see the design
+    notes)."""
+    return cast(Task, task).parent_nursery is nursery
 
 
 def ki_protected(method: F) -> F:
