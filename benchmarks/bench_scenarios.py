@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +20,6 @@ import trio
 from bench_contexts import CM, SCOPE_BODY_S, SCOPE_OWNERS, long_tail, mixed, sleepers, trivial
 from bench_designs import BASELINE, DESIGNS, LIMIT, LIMITED_DESIGNS, Design
 from bench_harness import Stats, interleaved
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 async def _timed(

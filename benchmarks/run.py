@@ -264,7 +264,7 @@ def draw_plot(
 def machine() -> dict[str, str]:
     """Where and with what the numbers were measured."""
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
         "cores": str(os.cpu_count()),
         "memory": _memory(),

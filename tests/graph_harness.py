@@ -38,7 +38,6 @@ Notes: what the oracle does not check, and why.
 from __future__ import annotations
 
 import itertools
-import sys
 import zlib
 from collections.abc import Callable
 from types import TracebackType
@@ -51,9 +50,6 @@ import trio.testing
 from tests.harness.exceptions import leaves, members
 from tests.harness.running import seed_scheduler
 from trio_parallel_cm import ResourceGraph, Retry, failures_of
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ dependency), so the docs cite its source instead of a test.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import ModuleType, TracebackType
@@ -633,40 +632,38 @@ def test_aiotools_exit_failures_are_kept_not_raised() -> None:
     assert exit_states(group) == [error]
 
 
-if sys.version_info >= (3, 11):  # asyncio.TaskGroup is new in 3.11
+def test_aiotools_failure_while_open_does_not_cancel_the_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = OSError("w lost its connection")
+    body: list[str] = []
 
-    def test_aiotools_failure_while_open_does_not_cancel_the_body(
-        caplog: pytest.LogCaptureFixture,
-    ) -> None:
-        error = OSError("w lost its connection")
-        body: list[str] = []
+    @asynccontextmanager
+    async def owns_a_task_group(crash: asyncio.Event) -> AsyncGenerator[None, None]:
+        async def background() -> None:
+            await crash.wait()
+            raise error
 
-        @asynccontextmanager
-        async def owns_a_task_group(crash: asyncio.Event) -> AsyncGenerator[None, None]:
-            async def background() -> None:
-                await crash.wait()
-                raise error
+        async with asyncio.TaskGroup() as group:  # entered in one task, exited in another
+            group.create_task(background())
+            yield
 
-            async with asyncio.TaskGroup() as group:  # entered in one task, exited in another
-                group.create_task(background())
-                yield
+    crash = asyncio.Event()
+    cms = aiotools.AsyncContextGroup([owns_a_task_group(crash)])
 
-        crash = asyncio.Event()
-        cms = aiotools.AsyncContextGroup([owns_a_task_group(crash)])
+    async def main() -> None:
+        async with cms:
+            crash.set()
+            for _ in range(10):
+                await asyncio.sleep(0)  # the body goes on: it is never cancelled
+            body.append("finished")
 
-        async def main() -> None:
-            async with cms:
-                crash.set()
-                for _ in range(10):
-                    await asyncio.sleep(0)  # the body goes on: it is never cancelled
-                body.append("finished")
-
-        run_asyncio(main)  # nothing raised
-        assert body == ["finished"]
-        [state] = exit_states(cms)
-        assert isinstance(state, BaseException)
-        assert members(state) == [error]
-        assert "is already completed" in caplog.text  # asyncio could not cancel the parent
+    run_asyncio(main)  # nothing raised
+    assert body == ["finished"]
+    [state] = exit_states(cms)
+    assert isinstance(state, BaseException)
+    assert members(state) == [error]
+    assert "is already completed" in caplog.text  # asyncio could not cancel the parent
 
 
 def test_aiotools_body_exception_reaches_every_exit_but_cannot_be_suppressed() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import cast
 
 import pytest
@@ -19,9 +18,6 @@ from trio_parallel_cm import (
     parallel_with,
     start_context,
 )
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 def records(group: BaseException | None) -> tuple[ContextFailure, ...]:
@@ -90,14 +86,13 @@ async def test_split_subgroup_and_except_star_keep_the_records_of_what_they_keep
     same = group.subgroup(lambda e: e is sub or isinstance(e, OSError))  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType,reportUnknownLambdaType]
     assert [f.exception for f in records(same)] == members(sub)  # pyright: ignore[reportUnknownArgumentType]
 
-    if sys.version_info >= (3, 11):
-        # `except*` is a syntax error before 3.11, so this part is compiled at run time.
-        namespace: dict[str, object] = {"group": group}
-        exec(EXCEPT_STAR, namespace)
-        assert namespace["caught"] == [
-            (ParallelExceptionGroup, ["exiting"]),
-            (ParallelExceptionGroup, ["body", "exiting"]),
-        ]
+    # `except*` is a syntax error before 3.11, so this part is compiled at run time.
+    namespace: dict[str, object] = {"group": group}
+    exec(EXCEPT_STAR, namespace)
+    assert namespace["caught"] == [
+        (ParallelExceptionGroup, ["exiting"]),
+        (ParallelExceptionGroup, ["body", "exiting"]),
+    ]
 
 
 EXCEPT_STAR = """

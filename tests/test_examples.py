@@ -24,23 +24,13 @@ DOCS = EXAMPLES.parent
 # Modules the examples import; they have no ``main`` of their own.
 HELPERS = frozenset({"resources", "virtual_clock"})
 NAMES = sorted(path.stem for path in EXAMPLES.glob("*.py") if path.stem not in HELPERS)
-# On Python 3.10, contextlib does not restore the ``__traceback__`` of an exception that an
-# ``@asynccontextmanager`` re-raises from ``__aexit__``: the ``TooSlowError`` that the open
-# database receives (created, never raised, by the library) comes out with the database's
-# frames, and the report shows that location.
-TRACEBACK_NOT_RESTORED = pytest.mark.xfail(
-    sys.version_info < (3, 11), reason="Python 3.10's contextlib keeps the re-raise frames"
-)
 # Examples with real sockets on loopback move the virtual clock themselves, as in their
 # ``__main__``: only when every task is blocked and no byte, connection or refusal is on its
 # way, however long a loaded machine takes to deliver it (virtual_clock.py says how it
 # knows).  The fixture's autojump is off for them: a jump after any real idleness
 # could come while the kernel still delivers, and change the output.
 MOVE_THEIR_CLOCK = frozenset({"many_servers"})
-CASES = [
-    pytest.param(name, marks=TRACEBACK_NOT_RESTORED) if name == "tutorial_enter_timeout" else name
-    for name in NAMES
-]
+CASES = NAMES  # (every example, on every supported Python)
 
 
 @pytest.fixture

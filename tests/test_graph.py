@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,9 +31,6 @@ from trio_parallel_cm import (
     Retry,
     Timeline,
 )
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 
 def is_group(exc: BaseException | None) -> bool:

@@ -32,10 +32,6 @@ from tests.harness.exceptions import leaves, members, notes
 from tests.harness.explore import fuzz, report
 from trio_parallel_cm import ContextFailure, ResourceGraph, failures_of
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
-
 FAULTS = ("enter_error", "crash", "exit_error", "suppress", "optional_down", "flaky")
 #: Placed only with a body that does not raise, to keep the exhaustive run short.
 RARER_FAULTS = (
@@ -403,7 +399,7 @@ def test_the_checkers_check_notes_phases_and_extras(monkeypatch: pytest.MonkeyPa
     assert inner is not None
     entering = inner[0]
     note = ["n0 (position 0) failed while exiting"]
-    entering.__notes__ = note  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    entering.__notes__ = note
     assert (
         f"{entering!r} has the notes ['n0 (position 0) failed while exiting'], "
         "not one of ['n0 (position 0) failed while entering']"
@@ -470,7 +466,7 @@ def test_the_checkers_see_a_node_that_ends_by_itself() -> None:
     assert inner is not None and len(inner) == 1 and isinstance(inner[0], RuntimeError)
     ended = inner[0]
     note = ["n0 (position 0) failed while entering"]
-    ended.__notes__ = note  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    ended.__notes__ = note
     assert (
         f"{ended!r} has the notes {note}, not one of ['n0 (position 0) failed while open']"
         in check_graph(early, out)

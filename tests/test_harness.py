@@ -67,9 +67,6 @@ from trio_parallel_cm._errors import Delivery, cancelled_parts, non_cancelled_pa
 from trio_parallel_cm._runtime import _trio
 from trio_parallel_cm._timeline import EventKind
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
 HANGS = HangReporter()
 
 

@@ -84,7 +84,7 @@ def test_the_package_imports_run_one_way() -> None:
 def test_the_runtimes_are_at_the_bottom_and_the_faces_at_the_top() -> None:
     graph = _graph()
     runtimes = {module for module in graph if module.startswith("_runtime")}
-    assert runtimes == {"_runtime", "_runtime._trio"}
+    assert runtimes == {"_runtime", "_runtime._trio", "_runtime._asyncio"}
     for module in runtimes:
         assert graph[module] <= runtimes, module
     for module, imported in graph.items():
@@ -94,7 +94,7 @@ def test_the_runtimes_are_at_the_bottom_and_the_faces_at_the_top() -> None:
     engine = [module for module in graph if module.startswith("_engine.")]
     assert len(engine) == 9
     for module in engine:
-        assert "_runtime._trio" not in graph[module], module
+        assert graph[module].isdisjoint({"_runtime._trio", "_runtime._asyncio"}), module
 
 
 def test_only_the_runtimes_import_an_event_loop() -> None:
@@ -105,6 +105,7 @@ def test_only_the_runtimes_import_an_event_loop() -> None:
     }
     assert {module: loops for module, loops in users.items() if loops} == {}
     assert "trio" in _imports_of_other_packages(PACKAGE / "_runtime" / "_trio.py")
+    assert {"asyncio", "anyio"} <= _imports_of_other_packages(PACKAGE / "_runtime" / "_asyncio.py")
 
 
 def test_the_checks_see_the_imports_they_are_about() -> None:

@@ -36,9 +36,6 @@ from tests.harness.running import count_tasks, seed_scheduler
 from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
 from trio_parallel_cm._engine._stage import STARTER_TASK_NAME
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
-
 
 def fakes(log: Log, *names: str, enter_delay: float = 0, exit_delay: float = 0) -> list[FakeCM]:
     return [FakeCM(name, log, enter_delay, exit_delay) for name in names]

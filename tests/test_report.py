@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 import trio
@@ -18,9 +17,6 @@ from trio_parallel_cm import (
     format_failures,
     parallel_with,
 )
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 async def test_the_documented_example_prints_the_documented_report(
@@ -51,7 +47,7 @@ def test_chains_notes_and_nested_groups_each_appear_once() -> None:
     except OSError as exc:
         connect = exc
     # What add_note does, on 3.10 too.
-    connect.__notes__ = ["while opening the pool"]  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    connect.__notes__ = ["while opening the pool"]
     inner = BaseExceptionGroup("inner", [connect, root])
     outer = BaseExceptionGroup("outer", [inner, ValueError("plain")])
     lines = format_failures(outer).splitlines()
@@ -238,7 +234,7 @@ def with_context(context: BaseException, *, suppressed: bool, note: str = "") ->
     error = OSError("refused")
     error.__context__, error.__suppress_context__ = context, suppressed
     if note:
-        error.__notes__ = [note]  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+        error.__notes__ = [note]
     return error
 
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import trio
 import trio.testing
 
 from tests.fakes import FakeCM, Log, events, members, notes
 from trio_parallel_cm import PhaseEvent, ResourceGraph, Retry, Timeline
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 
 class Flaky:

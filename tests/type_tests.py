@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, assert_type
 
 import trio
-from typing_extensions import assert_type
 
 from trio_parallel_cm import (
     ContextFailure,

@@ -21,15 +21,11 @@ Design notes:
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Final, cast
 
 from ._errors import record_of
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 # The directory of this package, as frames name their files (with a final separator).
 _PACKAGE: Final = os.path.join(os.path.dirname(__file__), "")

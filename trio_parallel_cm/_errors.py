@@ -13,7 +13,6 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal, cast
@@ -22,11 +21,8 @@ import attrs
 
 from . import _runtime
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
-
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 
 ENTERING: Final = "entering"
@@ -36,7 +32,7 @@ EXITING: Final = "exiting"
 
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``trio.Cancelled`` or a group made of nothing else."""
-    if isinstance(exc, _runtime.CANCELLED):
+    if isinstance(exc, _runtime.cancelled_types):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return all(is_cancellation(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -45,7 +41,7 @@ def is_cancellation(exc: BaseException) -> bool:
 
 def contains_cancelled(exc: BaseException) -> bool:
     """Whether ``exc`` is, or is a group that somewhere holds, a ``trio.Cancelled``."""
-    if isinstance(exc, _runtime.CANCELLED):
+    if isinstance(exc, _runtime.cancelled_types):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return any(contains_cancelled(e) for e in exc.exceptions)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType,reportUnknownMemberType]
@@ -103,8 +99,8 @@ def own_failure(exc: BaseException, name: str, runtime: _runtime.Runtime) -> Bas
 def cancelled_part(exc: BaseException) -> BaseException | None:
     """The ``Cancelled`` part of ``exc``: itself, the matching subgroup, or None."""
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(_runtime.CANCELLED)[0]  # pyright: ignore[reportUnknownMemberType]
-    return exc if isinstance(exc, _runtime.CANCELLED) else None
+        return exc.split(_runtime.cancelled_types)[0]  # pyright: ignore[reportUnknownMemberType]
+    return exc if isinstance(exc, _runtime.cancelled_types) else None
 
 
 def non_cancelled_part(exc: BaseException) -> BaseException | None:
@@ -115,7 +111,7 @@ def non_cancelled_part(exc: BaseException) -> BaseException | None:
     if not contains_cancelled(exc):
         return exc
     if isinstance(exc, BaseExceptionGroup):
-        return exc.split(_runtime.CANCELLED)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
+        return exc.split(_runtime.cancelled_types)[1]  # pyright: ignore[reportUnknownMemberType,reportUnknownVariableType]
     return None
 
 
@@ -160,13 +156,8 @@ def cancelled_parts(excs: Sequence[BaseException]) -> list[BaseException]:
 
 
 def add_note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)``, also on Python 3.10 (where tracebacks read ``__notes__``)."""
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-    else:  # pragma: no cover
-        notes: list[str] = getattr(exc, "__notes__", None) or []
-        notes.append(note)
-        exc.__notes__ = notes  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
+    """``exc.add_note(note)``."""
+    exc.add_note(note)
 
 
 def failure_note(name: str, position: int, phase: str, stage: int | None = None) -> str:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
 from ._attempts import alike_classes, attempts_message, attempts_of, label, members_of
 from ._errors import ContextFailure, ParallelBaseExceptionGroup, failure_note, record_of
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 INDENT = "  "
 

@@ -1,6 +1,5 @@
 """An async generator that yields inside a block, closed where it is iterated."""
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -8,9 +7,6 @@ import trio
 import trio.testing
 
 from trio_parallel_cm import parallel_with
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 async def rows() -> AsyncIterator[int]:

@@ -1,14 +1,10 @@
 """The hand-written version: ``__aenter__`` gathered in a nursery.  It breaks Trio."""
 
-import sys
 from contextlib import AsyncExitStack
 from typing import Any, cast
 
 import trio
 import trio.testing
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 async def enter_concurrently(stack: AsyncExitStack, *cms: Any) -> list[Any]:

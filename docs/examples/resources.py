@@ -3,15 +3,11 @@
 A ``Journal`` records what happens to them, so the tutorial's examples can show it.
 """
 
-import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import cast
 
 import trio
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 class Journal:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import trio
 
 from tests.harness.scenario import ENTERING, EXITING, OPEN
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 
 def members(exc: BaseException | None) -> tuple[BaseException, ...] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any, Final, cast
@@ -12,10 +11,6 @@ import attrs
 import trio
 
 from tests.harness.scenario import CLOSED, ENTERING, EXITING, NEW, OPEN, Fault, OpenFailure, Script
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    pass
-
 
 #: ``1``, a truthy non-bool that ``async with`` takes for a suppression, typed as the
 #: protocol has it (``Script.returns_one``).

@@ -10,9 +10,6 @@ from contextlib import contextmanager
 
 from tests.harness.scenario import Scenario
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    pass
-
 
 class HangReporter:
     """Names the scenario still running after ``seconds`` of real time, on stderr.

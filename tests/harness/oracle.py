@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -28,9 +27,6 @@ from tests.harness.unwinding import (
     unwindings,
 )
 from trio_parallel_cm import PhaseEvent
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
 
 
 @attrs.frozen(eq=False)

@@ -26,9 +26,6 @@ from trio_parallel_cm import (
     start_context,
 )
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
-
 
 @attrs.define(eq=False)
 class Outcome:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import enum
-import sys
 from typing import Final
 
 import attrs
 import trio
 from attrs import AttrsInstance
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
-
 
 # Phases of a fake, as the library names them in its notes.
 NEW: Final = "new"

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import random
-import sys
 from typing import Any, Final, final
 
 import attrs
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 
 def _at_least(least: float, *, whole: bool = False) -> Any:

@@ -451,6 +451,8 @@ class Stage:
         """
         self.sinks, self.native_exit = flight, found.native
         cancelled = self.outer_cancelled = found.native or self.runtime.is_cancelled()
+        if cancelled:
+            self.runtime.pass_on_cancellation(self.nursery)
         caught: BaseException | None = None
         if self.dag is not None:
             failing = [h for h in self.holders if h.failing]
@@ -521,6 +523,7 @@ class Stage:
                 caught = exc
                 if isinstance(exc, self.runtime.Cancelled):
                     self.outer_cancelled = True
+                    self.runtime.pass_on_cancellation(self.nursery)
                     self._unshield_exiting()
         if not event.is_set():
             with self.runtime.CancelScope(shield=True):

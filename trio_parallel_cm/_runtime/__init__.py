@@ -11,6 +11,8 @@ What a runtime offers (``Runtime``):
   exited in one task), ``Cancelled`` (what a cancelled task meets), ``open_nursery`` and
   its ``Nursery`` (``start``, with the hand-off of Trio's ``nursery.start``, and
   ``start_soon``), ``moved`` (whether ``started()`` moved a task into the nursery),
+  ``pass_on_cancellation`` (the caller is cancelled: so are the nursery's tasks, once
+  their shields are lifted; structural on Trio),
   ``Event``, ``CapacityLimiter``, ``current_time``, ``sleep``, ``too_slow`` (the failure
   of a timeout);
 * tasks: ``current_task``, ``checkpoint``, ``checkpoint_if_cancelled``, ``is_cancelled``;
@@ -31,23 +33,24 @@ is written for both:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import sniffio
 
 from . import _trio
 
 __all__ = [
-    "CANCELLED",
     "CancelScope",
     "Event",
     "Limiter",
     "Nursery",
     "Runtime",
     "TaskStatus",
+    "cancelled_types",
     "current",
     "ki_protected",
 ]
@@ -102,7 +105,7 @@ class Nursery(Protocol):
 class Event(Protocol):
     def set(self) -> None: ...
     def is_set(self) -> bool: ...
-    async def wait(self) -> None: ...
+    def wait(self) -> Awaitable[object]: ...
 
 
 class Limiter(Protocol):
@@ -121,6 +124,7 @@ class Runtime(Protocol):
     def CancelScope(self, *, shield: bool = False) -> CancelScope: ...
     def open_nursery(self) -> AbstractAsyncContextManager[Nursery]: ...
     def moved(self, task: Any, nursery: Nursery, /) -> bool: ...
+    def pass_on_cancellation(self, nursery: Nursery, /) -> None: ...
     def Event(self) -> Event: ...
     def CapacityLimiter(self, total_tokens: int, /) -> Limiter: ...
     def current_time(self) -> float: ...
@@ -142,14 +146,47 @@ def current(kind: str) -> Runtime:
         library = None
     if library == "trio":
         return _trio
+    if library == "asyncio" and _asyncio_enabled:
+        return _load_asyncio()
     raise RuntimeError(
         f"{kind} must be entered in a Trio task (inside trio.run); "
         "it relies on Trio's nurseries and cancel scopes"
     )
 
 
-#: The cancellation classes of the runtimes (what ``_errors`` tells apart from failures).
-CANCELLED: Final[tuple[type[BaseException], ...]] = (_trio.Cancelled,)
+#: The asyncio runtime is built and being proven (issue 18): until the whole suite and
+#: the harness run on it, only the tests switch it on (``asyncio_preview``).
+_asyncio_enabled = False
+
+
+@contextlib.contextmanager
+def asyncio_preview() -> Generator[None]:
+    """Let blocks run under asyncio while this lasts (the tests', until it ships)."""
+    global _asyncio_enabled  # (written here only)
+    before, _asyncio_enabled = _asyncio_enabled, True
+    try:
+        yield
+    finally:
+        _asyncio_enabled = before
+
+
+def _load_asyncio() -> Runtime:
+    """The asyncio runtime, loaded the first time (its cancellation class then counts)."""
+    global cancelled_types  # (written here only)
+    try:
+        from . import _asyncio as runtime
+    except ImportError as exc:  # pragma: no cover  # (anyio is in the test extras)
+        raise RuntimeError(
+            "trio_parallel_cm under asyncio needs anyio: pip install 'trio_parallel_cm[asyncio]'"
+        ) from exc
+    if runtime.Cancelled not in cancelled_types:
+        cancelled_types = (*cancelled_types, runtime.Cancelled)
+    return runtime
+
+
+#: The cancellation classes of the runtimes loaded (what ``_errors`` tells apart from
+#: failures): Trio's, and asyncio's once a block has run there.
+cancelled_types: tuple[type[BaseException], ...] = (_trio.Cancelled,)
 
 #: ``method`` protected from ``KeyboardInterrupt`` while it runs, where the runtime
 #: protects (Trio's KI protection; elsewhere the mark does nothing).

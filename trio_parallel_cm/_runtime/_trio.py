@@ -49,6 +49,7 @@ __all__ = [
     "moved",
     "open_nursery",
     "park",
+    "pass_on_cancellation",
     "sleep",
     "too_slow",
     "unpark",
@@ -90,6 +91,11 @@ def moved(task: Any, nursery: object) -> bool:
     """Whether ``started()`` moved ``task`` (a ``Task``) into ``nursery`` (see the design
     notes)."""
     return cast(Task, task).parent_nursery is nursery
+
+
+def pass_on_cancellation(nursery: object) -> None:
+    """The caller is cancelled: so are the nursery's tasks once their shields are lifted.
+    Nothing to do: they sit inside the caller's cancel scopes."""
 
 
 def ki_protected(method: F) -> F:

@@ -1,0 +1,305 @@
+"""The asyncio runtime: what the engine asks of the event loop, done on asyncio.
+
+Loaded by ``current`` the first time a block is entered under asyncio (plain asyncio,
+anyio on asyncio, uvloop): a Trio user never imports it, nor asyncio.
+
+Cancellation is anyio's: a ``CancelScope`` is an anyio cancel scope, level-triggered, with
+a deadline and a shield, and it works in tasks that anyio did not create.  The anyio
+scopes and task groups, ``asyncio.timeout()`` blocks and ``asyncio.TaskGroup``\\ s that a
+context manager opens in its holder task cancel that task with ``Task.cancel``, as they
+would any task.  The rest is raw asyncio, for speed: a holder is a task of its own
+(``loop.create_task``), a future tells its start, a future parks it.
+
+Design notes:
+
+* A nursery is an anyio task group: its tasks sit inside its cancel scope, which sits
+  inside its host's, so an outer scope reaches them once their shields are lifted.
+* ``Nursery.start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs
+  in the group, inside a *root* scope of its own; until it calls
+  ``task_status.started()``, what cancels the caller cancels that scope (the caller,
+  waiting on the start's future, is cancelled first: it then cancels the root scope and
+  waits, shielded, for the task to end, and re-raises).  ``started()`` moves the task
+  into the nursery (the group's scope alone governs it from then on), unless the caller's
+  cancellation has already landed on that future: then it is not moved (``moved`` says
+  so), as Trio leaves a task under a cancelled starter.  If ``started()`` lands first,
+  the caller's cancellation is re-armed for its next checkpoint (``_rearm``).
+* Parking: ``park`` awaits a future that ``unpark`` resolves.  asyncio has no
+  ``wait_task_rescheduled``, so a release and a cancellation can land in the same tick
+  (``Task.cancel`` on a task whose park was just resolved, or ``unpark`` on a park
+  already cancelled).  The rule: **the release wins** when it lands first, or in the same
+  tick before the holder task runs: the park returns, and the cancellation is re-armed
+  for the holder's next checkpoint, with its message and its ``Task.cancelling()``
+  count unchanged (Trio's order: after ``reschedule`` a cancellation meets the next
+  checkpoint).  Otherwise the park was cancelled: ``abort`` runs as the holder task
+  resumes, then the cancellation is raised.
+* A task is *cancelled* (``is_cancelled``) when an anyio scope around it is, or a native
+  cancellation is pending on it (``Task.cancelling()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Final, cast
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+__all__ = [
+    "ABORTED",
+    "CancelScope",
+    "Cancelled",
+    "CapacityLimiter",
+    "Event",
+    "Nursery",
+    "checkpoint",
+    "checkpoint_if_cancelled",
+    "current_task",
+    "current_time",
+    "is_cancelled",
+    "moved",
+    "open_nursery",
+    "park",
+    "pass_on_cancellation",
+    "sleep",
+    "too_slow",
+    "unpark",
+]
+
+Cancelled = asyncio.CancelledError
+#: What an abort function returns (its value is not read here).
+ABORTED: Final = None
+CancelScope = anyio.CancelScope
+Event = asyncio.Event
+sleep = asyncio.sleep
+checkpoint = anyio.lowlevel.checkpoint
+
+
+def too_slow(message: str) -> TimeoutError:
+    """The failure of an enter or an exit that ran out of its time: the builtin
+    ``TimeoutError``, as ``anyio.fail_after`` and ``asyncio.timeout`` raise."""
+    return TimeoutError(message)
+
+
+def current_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def current_task() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
+def is_cancelled() -> bool:
+    """Whether the current task's next checkpoint raises (see the design notes)."""
+    return anyio.current_effective_deadline() == -math.inf or current_task().cancelling() > 0
+
+
+async def checkpoint_if_cancelled() -> None:
+    if is_cancelled():
+        await asyncio.sleep(0)
+
+
+class CapacityLimiter:
+    """At most ``total_tokens`` holders at once (an ``asyncio.Semaphore``)."""
+
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, total_tokens: int) -> None:
+        self._semaphore = asyncio.Semaphore(total_tokens)
+
+    async def acquire(self) -> None:
+        await self._semaphore.acquire()
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+def _rearm(task: asyncio.Task[Any], exc: BaseException) -> None:
+    """Let ``task`` meet the cancellation ``exc`` it caught at its next checkpoint, its
+    ``cancelling()`` count unchanged."""
+    task.uncancel()
+    task.cancel(exc.args[0] if exc.args else None)
+
+
+# ---- parking ---------------------------------------------------------------------------
+
+
+class _Park:
+    __slots__ = ("future", "woken")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.woken = False
+
+
+_parked: dict[asyncio.Task[Any], _Park] = {}
+
+
+async def park(abort: Callable[[Any], Any]) -> None:
+    """Sleep until ``unpark``; a cancellation calls ``abort``, then raises (see the
+    design notes: a release that landed first wins)."""
+    task = current_task()
+    parked = _parked[task] = _Park(asyncio.get_running_loop().create_future())
+    try:
+        await parked.future
+    except asyncio.CancelledError as exc:
+        if not parked.woken:
+            abort(exc)
+            raise
+        _rearm(task, exc)
+    finally:
+        del _parked[task]
+
+
+def unpark(task: Any) -> None:
+    """Wake ``task``, parked by ``park``; a cancellation no longer reaches the park."""
+    parked = _parked[cast("asyncio.Task[Any]", task)]
+    parked.woken = True
+    if not parked.future.done():
+        parked.future.set_result(None)
+
+
+# ---- nurseries -------------------------------------------------------------------------
+
+
+class _TaskStatus:
+    """The hand-off of one ``Nursery.start`` (see the design notes)."""
+
+    __slots__ = ("future", "nursery", "scope", "task")
+
+    def __init__(self, nursery: Nursery, scope: anyio.CancelScope) -> None:
+        self.nursery = nursery
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The task's root scope; the task, once running.
+        self.scope = scope
+        self.task: asyncio.Task[Any] | None = None
+
+    def started(self, value: None = None) -> None:
+        if self.future.done():
+            if self.future.cancelled():
+                return  # the caller's cancellation landed first: not moved
+            raise RuntimeError("called 'started' twice on the same task status")
+        self.future.set_result(None)
+        assert self.task is not None
+        self.nursery._moved[self.task] = self.scope  # pyright: ignore[reportPrivateUsage]
+
+
+class Nursery:
+    """An anyio task group (its tasks sit inside its cancel scope, which sits inside
+    its host's), with Trio's ``start`` (see the design notes)."""
+
+    __slots__ = ("_group", "_moved", "cancel_scope")
+
+    def __init__(self, group: anyio.abc.TaskGroup) -> None:
+        self._group = group
+        self.cancel_scope = group.cancel_scope
+        # The tasks ``start`` moved here, while they run, with their root scopes.
+        self._moved: dict[asyncio.Task[Any], anyio.CancelScope] = {}
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> None:
+        coroutine_fn = cast("Callable[..., Coroutine[Any, Any, object]]", fn)
+        self._group.start_soon(coroutine_fn, *args, name=name)
+
+    async def start(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> Any:
+        scope = anyio.CancelScope()
+        status = _TaskStatus(self, scope)
+        self._group.start_soon(self._run_started, status, scope, fn, args, name=name)
+        try:
+            await status.future
+        except asyncio.CancelledError as exc:
+            future = status.future
+            if future.cancelled():
+                # Not started: cancel its pending work, wait for it to end, raise.
+                scope.cancel()
+                await _wait_for(status)
+                raise
+            error = future.exception()
+            if error is exc:
+                raise  # it raised a cancellation before started(): as Trio, raise it
+            _rearm(current_task(), exc)  # it started first: see the notes
+            if error is not None:
+                raise error from None
+        return None
+
+    async def _run_started(
+        self,
+        status: _TaskStatus,
+        scope: anyio.CancelScope,
+        fn: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+    ) -> None:
+        task = status.task = current_task()
+        try:
+            with scope:
+                await fn(*args, task_status=status)
+        except BaseException as exc:
+            if status.future.done():
+                raise  # moved: the group's; or not moved: its starter waits, then raises
+            status.future.set_exception(exc)  # raised by start(), as Trio does
+            return
+        finally:
+            self._moved.pop(task, None)
+        if not status.future.done():
+            status.future.set_exception(
+                RuntimeError("the task exited without calling task_status.started()")
+            )
+
+
+def pass_on_cancellation(nursery: object) -> None:
+    """The caller is cancelled: so are the nursery's tasks once their shields are lifted.
+
+    An anyio scope around the caller reaches them through the task group already; a
+    native ``Task.cancel`` of the caller reaches the caller alone: cancel their root
+    scopes.
+    """
+    for scope in cast(Nursery, nursery)._moved.values():  # pyright: ignore[reportPrivateUsage]
+        scope.cancel()
+
+
+def moved(task: Any, nursery: object) -> bool:
+    """Whether ``started()`` moved ``task`` into ``nursery`` (see the design notes)."""
+    return task in cast(Nursery, nursery)._moved  # pyright: ignore[reportPrivateUsage]
+
+
+async def _wait_for(status: _TaskStatus) -> None:
+    """Wait, whatever cancels the caller meanwhile, for the task of ``status`` to end."""
+    with anyio.CancelScope(shield=True):
+        while status.task is None or not status.task.done():
+            await _step(status.task)
+
+
+async def _step(task: asyncio.Task[Any] | None) -> None:
+    """Wait a little for ``task`` (or for it to begin); a cancellation only ends the wait."""
+    with contextlib.suppress(asyncio.CancelledError):
+        if task is None:
+            await asyncio.sleep(0)  # (not yet running)
+        else:
+            await asyncio.wait([task])
+
+
+class _NurseryManager:
+    __slots__ = ("_group",)
+
+    def __init__(self) -> None:
+        self._group = anyio.create_task_group()
+
+    async def __aenter__(self) -> Nursery:
+        return Nursery(await self._group.__aenter__())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._group.__aexit__(exc_type, exc, tb)
+
+
+def open_nursery() -> _NurseryManager:
+    return _NurseryManager()
