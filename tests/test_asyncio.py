@@ -20,11 +20,14 @@ import pytest
 
 from tests.aio import now, run
 from trio_parallel_cm import (
+    ContextHandle,
+    ContextState,
     ParallelExceptionGroup,
     ParallelExitStack,
     ResourceGraph,
     failures_of,
     parallel_with,
+    start_context,
 )
 
 Opens = str  # "anyio", "taskgroup", "timeout" or "nothing"
@@ -84,11 +87,13 @@ class Fake:
                     await asyncio.sleep(self.exit)
         finally:
             inner, self._inner = self._inner, None
-            if self.suppress or self.exit_error is not None:  # (handled inside)
-                await inner.__aexit__(None, None, None)
-            else:
-                await inner.__aexit__(exc_type, exc, tb)
-            self.log.append((now(), self.name, "exited"))
+            try:
+                if self.suppress or self.exit_error is not None:  # (handled inside)
+                    await inner.__aexit__(None, None, None)
+                else:
+                    await inner.__aexit__(exc_type, exc, tb)
+            finally:
+                self.log.append((now(), self.name, "exited"))
         if self.exit_error is not None:
             raise self.exit_error
         return self.suppress
@@ -209,10 +214,10 @@ def test_an_exit_failure_chains_to_what_it_received() -> None:
         async with parallel_with(a):
             raise KeyError("body")
 
-    with pytest.RaisesGroup(KeyError, ValueError):
+    with pytest.RaisesGroup(KeyError, ValueError) as caught:
         run(main())
     assert isinstance(error.__context__, KeyError)
-    assert [f.phase for f in failures_of(error)] == [] or True  # (recorded on the group)
+    assert [f.phase for f in failures_of(caught.value)] == ["body", "exiting"]
 
 
 def test_an_enter_failure_cancels_the_pending_enters_and_the_entered_exit_with_it() -> None:
@@ -431,3 +436,71 @@ def test_a_release_and_a_cancellation_in_the_same_tick_the_release_wins(opens: O
         run(main())
     assert a.received is None and b.received is None
     assert [f.phase for f in failures_of(caught.value)] == ["exiting"]
+
+
+def test_start_context_takes_an_anyio_task_group() -> None:
+    log: list[tuple[float, str, str]] = []
+    a, b = fakes(log, a={"enter": 1, "exit": 1, "opens": "taskgroup"}, b={"enter": 2})
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            first = await start_context(group, a)
+            second = await start_context(group, b)
+            assert (first.value, second.value, now()) == ("a", "b", 3)
+
+            async def close_from_another_task() -> None:
+                await first.aclose()
+
+            group.start_soon(close_from_another_task)
+            assert second.state is ContextState.OPEN
+            assert await second.aexit(KeyError("out of order")) is False
+            assert isinstance(b.received, KeyError)
+
+    run(main())
+    assert a.enter_task is a.exit_task
+    assert b.enter_task is b.exit_task
+    assert times(log, "exited") == {"a": 4, "b": 3}
+
+
+def test_start_context_exits_when_its_task_group_is_cancelled() -> None:
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={"exit": 1})
+
+    async def main() -> None:
+        handles: list[ContextHandle[str]] = []
+        async with anyio.create_task_group() as group:
+            handles.append(await start_context(group, a))
+            await asyncio.sleep(2)
+            group.cancel_scope.cancel()
+        assert handles[0].state is ContextState.CLOSED
+
+    run(main())
+    assert isinstance(a.received, asyncio.CancelledError)
+    assert times(log, "exiting") == {"a": 2}
+
+
+def test_start_context_failure_while_open_surfaces_in_the_task_group() -> None:
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={"crash_at": 2, "opens": "taskgroup"})
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            await start_context(group, a)
+            await asyncio.sleep(10)
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(pytest.RaisesExc(RuntimeError, match="a crashed"))):
+        run(main())
+    assert times(log, "exiting") == {"a": 2}
+
+
+def test_start_context_refuses_an_asyncio_task_group_before_entering() -> None:
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={})
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            with pytest.raises(TypeError, match=r"anyio task group .*use anyio.create_task_"):
+                await start_context(group, a)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+    run(main())
+    assert a.enter_task is None

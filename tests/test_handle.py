@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
+import anyio
 import pytest
 import trio
 import trio.testing
@@ -237,3 +238,27 @@ async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
         assert trio.current_time() == 5
         assert handle.state is ContextState.CLOSED
     assert not cm.exit_cancelled
+
+
+async def test_an_anyio_task_group_is_a_nursery_on_trio(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # anyio on Trio is Trio: its task group wraps a nursery, where the holder lives.
+    log: Log = []
+    cm = FakeCM("conn", log, exit_delay=1)
+    handles: list[ContextHandle[str]] = []
+    async with anyio.create_task_group() as group:
+        handles.append(await start_context(group, cm))
+        assert handles[0].state is ContextState.OPEN
+        group.start_soon(handles[0].aclose)
+    assert handles[0].state is ContextState.CLOSED
+    assert cm.exit_task is cm.enter_task
+    assert cm.enter_task is not trio.lowlevel.current_task()
+
+
+async def test_start_context_refuses_what_is_no_nursery_before_entering() -> None:
+    log: Log = []
+    cm = FakeCM("conn", log)
+    with pytest.raises(TypeError, match=r"takes a trio\.Nursery or an anyio task group, not list"):
+        await start_context([], cm)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert log == []

@@ -221,7 +221,7 @@ class ContextHandle(Generic[T_co]):
 
 
 async def start_context(
-    nursery: _runtime.Nursery,
+    nursery: _runtime.UserNursery,
     cm: AbstractAsyncContextManager[T, Any],
     *,
     name: str | None = None,
@@ -245,7 +245,7 @@ async def start_context(
       the cancellation.
 
     Args:
-        nursery: where the holder task lives.
+        nursery: where the holder task lives: a Trio nursery or an anyio task group.
         cm: an async context manager.
         name: the name used in notes and reports (default: as in :func:`parallel_with`).
         enter_timeout: seconds ``__aenter__`` may take; then it is cancelled and fails
@@ -264,13 +264,14 @@ async def start_context(
     """
     options = Options(enter_timeout=enter_timeout, exit_timeout=exit_timeout)
     check_observer(observer)
-    holder = holder_for(cm, "the cm argument of start_context()", options, key=name)
     runtime = _runtime.current("start_context")
+    where = runtime.nursery_of(nursery)
+    holder = holder_for(cm, "the cm argument of start_context()", options, key=name)
     watcher = holder.watcher = Watcher(holder)
     handle: ContextHandle[T] = ContextHandle(holder, runtime)
     stage = Stage(
         [holder],
-        nursery,
+        where,
         handle,
         runtime,
         started_at=runtime.current_time(),
@@ -280,5 +281,5 @@ async def start_context(
     handle._stage = stage  # pyright: ignore[reportPrivateUsage]
     await stage.enter()
     # Entered and parked: from now on its nursery's cancellation must reach it.
-    nursery.start_soon(watcher.run, name=WATCHER_TASK_NAME)
+    where.start_soon(watcher.run, name=WATCHER_TASK_NAME)
     return handle

@@ -12,7 +12,8 @@ What a runtime offers (``Runtime``):
   its ``Nursery`` (``start``, with the hand-off of Trio's ``nursery.start``, and
   ``start_soon``), ``moved`` (whether ``started()`` moved a task into the nursery),
   ``pass_on_cancellation`` (the caller is cancelled: so are the nursery's tasks, once
-  their shields are lifted; structural on Trio),
+  their shields are lifted; structural on Trio), ``nursery_of`` (the nursery a user
+  passes to ``start_context``: Trio's, or on asyncio an anyio task group),
   ``Event``, ``CapacityLimiter``, ``current_time``, ``sleep``, ``too_slow`` (the failure
   of a timeout);
 * tasks: ``current_task``, ``checkpoint``, ``checkpoint_if_cancelled``, ``is_cancelled``;
@@ -37,11 +38,18 @@ import contextlib
 from collections.abc import Awaitable, Callable, Generator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import sniffio
 
 from . import _trio
+
+if TYPE_CHECKING:
+    import anyio.abc
+    import trio
+
+    #: What ``start_context`` takes: a Trio nursery, or on asyncio an anyio task group.
+    UserNursery: TypeAlias = trio.Nursery | anyio.abc.TaskGroup
 
 __all__ = [
     "CancelScope",
@@ -125,6 +133,7 @@ class Runtime(Protocol):
     def open_nursery(self) -> AbstractAsyncContextManager[Nursery]: ...
     def moved(self, task: Any, nursery: Nursery, /) -> bool: ...
     def pass_on_cancellation(self, nursery: Nursery, /) -> None: ...
+    def nursery_of(self, given: object, /) -> Nursery: ...
     def Event(self) -> Event: ...
     def CapacityLimiter(self, total_tokens: int, /) -> Limiter: ...
     def current_time(self) -> float: ...

@@ -62,6 +62,7 @@ __all__ = [
     "current_time",
     "is_cancelled",
     "moved",
+    "nursery_of",
     "open_nursery",
     "park",
     "pass_on_cancellation",
@@ -260,6 +261,20 @@ def pass_on_cancellation(nursery: object) -> None:
     """
     for scope in cast(Nursery, nursery)._moved.values():  # pyright: ignore[reportPrivateUsage]
         scope.cancel()
+
+
+def nursery_of(given: object) -> Nursery:
+    """The nursery a user passed (``start_context``): an anyio task group.
+
+    (An ``asyncio.TaskGroup`` cancels each of its tasks with ``Task.cancel``, which a
+    holder would take for its own context manager failing: not yet supported.)
+    """
+    if isinstance(given, anyio.abc.TaskGroup):
+        return Nursery(given)
+    hint = " (use anyio.create_task_group())" if isinstance(given, asyncio.TaskGroup) else ""
+    raise TypeError(
+        f"start_context() takes an anyio task group under asyncio, not {type(given).__name__}{hint}"
+    )
 
 
 def moved(task: Any, nursery: object) -> bool:

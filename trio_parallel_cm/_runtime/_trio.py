@@ -47,6 +47,7 @@ __all__ = [
     "is_cancelled",
     "ki_protected",
     "moved",
+    "nursery_of",
     "open_nursery",
     "park",
     "pass_on_cancellation",
@@ -96,6 +97,19 @@ def moved(task: Any, nursery: object) -> bool:
 def pass_on_cancellation(nursery: object) -> None:
     """The caller is cancelled: so are the nursery's tasks once their shields are lifted.
     Nothing to do: they sit inside the caller's cancel scopes."""
+
+
+def nursery_of(given: object) -> Nursery:
+    """The nursery a user passed (``start_context``): a ``trio.Nursery``, or an anyio task
+    group, which on Trio wraps one (anyio's private ``_nursery``: anyio on Trio is Trio)."""
+    if isinstance(given, trio.Nursery):
+        return given
+    inner: object = getattr(given, "_nursery", None)
+    if isinstance(inner, trio.Nursery):
+        return inner
+    raise TypeError(
+        f"start_context() takes a trio.Nursery or an anyio task group, not {type(given).__name__}"
+    )
 
 
 def ki_protected(method: F) -> F:
