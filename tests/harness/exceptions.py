@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import trio
-
+from tests.harness.loops import CANCELLED
 from tests.harness.scenario import ENTERING, EXITING, OPEN
 
 
@@ -40,7 +39,7 @@ def notes(exc: BaseException) -> list[str]:
 
 
 def has_cancelled(exc: BaseException | None) -> bool:
-    return any(isinstance(leaf, trio.Cancelled) for leaf in leaves(exc))
+    return any(isinstance(leaf, CANCELLED) for leaf in leaves(exc))
 
 
 def summary(total: int, phases: Sequence[str], body_failed: bool) -> str:

@@ -8,8 +8,8 @@ from types import TracebackType
 from typing import Any, Final, cast
 
 import attrs
-import trio
 
+from tests.harness.loops import CANCELLED, LOOPS, TRIO, Group, Loop, Scope
 from tests.harness.scenario import CLOSED, ENTERING, EXITING, NEW, OPEN, Fault, OpenFailure, Script
 
 #: ``1``, a truthy non-bool that ``async with`` takes for a suppression, typed as the
@@ -28,10 +28,12 @@ class Moment:
 @attrs.define(eq=False)
 class Timeline:
     seq: int = 0
+    #: The event loop the scenario runs on.
+    loop: Loop = LOOPS[TRIO]
 
     def now(self) -> Moment:
         self.seq += 1
-        return Moment(self.seq, trio.current_time())
+        return Moment(self.seq, self.loop.current_time())
 
 
 @attrs.define(eq=False)
@@ -40,8 +42,8 @@ class Record:
 
     enter_calls: int = 0
     exit_calls: int = 0
-    enter_task: trio.lowlevel.Task | None = None
-    exit_task: trio.lowlevel.Task | None = None
+    enter_task: object = None
+    exit_task: object = None
     enter_start: Moment | None = None
     enter_end: Moment | None = None
     #: ``__aenter__`` returned.
@@ -108,17 +110,19 @@ class ScriptedCM:
     timeline: Timeline
     rec: Record = attrs.Factory(Record)
     _phase: str = attrs.field(default=NEW, init=False)
-    _scope: trio.CancelScope | None = attrs.field(default=None, init=False)
-    _deadline: AbstractContextManager[trio.CancelScope] | None = attrs.field(
-        default=None, init=False
-    )
-    _deadline_scope: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _scope: Scope | None = attrs.field(default=None, init=False)
+    _deadline: AbstractContextManager[Any] | None = attrs.field(default=None, init=False)
+    _deadline_scope: Scope | None = attrs.field(default=None, init=False)
     _deadline_at: float = attrs.field(default=math.inf, init=False)
-    _nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = attrs.field(
+    _nursery_manager: AbstractAsyncContextManager[Group] | None = attrs.field(
         default=None, init=False
     )
-    _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
-    _stop: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _nursery: Group | None = attrs.field(default=None, init=False)
+    _stop: Scope | None = attrs.field(default=None, init=False)
+
+    @property
+    def loop(self) -> Loop:
+        return self.timeline.loop
 
     def __repr__(self) -> str:
         return f"<{self.name} {self.script!r}>"
@@ -126,7 +130,7 @@ class ScriptedCM:
     async def __aenter__(self) -> object:
         rec = self.rec
         rec.enter_calls += 1
-        rec.enter_task = trio.lowlevel.current_task()
+        rec.enter_task = self.loop.current_task()
         rec.enter_start = self.timeline.now()
         self._phase = ENTERING
         try:
@@ -149,7 +153,7 @@ class ScriptedCM:
     ) -> bool:
         rec = self.rec
         rec.exit_calls += 1
-        rec.exit_task = trio.lowlevel.current_task()
+        rec.exit_task = self.loop.current_task()
         rec.exit_start = self.timeline.now()
         rec.seen = exc
         self._phase = EXITING
@@ -166,33 +170,33 @@ class ScriptedCM:
         return result
 
     def _fault(self, fault: Fault, where: str) -> BaseException:
-        exc = fault.make(f"{self.name} {where}")
+        exc = fault.make(f"{self.name} {where}", self.loop.cancelled)
         self.rec.faults.append(exc)
         return exc
 
     async def _enter(self) -> object:
         script = self.script
         if script.scope:
-            self._scope = trio.CancelScope()
+            self._scope = self.loop.scope()
             self._scope.__enter__()
         if script.open_failure is OpenFailure.FAIL_AFTER:
-            self._deadline = trio.fail_after(script.open_after)
+            self._deadline = self.loop.fail_after(script.open_after)
         elif script.open_failure is OpenFailure.MOVE_ON:
-            self._deadline = trio.move_on_after(script.open_after)
+            self._deadline = self.loop.move_on_after(script.open_after)
         if self._deadline is not None:
             self._deadline_scope = self._deadline.__enter__()
-            self._deadline_at = trio.current_time() + script.open_after
+            self._deadline_at = self.loop.current_time() + script.open_after
         if script.has_nursery:
-            manager = trio.open_nursery()
+            manager = self.loop.open_group()
             self._nursery = await manager.__aenter__()
             self._nursery_manager = manager
             if script.open_failure is OpenFailure.CRASH:
-                self._stop = trio.CancelScope()
+                self._stop = self.loop.scope()
                 self._nursery.start_soon(self._background)
         value: object = self.name if self._nursery is None else self._nursery
         try:
             if script.enter_delay is not None:
-                await trio.sleep(script.enter_delay)
+                await self.loop.sleep(script.enter_delay)
             if script.enter_fault is not None:
                 raise self._fault(script.enter_fault, "enter")
         except BaseException as exc:
@@ -206,7 +210,7 @@ class ScriptedCM:
         stop = self._stop
         assert stop is not None
         with stop:  # cancelled when it exits: a service stopped, not a crash
-            await trio.sleep(self.script.open_after)
+            await self.loop.sleep(self.script.open_after)
             self.rec.fired_at = self.timeline.now()
             self.rec.fired_time = self.rec.fired_at.time
             self.rec.fired_in = self._phase
@@ -247,15 +251,15 @@ class ScriptedCM:
         left = await self._unwind(None if script.suppress else exc)
         if script.exit_delay is not None:
             try:
-                with trio.CancelScope(shield=script.shield_exit):
-                    await trio.sleep(script.exit_delay)
-            except trio.Cancelled:
+                with self.loop.scope(shield=script.shield_exit):
+                    await self.loop.sleep(script.exit_delay)
+            except CANCELLED:
                 self.rec.exit_cancelled = True
                 raise
         if script.exit_fault is not None:
             if script.exit_fault is Fault.CANCELLED:
                 # As the library asks in the holder task, with nothing between.
-                self.rec.stray = trio.current_effective_deadline() != -math.inf
+                self.rec.stray = not self.loop.effectively_cancelled()
             raise self._fault(script.exit_fault, "exit")
         if left is None:
             return (ONE if script.returns_one else True) if exc is not None else False

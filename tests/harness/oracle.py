@@ -12,6 +12,7 @@ import trio
 
 from tests.harness.exceptions import has_cancelled, leaves, members, nodes, notes, summary
 from tests.harness.fake import Moment, ScriptedCM
+from tests.harness.loops import CANCELLED, TOO_SLOW
 from tests.harness.running import Observed, Outcome
 from tests.harness.scenario import DEADLOCK_AFTER, ENTERING, EXITING, OPEN, Mode, Scenario
 from tests.harness.unwinding import (
@@ -61,7 +62,7 @@ def _exit_phases(out: Outcome, cm: ScriptedCM, tolerate: frozenset[str]) -> set[
     doubt = (
         out.scenario.mode is Mode.HANDLES
         and "handle-phase" in tolerate
-        and isinstance(cm.rec.seen, trio.Cancelled)
+        and isinstance(cm.rec.seen, CANCELLED)
     )
     if not ended_by_itself(cm):
         return {EXITING, OPEN} if doubt else {EXITING}
@@ -120,7 +121,7 @@ def _failed_at(cm: ScriptedCM, when: float | None) -> bool:
     return (
         rec.exit_end is not None
         and rec.exit_end.time == when
-        and any(not isinstance(leaf, trio.Cancelled) for leaf in leaves(rec.exit_raised))
+        and any(not isinstance(leaf, CANCELLED) for leaf in leaves(rec.exit_raised))
     )
 
 
@@ -142,9 +143,7 @@ def expected_failures(out: Outcome, tolerate: frozenset[str] = frozenset()) -> l
             continue
         every = leaves(source)
         kept = tuple(
-            leaf
-            for leaf in every
-            if not isinstance(leaf, trio.Cancelled) and id(leaf) not in dropped
+            leaf for leaf in every if not isinstance(leaf, CANCELLED) and id(leaf) not in dropped
         )
         wanted = frozenset(_note(out, cm, phase) for phase in phases)
         if kept:
@@ -208,7 +207,7 @@ def too_slow_error(out: Outcome, cm: ScriptedCM, phases: set[str]) -> BaseExcept
             node
             for place in _places(out)
             for node in nodes(place)
-            if isinstance(node, trio.TooSlowError) and set(notes(node)) & wanted
+            if isinstance(node, TOO_SLOW) and set(notes(node)) & wanted
         ),
         None,
     )
@@ -256,7 +255,7 @@ def _check_too_slow(out: Outcome, facts: Facts) -> list[str]:
         if not ran_out(out, cm) or own or rec.stray:
             continue
         spec_b = runtime_error_message(out, cm)
-        if any(not isinstance(e.exact, trio.TooSlowError) for e in other) or any(
+        if any(not isinstance(e.exact, TOO_SLOW) for e in other) or any(
             isinstance(node, RuntimeError) and str(node) == spec_b
             for place in _places(out)
             for node in nodes(place)
@@ -810,11 +809,7 @@ def _locate(
         if members(node) is not None
         and notes(node)
         and wanted
-        == [
-            id(leaf)
-            for leaf in _visible_leaves(node, echoes)
-            if not isinstance(leaf, trio.Cancelled)
-        ]
+        == [id(leaf) for leaf in _visible_leaves(node, echoes) if not isinstance(leaf, CANCELLED)]
     ]
 
 
@@ -865,7 +860,7 @@ def _check_nothing_lost(out: Outcome, facts: Facts) -> list[str]:
     accounted = {id(leaf) for leaf in leaves(body_error)}
     accounted |= {id(leaf) for e in facts.expected for leaf in e.leaves}
     for leaf in _visible_leaves(raised, facts.echoes):
-        if id(leaf) in accounted or isinstance(leaf, trio.Cancelled):
+        if id(leaf) in accounted or isinstance(leaf, CANCELLED):
             continue
         if (
             sc.mode is Mode.HANDLES
@@ -910,14 +905,14 @@ def _check_group_form(
     if inner is None:
         if top:
             problems.append(f"the block raised {raised!r}, not a group of {top!r}")
-        elif raised is not None and type(raised) is not trio.Cancelled:
+        elif raised is not None and type(raised) not in CANCELLED:
             problems.append(f"the block raised {raised!r} unwrapped: only a pure cancellation may")
         return problems
     assert raised is not None and out.outer is not None
     if not inner:
         return [*problems, "the block raised an empty group"]
     actual = [member for member in inner if _visible(member, echoes)]
-    if actual and actual[0] is body and isinstance(body, trio.Cancelled):
+    if actual and actual[0] is body and isinstance(body, CANCELLED):
         # The body was cancelled from outside and something failed: its Cancelled comes
         # first, and the scope that owns it takes it out of the group.
         actual = actual[1:]
@@ -963,12 +958,12 @@ def _check_cancellation(out: Outcome, facts: Facts) -> list[str]:
         return problems
     if raised is None:
         suppressor = any(
-            isinstance(cm.rec.seen, trio.Cancelled) and cm.rec.exit_returned for cm in out.cms
+            isinstance(cm.rec.seen, CANCELLED) and cm.rec.exit_returned for cm in out.cms
         )
         late = out.after_block is not None and out.after_block.time >= (sc.cancel_at or 0)
         if not suppressor and not late:
             problems.append("the block swallowed a cancellation that nothing suppressed")
-    elif type(raised) is not trio.Cancelled:
+    elif type(raised) not in CANCELLED:
         problems.append(f"a pure cancellation came out as {raised!r}, not a bare Cancelled")
     elif any(raised is cm.rec.seen for cm in out.cms):
         problems.append("the caller's Cancelled is one that a context manager received")
@@ -989,7 +984,7 @@ def _check_body_delivery(out: Outcome, facts: Facts) -> list[str]:
     outcome, what a later stage let through, its failures superseding it); a
     ``Cancelled`` is never moved between tasks."""
     problems: list[str] = []
-    cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, trio.Cancelled)]
+    cancelled = [cm.rec.seen for cm in out.cms if isinstance(cm.rec.seen, CANCELLED)]
     if len(cancelled) != len({id(c) for c in cancelled}) or any(c is out.raised for c in cancelled):
         problems.append("one Cancelled was received in two tasks")
     return problems + _deliveries(out, facts, "5") + _closers(out)
@@ -1014,7 +1009,7 @@ def _closers(out: Outcome) -> list[str]:
             for closed in got
             if not (
                 isinstance(closed.result, outcome.Error)
-                and isinstance(closed.result.error, trio.Cancelled)
+                and isinstance(closed.result.error, CANCELLED)
             )
         ]
         if any(not _same_result(results[0], other) for other in results[1:]):

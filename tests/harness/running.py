@@ -1,22 +1,21 @@
-"""Running a scenario: a fresh ``trio.run`` on a virtual clock, a seeded scheduler."""
+"""Running a scenario: a fresh run of its event loop (``Scenario.runtime``) on a virtual
+clock; on Trio, a seeded scheduler."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import random
-import sys
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import attrs
 import outcome
-import trio
-import trio.testing
 
 from tests.harness.exceptions import leaves
 from tests.harness.fake import Moment, ScriptedCM, Timeline
+from tests.harness.loops import LOOPS, TRIO, Loop, seed_trio
 from tests.harness.scenario import DEADLOCK_AFTER, Close, Ending, Mode, Scenario
 from trio_parallel_cm import (
     ContextHandle,
@@ -40,10 +39,10 @@ class Outcome:
     position_of: list[int]
     #: Whether the stage of each fake entered (the code after it ran).
     stage_entered: list[bool]
-    owner_task: trio.lowlevel.Task | None = None
-    outer: trio.CancelScope | None = None
+    owner_task: object = None
+    outer: Any = None
     block_start: Moment | None = None
-    body_task: trio.lowlevel.Task | None = None
+    body_task: object = None
     body_start: Moment | None = None
     body_end: Moment | None = None
     #: What escaped the block's body (for a stack, that includes the stages it entered),
@@ -60,7 +59,7 @@ class Outcome:
     tasks_before: int = 0
     tasks_after: int = 0
     deadlocked: bool = False
-    #: What escaped ``trio.run`` itself.
+    #: What escaped the run of the loop itself.
     crashed: BaseException | None = None
     warnings: list[str] = attrs.Factory(list[str])
     #: ``Mode.HANDLES``: the exceptions each handle's closers gave ``aexit``
@@ -71,13 +70,17 @@ class Outcome:
     #: ``Scenario.observe``: what the observer received, with the task and the moment.
     observed: list[Observed] = attrs.Factory(list["Observed"])
 
+    @property
+    def loop(self) -> Loop:
+        return self.timeline.loop
+
     def observer(self) -> Observer | None:
         """The ``observer=`` to pass (``None`` unless the scenario observes)."""
         if not self.scenario.observe:
             return None
 
         def observe(event: PhaseEvent) -> None:
-            task = trio.lowlevel.current_task()
+            task = self.loop.current_task()
             self.observed.append(Observed(event, task, self.timeline.now()))
 
         return observe
@@ -88,7 +91,7 @@ class Observed:
     """One event the observer received: in which task, at which moment."""
 
     event: PhaseEvent
-    task: trio.lowlevel.Task
+    task: object
     moment: Moment
 
 
@@ -107,37 +110,29 @@ Runner = Callable[[Outcome], Awaitable[None]]
 
 
 def count_tasks() -> int:
-    """How many tasks the run has now, its root included (the tests count them too)."""
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    count, todo = 0, [root]
-    while todo:
-        task = todo.pop()
-        count += 1
-        for nursery in task.child_nurseries:
-            todo.extend(nursery.child_tasks)
-    return count
+    """How many tasks the Trio run has now, its root included (the tests count them too)."""
+    return LOOPS[TRIO].count_tasks()
 
 
 async def _child(out: Outcome, seconds: float) -> None:
     out.child_start = out.timeline.now()
     try:
-        await trio.sleep(seconds)
+        await out.loop.sleep(seconds)
     finally:
         out.child_end = out.timeline.now()
 
 
 async def _user_body(out: Outcome, values: Sequence[object]) -> None:
     body = out.scenario.body
-    out.body_task = trio.lowlevel.current_task()
+    out.body_task = out.loop.current_task()
     out.body_start = out.timeline.now()
     try:
         if body.spawn is not None:
             nursery = values[body.spawn]
-            assert isinstance(nursery, trio.Nursery)
-            nursery.start_soon(_child, out, body.child_for)
+            assert out.loop.is_group(nursery)
+            nursery.start_soon(_child, out, body.child_for)  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType]
         if body.delay is not None:
-            await trio.sleep(body.delay)
+            await out.loop.sleep(body.delay)
         if body.ending is Ending.ERROR:
             raise ValueError("body")
         if body.ending is Ending.INTERRUPT:
@@ -148,8 +143,8 @@ async def _user_body(out: Outcome, values: Sequence[object]) -> None:
             raise GeneratorExit("body")
     except BaseException:
         if body.cleanup is not None:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(body.cleanup)
+            with out.loop.scope(shield=True):
+                await out.loop.sleep(body.cleanup)
         raise
     finally:
         out.body_end = out.timeline.now()
@@ -219,13 +214,13 @@ async def _run_stack(out: Outcome) -> None:
 
 
 async def _run_handles(out: Outcome) -> None:
-    async with trio.open_nursery() as nursery:
+    async with out.loop.open_group() as nursery:
 
         async def body() -> None:
             observer = out.observer()
             handles = [
                 await start_context(
-                    nursery,
+                    nursery,  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
                     cm,
                     name=cm.name,
                     observer=observer,
@@ -257,7 +252,7 @@ async def _close(out: Outcome, index: int, handle: ContextHandle[object]) -> Non
         result = await outcome.acapture(handle.aexit, exc)
         got.append(Closed(result, start, out.timeline.now()))
 
-    async with trio.open_nursery() as nursery:
+    async with out.loop.open_group() as nursery:
         for exc in given:
             nursery.start_soon(closer, exc)
     if isinstance(got[0].result, outcome.Error):
@@ -265,13 +260,14 @@ async def _close(out: Outcome, index: int, handle: ContextHandle[object]) -> Non
 
 
 async def _main(out: Outcome, runner: Runner) -> None:
-    out.tasks_before = count_tasks()
+    loop = out.loop
+    out.tasks_before = loop.count_tasks()
     cancel_at = out.scenario.cancel_at
-    with trio.move_on_after(DEADLOCK_AFTER) as watchdog:
+    with loop.move_on_after(DEADLOCK_AFTER) as watchdog:
         try:
-            with trio.move_on_after(math.inf if cancel_at is None else cancel_at) as outer:
+            with loop.move_on_after(math.inf if cancel_at is None else cancel_at) as outer:
                 out.outer = outer
-                out.owner_task = trio.lowlevel.current_task()
+                out.owner_task = loop.current_task()
                 out.block_start = out.timeline.now()
                 try:
                     await runner(out)
@@ -281,29 +277,24 @@ async def _main(out: Outcome, runner: Runner) -> None:
                 out.after_block = out.timeline.now()
                 # Where the code after the block meets a cancellation that a context
                 # manager suppressed (as after nested `async with`).
-                await trio.lowlevel.checkpoint()
+                await loop.checkpoint()
         except BaseException as exc:
             out.escaped = exc
     out.deadlocked = watchdog.cancel_called
-    out.tasks_after = count_tasks()
+    out.tasks_after = loop.count_tasks()
 
 
 def seed_scheduler(seed: int) -> None:
-    # Trio shuffles each batch of runnable tasks with a module-level Random (which it
-    # registers with hypothesis).  Seeding it makes a run a function of its scenario.
-    # Private: if it moves, runs are merely no longer reproducible.
-    module = sys.modules.get("trio._core._run")
-    rng: object = vars(module).get("_r") if module is not None else None
-    if isinstance(rng, random.Random):
-        rng.seed(seed)
+    """Seed Trio's scheduler (see ``loops``)."""
+    seed_trio(seed)
 
 
 def run_scenario(scenario: Scenario, implementation: Implementation | None = None) -> Outcome:
-    """Run ``scenario`` in a fresh ``trio.run`` on a virtual clock and say what happened.
+    """Run ``scenario`` in a fresh run of its loop on a virtual clock; what happened.
 
     ``implementation`` replaces ``parallel_with`` (``Mode.PARALLEL``), to check the checker.
     """
-    timeline = Timeline()
+    timeline = Timeline(loop=LOOPS[scenario.runtime])
     n = len(scenario.scripts)
     cms = [ScriptedCM(f"cm{i}", i, script, timeline) for i, script in enumerate(scenario.scripts)]
     out = Outcome(scenario, cms, timeline, [0] * n, list(range(n)), [False] * n)
@@ -314,11 +305,10 @@ def run_scenario(scenario: Scenario, implementation: Implementation | None = Non
         runner = _run_handles
     else:
         runner = _run_parallel(implementation)
-    seed_scheduler(scenario.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            trio.run(_main, out, runner, clock=trio.testing.MockClock(autojump_threshold=0))
+            timeline.loop.run(lambda: _main(out, runner), scenario.seed)
         except BaseException as exc:
             out.crashed = exc
     out.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Final
 
 import attrs
-import trio
 from attrs import AttrsInstance
 
 # Phases of a fake, as the library names them in its notes.
@@ -48,7 +48,8 @@ class Fault(enum.Enum):
     def __repr__(self) -> str:
         return f"Fault.{self.name}"
 
-    def make(self, label: str) -> BaseException:
+    def make(self, label: str, cancelled: Callable[[str], BaseException]) -> BaseException:
+        """A fresh one (``cancelled`` makes the loop's cancellation)."""
         if self is Fault.ERROR:
             return ValueError(label)
         if self is Fault.INTERRUPT:
@@ -56,8 +57,7 @@ class Fault(enum.Enum):
         if self is Fault.GENERATOR_EXIT:
             return GeneratorExit(label)
         if self is Fault.CANCELLED:
-            # (No public constructor: a stray one is what it fakes.)
-            return trio.Cancelled._create(source="unknown", reason=label)  # pyright: ignore[reportPrivateUsage]
+            return cancelled(label)
         return ExceptionGroup(label, [ValueError(label), KeyError(label)])
 
 
@@ -213,6 +213,8 @@ class Scenario:
     #: after it began, failing with ``trio.TooSlowError``.  (Not with ``limit``: an enter
     #: may time out waiting for a slot, which no fake sees.)
     enter_timeout: float | None = None
+    #: The event loop: ``"trio"``, or ``"asyncio"`` (``tests/harness/loops.py``).
+    runtime: str = "trio"
 
     def __repr__(self) -> str:
         return _short_repr(self)

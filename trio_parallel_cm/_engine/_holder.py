@@ -388,7 +388,7 @@ class Holder:
                 self.watcher.stop()
             unclaimed = stage.holder_done(self)
         if unclaimed is not None:
-            raise unclaimed
+            raise rt.task_failure(unclaimed)
 
     async def _enter(self, stage: StageView) -> AExit:
         """Make the context manager (a graph node's factory), enter it; its ``__aexit__``."""

@@ -13,7 +13,9 @@ would any task.  The rest is raw asyncio, for speed: a holder is a task of its o
 Design notes:
 
 * A nursery is an anyio task group: its tasks sit inside its cancel scope, which sits
-  inside its host's, so an outer scope reaches them once their shields are lifted.
+  inside its host's, so an outer scope reaches them once their shields are lifted.  As
+  Trio's, its exit raises no cancellation of its host when nothing else goes through it
+  (trio gh-1457): the host meets it at its next checkpoint (``_rearm``).
 * ``Nursery.start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs
   in the group, inside a *root* scope of its own; until it calls
   ``task_status.started()``, what cancels the caller cancels that scope (the caller,
@@ -24,14 +26,14 @@ Design notes:
   so), as Trio leaves a task under a cancelled starter.  If ``started()`` lands first,
   the caller's cancellation is re-armed for its next checkpoint (``_rearm``).
 * Parking: ``park`` awaits a future that ``unpark`` resolves.  asyncio has no
-  ``wait_task_rescheduled``, so a release and a cancellation can land in the same tick
-  (``Task.cancel`` on a task whose park was just resolved, or ``unpark`` on a park
-  already cancelled).  The rule: **the release wins** when it lands first, or in the same
-  tick before the holder task runs: the park returns, and the cancellation is re-armed
-  for the holder's next checkpoint, with its message and its ``Task.cancelling()``
-  count unchanged (Trio's order: after ``reschedule`` a cancellation meets the next
-  checkpoint).  Otherwise the park was cancelled: ``abort`` runs as the holder task
-  resumes, then the cancellation is raised.
+  ``wait_task_rescheduled``, but ``Task.cancel`` (anyio's delivery included) cancels the
+  future a task waits on, synchronously: the park's future runs ``abort`` right there,
+  in the cancelling task, before any other task runs, as Trio runs an abort function.
+  So a holder's interruption is a fact before anything else happens, and a release
+  (``unpark``) after it sees it.  A release and a cancellation can still land in one
+  tick the other way round: a ``Task.cancel`` on a task whose park was just resolved.
+  The rule: **the release wins**: the park returns, and the holder meets the
+  cancellation at its next checkpoint (``_rearm``), as after Trio's ``reschedule``.
 * A task is *cancelled* (``is_cancelled``) when an anyio scope around it is, or a native
   cancellation is pending on it (``Task.cancelling()``).
 """
@@ -67,6 +69,7 @@ __all__ = [
     "park",
     "pass_on_cancellation",
     "sleep",
+    "task_failure",
     "too_slow",
     "unpark",
 ]
@@ -122,36 +125,58 @@ class CapacityLimiter:
 
 
 def _rearm(task: asyncio.Task[Any], exc: BaseException) -> None:
-    """Let ``task`` meet the cancellation ``exc`` it caught at its next checkpoint, its
-    ``cancelling()`` count unchanged."""
+    """Let ``task`` meet the cancellation ``exc`` it caught at its next checkpoint.
+
+    An anyio scope's cancellation needs nothing: anyio delivers it again, at every
+    iteration of the loop, for as long as the scope is cancelled (and no longer once it
+    has been exited).  A native one (``Task.cancel``) is requested again, with its
+    message, its ``cancelling()`` count unchanged.
+    """
+    message = exc.args[0] if exc.args else None
+    if isinstance(message, str) and message.startswith(_ANYIO_MESSAGE):
+        return
     task.uncancel()
-    task.cancel(exc.args[0] if exc.args else None)
+    task.cancel(message)
+
+
+#: How anyio's cancellations begin (what anyio itself looks at, ``is_anyio_cancellation``).
+_ANYIO_MESSAGE: Final = "Cancelled via cancel scope "
 
 
 # ---- parking ---------------------------------------------------------------------------
 
 
-class _Park:
-    __slots__ = ("future", "woken")
+class _Park(asyncio.Future[None]):
+    """A parked task's future: ``unpark`` resolves it; a cancellation (``Task.cancel``,
+    which anyio's delivery calls too) cancels it, and so runs ``abort`` at once, in the
+    cancelling task, as Trio runs an abort function (see the design notes)."""
 
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
+    def __init__(self, loop: asyncio.AbstractEventLoop, abort: Callable[[Any], Any]) -> None:
+        super().__init__(loop=loop)
+        self.abort: Callable[[Any], Any] | None = abort
         self.woken = False
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        abort, self.abort = self.abort, None
+        if abort is not None and not self.done():
+            abort(None)
+        return super().cancel(msg)
 
 
 _parked: dict[asyncio.Task[Any], _Park] = {}
 
 
 async def park(abort: Callable[[Any], Any]) -> None:
-    """Sleep until ``unpark``; a cancellation calls ``abort``, then raises (see the
-    design notes: a release that landed first wins)."""
+    """Sleep until ``unpark``; a cancellation calls ``abort`` as it lands, then raises
+    (see the design notes: a release that landed first wins)."""
     task = current_task()
-    parked = _parked[task] = _Park(asyncio.get_running_loop().create_future())
+    parked = _parked[task] = _Park(asyncio.get_running_loop(), abort)
     try:
-        await parked.future
+        await parked
     except asyncio.CancelledError as exc:
         if not parked.woken:
-            abort(exc)
+            if parked.abort is not None:  # (not through cancel(): thrown in)
+                parked.abort(exc)
             raise
         _rearm(task, exc)
     finally:
@@ -162,8 +187,8 @@ def unpark(task: Any) -> None:
     """Wake ``task``, parked by ``park``; a cancellation no longer reaches the park."""
     parked = _parked[cast("asyncio.Task[Any]", task)]
     parked.woken = True
-    if not parked.future.done():
-        parked.future.set_result(None)
+    if not parked.done():
+        parked.set_result(None)
 
 
 # ---- nurseries -------------------------------------------------------------------------
@@ -277,6 +302,15 @@ def nursery_of(given: object) -> Nursery:
     )
 
 
+def task_failure(exc: BaseException) -> BaseException:
+    """What a task raises to fail with ``exc``, for its task group to collect: a
+    ``KeyboardInterrupt`` or a ``SystemExit`` in a group of one, since asyncio lets those
+    two, raised bare by a task, out of the event loop itself."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return BaseExceptionGroup(f"{type(exc).__name__} in a holder task", [exc])
+    return exc
+
+
 def moved(task: Any, nursery: object) -> bool:
     """Whether ``started()`` moved ``task`` into ``nursery`` (see the design notes)."""
     return task in cast(Nursery, nursery)._moved  # pyright: ignore[reportPrivateUsage]
@@ -313,7 +347,16 @@ class _NurseryManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        return await self._group.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._group.__aexit__(exc_type, exc, tb)
+        except asyncio.CancelledError as cancelled:
+            if exc is not None:
+                raise
+            # As Trio's (gh-1457): its exit raises no cancellation of its host; the host
+            # meets it at its next checkpoint.  (Else it would replace what the host is
+            # raising through it: a failure would be lost.)
+            _rearm(current_task(), cancelled)
+            return False
 
 
 def open_nursery() -> _NurseryManager:

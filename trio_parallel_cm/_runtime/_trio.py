@@ -52,6 +52,7 @@ __all__ = [
     "park",
     "pass_on_cancellation",
     "sleep",
+    "task_failure",
     "too_slow",
     "unpark",
 ]
@@ -110,6 +111,11 @@ def nursery_of(given: object) -> Nursery:
     raise TypeError(
         f"start_context() takes a trio.Nursery or an anyio task group, not {type(given).__name__}"
     )
+
+
+def task_failure(exc: BaseException) -> BaseException:
+    """What a task raises to fail with ``exc``: ``exc`` (its nursery collects it)."""
+    return exc
 
 
 def ki_protected(method: F) -> F:
