@@ -45,6 +45,7 @@ class Fake:
     enter_error: BaseException | None = None
     exit_error: BaseException | None = None
     crash_at: float | None = None  # its background task fails then, while it is open
+    timeout_at: float = 1000  # opens="timeout": when its asyncio.timeout() fires
     suppress: bool = False
     enter_task: asyncio.Task[Any] | None = None
     exit_task: asyncio.Task[Any] | None = None
@@ -98,13 +99,17 @@ class Fake:
             raise self.exit_error
         return self.suppress
 
+    def inner_timeout(self) -> asyncio.Timeout:
+        assert isinstance(self._inner, asyncio.Timeout)
+        return self._inner
+
     def _open(self) -> Any:
         if self.opens == "anyio":
             return _Background(anyio.create_task_group(), self)
         if self.opens == "taskgroup":
             return _Background(asyncio.TaskGroup(), self)
         if self.opens == "timeout":
-            return asyncio.timeout(1000)
+            return asyncio.timeout(self.timeout_at - now())
         return contextlib.nullcontext()
 
 
@@ -504,3 +509,30 @@ def test_start_context_refuses_an_asyncio_task_group_before_entering() -> None:
 
     run(main())
     assert a.enter_task is None
+
+
+def test_a_deadline_as_the_body_ends_makes_it_failing_first() -> None:
+    # a's asyncio.timeout fires at 2, the instant the body ends.  As Trio orders them (a
+    # deadline before any task step of its instant), a is failing as the stage unwinds:
+    # its __aexit__ receives its own cancellation (its timeout turns it into a
+    # TimeoutError, its failure while open), and b receives that failure.  (The runtime
+    # records the interruption as the cancellation lands, in the cancelling callback.)
+    log: list[tuple[float, str, str]] = []
+    a, b = fakes(log, a={"opens": "timeout", "timeout_at": 2}, b={})
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with parallel_with(a, b):
+            await asyncio.sleep(1)
+            # The body's timer first, then a's deadline, both at 2: the body's task is
+            # woken first, before a's holder runs.
+            ended = loop.create_future()
+            loop.call_at(2, ended.set_result, None)
+            a.inner_timeout().reschedule(2)
+            await ended
+
+    with pytest.RaisesGroup(TimeoutError) as caught:
+        run(main())
+    assert isinstance(a.received, asyncio.CancelledError)
+    assert isinstance(b.received, TimeoutError)
+    assert [f.phase for f in failures_of(caught.value)] == ["open"]

@@ -57,8 +57,9 @@ from tests.harness import (
     scenarios,
 )
 from tests.harness.exceptions import leaves, members, notes
-from tests.harness.explore import FUZZ_EXAMPLES, fuzz, report
+from tests.harness.explore import FUZZ_EXAMPLES, fuzz, on_asyncio, report
 from tests.harness.fake import Moment
+from tests.harness.loops import ASYNCIO
 from tests.harness.oracle import GUARANTEES
 from trio_parallel_cm import ContextHandle, ContextState
 from trio_parallel_cm._engine import _flight, _holder, _stage
@@ -117,6 +118,28 @@ def test_exhaustive(mode: Mode) -> None:
     assert total == exhaustive_size(len(cancels_for(mode)))
 
 
+@pytest.mark.parametrize(
+    "mode", [Mode.PARALLEL, Mode.STACK, Mode.HANDLES, *([Mode.MAPPING] if LONG_RUN else [])]
+)
+@pytest.mark.parametrize("native", [False, True], ids=["anyio scope", "Task.cancel"])
+def test_exhaustive_on_asyncio(mode: Mode, native: bool) -> None:
+    # The same space on the asyncio runtime; its outer cancellation an anyio scope, or a
+    # native Task.cancel (as asyncio.timeout makes; then only where there is one).  CI
+    # takes "none" and "while the body runs" in three modes; a long run, everything.
+    every = CANCELS if LONG_RUN else (None, 1.25)
+    cancels = [c for c in every if c is not None or not native]
+    failures: list[tuple[Scenario, list[str]]] = []
+    total = 0
+    for scenario in exhaustive(mode, cancels=cancels):
+        total += 1
+        on = on_asyncio(scenario, native=native)
+        problems = violations(on)
+        if problems:
+            failures.append((on, problems))
+    assert not failures, report(failures, total)
+    assert total == exhaustive_size(len(cancels))
+
+
 # ---- the large space, by hypothesis ----------------------------------------------------------
 
 
@@ -140,6 +163,12 @@ def test_fuzz_parallel_exit_stack(scenario: Scenario) -> None:
 @fuzz
 @given(scenarios([Mode.HANDLES]))
 def test_fuzz_start_context(scenario: Scenario) -> None:
+    assert_holds(scenario)
+
+
+@fuzz
+@given(scenarios(tuple(Mode), runtime=ASYNCIO))
+def test_fuzz_on_asyncio(scenario: Scenario) -> None:
     assert_holds(scenario)
 
 

@@ -11,6 +11,7 @@ import attrs
 from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 
+from tests.harness.loops import ASYNCIO, TRIO
 from tests.harness.scenario import Body, Close, Ending, Fault, Mode, OpenFailure, Scenario, Script
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +82,23 @@ BODIES: Final[dict[str, Body]] = {
 CANCELS: Final[tuple[float | None, ...]] = (None, 0.25, 1.25, 3.75)
 
 
+def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
+    """``scenario`` on asyncio (``native``: its outer cancellation a ``Task.cancel``).
+
+    A ``KeyboardInterrupt`` that a fake's background task raises becomes a ``ValueError``
+    there: asyncio lets a ``KeyboardInterrupt`` raised by a task out of the event loop
+    itself, which nothing inside the loop can close anything after (docs/asyncio.rst).
+    """
+    scripts = tuple(
+        attrs.evolve(script, crash_fault=Fault.ERROR)
+        if script.open_failure is OpenFailure.CRASH and script.crash_fault is Fault.INTERRUPT
+        else script
+        for script in scenario.scripts
+    )
+    native = native and scenario.cancel_at is not None
+    return attrs.evolve(scenario, scripts=scripts, runtime=ASYNCIO, native_cancel=native)
+
+
 def exhaustive(
     mode: Mode, size: int = 2, cancels: Sequence[float | None] = CANCELS
 ) -> Iterator[Scenario]:
@@ -143,8 +161,13 @@ def scripts(draw: st.DrawFn) -> Script:
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, modes: Sequence[Mode] = tuple(Mode)) -> Scenario:
-    """Any :class:`Scenario` with 0 to 5 context managers, in one of ``modes``."""
+def scenarios(
+    draw: st.DrawFn, modes: Sequence[Mode] = tuple(Mode), runtime: str = TRIO
+) -> Scenario:
+    """Any :class:`Scenario` with 0 to 5 context managers, in one of ``modes``, on
+    ``runtime`` (on asyncio, see ``on_asyncio``)."""
+    if runtime == ASYNCIO:
+        return on_asyncio(draw(scenarios(modes)), native=draw(st.booleans()))
     mode = draw(st.sampled_from(modes))
     chosen = tuple(draw(st.lists(scripts(), max_size=5)))
     with_nursery = [i for i, s in enumerate(chosen) if s.has_nursery]

@@ -15,7 +15,7 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, Self
 
 import anyio
 import anyio.abc
@@ -59,6 +59,7 @@ class Loop(Protocol):
     def scope(self, *, shield: bool = False) -> Scope: ...
     def fail_after(self, seconds: float) -> AbstractContextManager[Any]: ...
     def move_on_after(self, seconds: float) -> AbstractContextManager[Any]: ...
+    def cancel_after(self, seconds: float) -> AbstractContextManager[Any]: ...
     def open_group(self) -> AbstractAsyncContextManager[Group]: ...
     def is_group(self, value: object) -> bool: ...
     def effectively_cancelled(self) -> bool: ...
@@ -90,6 +91,9 @@ class _Trio:
 
     def move_on_after(self, seconds: float) -> AbstractContextManager[Any]:
         return trio.move_on_after(seconds)
+
+    def cancel_after(self, seconds: float) -> AbstractContextManager[Any]:
+        raise ValueError("a native cancellation is asyncio's")
 
     def open_group(self) -> Any:
         return trio.open_nursery()
@@ -144,6 +148,9 @@ class _Asyncio:
     def move_on_after(self, seconds: float) -> AbstractContextManager[Any]:
         return anyio.move_on_after(seconds)
 
+    def cancel_after(self, seconds: float) -> AbstractContextManager[Any]:
+        return _CancelAfter(seconds)
+
     def open_group(self) -> Any:
         return anyio.create_task_group()
 
@@ -168,8 +175,45 @@ class _Asyncio:
         async def wrapped() -> None:
             await main()
 
-        with _runtime.asyncio_preview(), asyncio.Runner(loop_factory=VirtualTimeLoop) as r:
+        with (
+            _runtime.asyncio_preview(),
+            asyncio.Runner(debug=False, loop_factory=VirtualTimeLoop) as r,
+        ):
             r.run(wrapped())
+
+
+class _CancelAfter:
+    """``asyncio.timeout(seconds)`` that moves on instead of raising ``TimeoutError``: a
+    *native* cancellation (``Task.cancel`` of the task, no scope), as ``asyncio.timeout``,
+    ``asyncio.wait_for`` and ``task.cancel()`` make; ``cancel_called`` as a scope's."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self.cancel_called = False
+        self.cancelled_caught = False
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def __enter__(self) -> Self:
+        self._task = task = asyncio.current_task()
+        assert task is not None
+        if self._seconds != math.inf:
+            loop = asyncio.get_running_loop()
+            self._handle = loop.call_at(loop.time() + self._seconds, self._fire)
+        return self
+
+    def _fire(self) -> None:
+        assert self._task is not None
+        self.cancel_called = True
+        self._task.cancel()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> bool:
+        if self._handle is not None:
+            self._handle.cancel()
+        assert self._task is not None
+        if self.cancel_called and self._task.uncancel() == 0:
+            self.cancelled_caught = exc_type is asyncio.CancelledError
+        return self.cancelled_caught
 
 
 def seed_trio(seed: int) -> None:

@@ -950,16 +950,17 @@ def _check_cancellation(out: Outcome, facts: Facts) -> list[str]:
     )
     if not pure:
         return problems
-    if not outer.cancelled_caught:
+    suppressor = any(isinstance(cm.rec.seen, CANCELLED) and cm.rec.exit_returned for cm in out.cms)
+    # A native cancellation (asyncio's Task.cancel) is delivered once: a context manager
+    # that suppresses it ends it, as it would around nested blocks.
+    ended = sc.native_cancel and suppressor and raised is None
+    if not outer.cancelled_caught and not ended:
         problems.append("a pure outer cancellation was not caught by its own scope")
     if out.escaped is not None:
         problems.append(f"a pure outer cancellation, yet {out.escaped!r} escaped")
     if sc.mode is Mode.HANDLES:
         return problems
     if raised is None:
-        suppressor = any(
-            isinstance(cm.rec.seen, CANCELLED) and cm.rec.exit_returned for cm in out.cms
-        )
         late = out.after_block is not None and out.after_block.time >= (sc.cancel_at or 0)
         if not suppressor and not late:
             problems.append("the block swallowed a cancellation that nothing suppressed")

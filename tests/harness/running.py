@@ -265,7 +265,9 @@ async def _main(out: Outcome, runner: Runner) -> None:
     cancel_at = out.scenario.cancel_at
     with loop.move_on_after(DEADLOCK_AFTER) as watchdog:
         try:
-            with loop.move_on_after(math.inf if cancel_at is None else cancel_at) as outer:
+            seconds = math.inf if cancel_at is None else cancel_at
+            native = out.scenario.native_cancel
+            with (loop.cancel_after if native else loop.move_on_after)(seconds) as outer:
                 out.outer = outer
                 out.owner_task = loop.current_task()
                 out.block_start = out.timeline.now()

@@ -215,6 +215,9 @@ class Scenario:
     enter_timeout: float | None = None
     #: The event loop: ``"trio"``, or ``"asyncio"`` (``tests/harness/loops.py``).
     runtime: str = "trio"
+    #: asyncio: the outer cancellation at ``cancel_at`` is a native ``Task.cancel`` of the
+    #: task running the block (as ``asyncio.timeout`` makes), not an anyio scope's.
+    native_cancel: bool = False
 
     def __repr__(self) -> str:
         return _short_repr(self)
@@ -229,6 +232,8 @@ class Scenario:
             raise ValueError("only handles are closed by hand")
         if self.enter_timeout is not None and self.limit is not None:
             raise ValueError("an enter_timeout with a limit may run out before __aenter__")
+        if self.native_cancel and self.runtime != "asyncio":
+            raise ValueError("a native cancellation is asyncio's")
         if self.third_from is not None and not (
             self.mode is Mode.STACK and self.split <= self.third_from <= len(self.scripts)
         ):

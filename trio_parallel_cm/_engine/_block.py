@@ -209,6 +209,8 @@ class Block:
                 if body is exc:
                     return False
                 raise body
+        if body is not None and is_cancellation(body) and not self.runtime.grouped(body):
+            body = None  # (the runtime's rule: its task stays cancelled, see ``grouped``)
         group = self._group(body, body_ended, caught, failures)
         try:
             raise group

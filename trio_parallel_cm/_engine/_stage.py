@@ -450,8 +450,9 @@ class Stage:
         and is then cancelled.
         """
         self.sinks, self.native_exit = flight, found.native
-        cancelled = self.outer_cancelled = found.native or self.runtime.is_cancelled()
-        if cancelled:
+        caller_cancelled = self.runtime.is_cancelled()
+        cancelled = self.outer_cancelled = found.native or caller_cancelled
+        if caller_cancelled:
             self.runtime.pass_on_cancellation(self.nursery)
         caught: BaseException | None = None
         if self.dag is not None:

@@ -14,8 +14,9 @@ Design notes:
 
 * A nursery is an anyio task group: its tasks sit inside its cancel scope, which sits
   inside its host's, so an outer scope reaches them once their shields are lifted.  As
-  Trio's, its exit raises no cancellation of its host when nothing else goes through it
-  (trio gh-1457): the host meets it at its next checkpoint (``_rearm``).
+  Trio's, its exit raises no anyio cancellation of its host (trio gh-1457: anyio
+  delivers it again at the next checkpoint); a native one it raises, unless the host is
+  raising something else through it, which goes on (``asyncio.TaskGroup``'s rule).
 * ``Nursery.start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs
   in the group, inside a *root* scope of its own; until it calls
   ``task_status.started()``, what cancels the caller cancels that scope (the caller,
@@ -43,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, cast
@@ -62,6 +64,7 @@ __all__ = [
     "checkpoint_if_cancelled",
     "current_task",
     "current_time",
+    "grouped",
     "is_cancelled",
     "moved",
     "nursery_of",
@@ -302,6 +305,16 @@ def nursery_of(given: object) -> Nursery:
     )
 
 
+def grouped(cancellation: BaseException) -> bool:
+    """An anyio scope's cancellation goes into the group of failures (the scope takes it
+    out, as Trio's do); a native one (``Task.cancel``: ``asyncio.timeout``,
+    ``asyncio.wait_for``) does not, as in ``asyncio.TaskGroup``: nothing would take it out
+    of a group, and the task stays cancelled (``Task.cancelling()``) for what cancelled
+    it to count."""
+    message = cancellation.args[0] if cancellation.args else None
+    return isinstance(message, str) and message.startswith(_ANYIO_MESSAGE)
+
+
 def task_failure(exc: BaseException) -> BaseException:
     """What a task raises to fail with ``exc``, for its task group to collect: a
     ``KeyboardInterrupt`` or a ``SystemExit`` in a group of one, since asyncio lets those
@@ -347,15 +360,18 @@ class _NurseryManager:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        raising = sys.exception()  # what the host raises through us, if anything
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
         except asyncio.CancelledError as cancelled:
             if exc is not None:
                 raise
-            # As Trio's (gh-1457): its exit raises no cancellation of its host; the host
-            # meets it at its next checkpoint.  (Else it would replace what the host is
-            # raising through it: a failure would be lost.)
-            _rearm(current_task(), cancelled)
+            if not grouped(cancelled) and raising is None:
+                raise  # a native cancellation of its host: met here
+            # An anyio scope's: as Trio's nurseries (gh-1457), the exit raises none; anyio
+            # delivers it again at the next checkpoint while its scope lasts.  A native
+            # one while the host raises something (a failure): that goes on, as in
+            # ``asyncio.TaskGroup``, and the host stays cancelled (``cancelling()``).
             return False
 
 

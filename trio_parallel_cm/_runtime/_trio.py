@@ -43,6 +43,7 @@ __all__ = [
     "checkpoint_if_cancelled",
     "current_task",
     "current_time",
+    "grouped",
     "in_task",
     "is_cancelled",
     "ki_protected",
@@ -116,6 +117,12 @@ def nursery_of(given: object) -> Nursery:
 def task_failure(exc: BaseException) -> BaseException:
     """What a task raises to fail with ``exc``: ``exc`` (its nursery collects it)."""
     return exc
+
+
+def grouped(cancellation: BaseException) -> bool:
+    """A ``Cancelled`` goes into the group of failures: the scope that owns it takes it
+    out as the group goes through it."""
+    return True
 
 
 def ki_protected(method: F) -> F:
