@@ -87,7 +87,8 @@ def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
 
     A ``KeyboardInterrupt`` that a fake's background task raises becomes a ``ValueError``
     there: asyncio lets a ``KeyboardInterrupt`` raised by a task out of the event loop
-    itself, which nothing inside the loop can close anything after (docs/asyncio.rst).
+    itself, after which nothing in the loop can be closed
+    (``trio_parallel_cm/_runtime/_asyncio.py``).
     """
     scripts = tuple(
         attrs.evolve(script, crash_fault=Fault.ERROR)

@@ -5,10 +5,25 @@ anyio on asyncio, uvloop): a Trio user never imports it, nor asyncio.
 
 Cancellation is anyio's: a ``CancelScope`` is an anyio cancel scope, level-triggered, with
 a deadline and a shield, and it works in tasks that anyio did not create.  The anyio
-scopes and task groups, ``asyncio.timeout()`` blocks and ``asyncio.TaskGroup``\\ s that a
+scopes and task groups, ``asyncio.timeout()`` blocks and ``asyncio.TaskGroup`` objects that a
 context manager opens in its holder task cancel that task with ``Task.cancel``, as they
-would any task.  The rest is raw asyncio, for speed: a holder is a task of its own
-(``loop.create_task``), a future tells its start, a future parks it.
+would any task.  Nurseries are anyio task groups; the hand-off of ``start``, the parking
+of holders, the limiter and the events are raw asyncio (futures, a semaphore).
+
+What differs from Trio, for users (the harness accounts for each, ``tests/harness/``):
+
+* A native cancellation (``Task.cancel``: ``asyncio.timeout``, ``asyncio.wait_for``,
+  ``task.cancel()``) is delivered once, not level-triggered: a context manager that
+  suppresses it ends it, as around nested blocks; when failures come out with it, the
+  group holds the failures only (``grouped``), as ``asyncio.TaskGroup`` does, and the
+  task stays cancelled for whatever cancelled it to count (``Task.uncancel``).
+* asyncio lets a ``KeyboardInterrupt`` or a ``SystemExit`` raised by a task out of the
+  event loop itself: one raised by a task that a context manager started (not its holder)
+  stops the loop, and nothing can be closed after it.  A holder's own goes to its task
+  group in a group of one (``task_failure``).
+* A failure of a context manager's background task reaches its holder one loop iteration
+  later (the task group cancels its host from a done callback): in its instant, its
+  order with the body's end is not fixed.
 
 Design notes:
 
