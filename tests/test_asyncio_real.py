@@ -1,6 +1,6 @@
 """The faces under asyncio on real parts (issue 18): loopback TCP, and MCP servers.
 
-A real event loop (``asyncio.Runner``, debug mode), real sockets and real subprocesses,
+A real event loop (asyncio's and uvloop's, debug mode), real sockets and real subprocesses,
 all started and stopped by the tests.  The clients open what breaks when ``__aenter__``
 and ``__aexit__`` run in different tasks ("Attempted to exit cancel scope in a different
 task"): an anyio task group or an ``asyncio.TaskGroup`` (TCP), the MCP SDK's stdio
@@ -22,7 +22,7 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 import anyio
 import attrs
 import pytest
+import uvloop
 
 from tests.fakes import leaves
 from tests.loopback import HOST, refusing_port
@@ -50,9 +51,27 @@ TIMEOUT = 10  # seconds: generous for loopback and three subprocesses; only a ha
 MCP_SERVER = Path(__file__).with_name("mcp_server.py")
 
 
+#: The loop each test runs on: asyncio's own, and uvloop's (``loop``).
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {
+    "asyncio": None,
+    "uvloop": uvloop.new_event_loop,
+}
+_loop_factory: list[Callable[[], asyncio.AbstractEventLoop] | None] = [None]
+
+
+@pytest.fixture(autouse=True, params=sorted(LOOPS))
+def loop(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on asyncio's loop and on uvloop's."""
+    name: str = request.param
+    _loop_factory[0] = LOOPS[name]
+    yield name
+    _loop_factory[0] = None
+
+
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on a real loop, in debug mode, with the runtime switched on."""
-    with asyncio_preview(), asyncio.Runner(debug=True) as runner:
+    """``asyncio.run(main)`` on a real loop (``loop``), in debug mode, with the runtime
+    switched on."""
+    with asyncio_preview(), asyncio.Runner(debug=True, loop_factory=_loop_factory[0]) as runner:
         return runner.run(main)
 
 
