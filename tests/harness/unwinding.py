@@ -513,24 +513,31 @@ def _rest_after_failing(
             )
 
 
+def unwind_starts(out: Outcome) -> dict[int, Moment]:
+    """When each stage (by number) began to unwind, releasing its holders: the latest that
+    entered as the body ended, an earlier one once every later one had finished, one that
+    could not enter once its enters were over (not ``Mode.HANDLES``)."""
+    runs = stage_runs(out)
+    starts: dict[int, Moment] = {}
+    after = out.block_body_end
+    for run in reversed([run for run in runs if run.entered]):
+        if after is None:
+            break
+        starts[run.number] = after
+        after = _latest([after, *(cm.rec.exit_end for cm in run.exited)])
+    for run in runs:
+        start = None if run.entered or not run.exited else _unwind_start(run, out, None)
+        if start is not None:
+            starts[run.number] = start
+    return starts
+
+
 def unwindings(out: Outcome, failures: Mapping[int, Failure]) -> Iterator[Unwinding]:
     """The model of ``out`` under every order of its ties (at most ``MAX_ALTERNATIVES``)."""
     runs = stage_runs(out)
     entered = [run for run in runs if run.entered]
     abandoned = [run for run in runs if not run.entered and run.exited]
-    # When each stage began to unwind: the latest as the body ended, an earlier one once
-    # every later one had finished.
-    starts: dict[int, Moment] = {}
-    after = out.block_body_end
-    for run in reversed(entered):
-        if after is None:
-            break
-        starts[run.number] = after
-        after = _latest([after, *(cm.rec.exit_end for cm in run.exited)])
-    for run in abandoned:
-        start = _unwind_start(run, out, None)
-        if start is not None:
-            starts[run.number] = start
+    starts = unwind_starts(out)
     ordered = [run for run in [*reversed(entered), *abandoned] if run.number in starts]
     # Only the latest stage's start is the very step in which it began to unwind.
     exact = {entered[-1].number} if entered and entered[-1].number in starts else set[int]()
