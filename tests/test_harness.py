@@ -436,6 +436,26 @@ REGRESSIONS = {
         limit=2,
         seed=1,
     ),
+    # Found by make fuzz (seed 820654028, once the above was mended): an oracle gap.  cm2
+    # and cm3 (stage 2) crash at 0.5; cm1 and cm4 receive cm2's failure, and cm4's exit
+    # raises over it.  Stage 1 receives cm4's failure and cm3's, which nothing received:
+    # one group, in position order (cm3's first), as the engine's Flight.alongside has
+    # it and a graph's, in node order.  The model put the newest first.
+    "stage-failures-go-on-in-position-order": Scenario(
+        (
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=None
+            ),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=None
+            ),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None, exit_fault=Fault.ERROR),
+        ),
+        Body(delay=1, child_for=1),
+        mode=Mode.STACK,
+    ),
 }
 
 
@@ -512,6 +532,13 @@ def _abandoned_stage_released_before_the_slot_wait(out: Outcome) -> None:
     ]
 
 
+def _stage_failures_go_on_in_position_order(out: Outcome) -> None:
+    earlier, _, first, unseen, failed = out.cms
+    assert first.rec.fired_time == unseen.rec.fired_time == 0.5
+    assert failed.rec.seen is first.rec.exit_raised
+    assert leaves(earlier.rec.seen) == [*leaves(unseen.rec.exit_raised), failed.rec.exit_raised]
+
+
 #: What makes a regression scenario the race it stands for, under the rules of issue 16
 #: (``check`` holds them all; these pin the race itself).
 RACES = {
@@ -522,6 +549,7 @@ RACES = {
     "echoes": _echoes,
     "second-ends-by-itself-as-the-first-has-cleaned-up": _second_ends_by_itself,
     "several-failing-go-on-together": _several_failing_go_on_together,
+    "stage-failures-go-on-in-position-order": _stage_failures_go_on_in_position_order,
     "tie-with-body-end": _tie_with_body_end,
     "unmoved-waits-for-the-failing-one": _unmoved_waits_for_the_failing_one,
 }
@@ -781,6 +809,22 @@ def test_the_checker_wants_one_failing_before_its_stage_released_it_to_fail_whil
         "[errors] cm0's failure has the notes ['ScriptedCM (stage 1, position 0) failed while "
         "exiting'], not one of ['ScriptedCM (stage 1, position 0) failed while open']"
         in check(scenario, outcome)
+    )
+
+
+def test_the_checker_wants_a_stage_failures_in_position_order() -> None:
+    # Stage 1 receives cm3's crash and cm4's exit failure, in that order: not the newest
+    # (cm4's, which superseded what it received) first.
+    scenario = REGRESSIONS["stage-failures-go-on-in-position-order"]
+    outcome = checked(scenario)
+    earlier, unseen, failed = outcome.cms[0], outcome.cms[3], outcome.cms[4]
+    assert unseen.rec.exit_raised is not None and failed.rec.exit_raised is not None
+    earlier.rec.seen = group = BaseExceptionGroup(
+        "several exceptions propagate", [failed.rec.exit_raised, unseen.rec.exit_raised]
+    )
+    assert (
+        f"[5] cm0's __aexit__ received {group!r}, not a group of "
+        "[ValueError('cm3 crash'), ValueError('cm4 exit')]" in check(scenario, outcome)
     )
 
 

@@ -415,7 +415,19 @@ def _unwind_entered(
         if cm not in rest and cm is not choice.first and cm.index in failures
     ]
     parts = {id(part) for item in others for part in item.parts}
-    return Flight(newest.current + tuple(others), newest.covers | parts)
+    # One group, the stage's failures in position order (as a graph's, in node order),
+    # whichever superseded what; what is not theirs (what the stage received) first.
+    position = {
+        id(part): place
+        for place, cm in enumerate(run.cms, start=1)
+        if cm.index in failures
+        for part in failures[cm.index].leaves
+    }
+    current = sorted(
+        (*newest.current, *others),
+        key=lambda item: min((position.get(id(p), 0) for p in item.parts), default=0),
+    )
+    return Flight(tuple(current), newest.covers | parts)
 
 
 def _unwind_abandoned(
