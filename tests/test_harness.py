@@ -435,6 +435,53 @@ REGRESSIONS = {
         limit=1,
         seed=1,
     ),
+    # Found by make fuzz (seed 820654028): an oracle gap.  The caller is cancelled at
+    # 0.25 while cm3 enters: the stage cannot enter and releases the rest then, natively
+    # (limit=2: cm1 and cm2 take the exit slots until 1.25).  cm0's own deadline fires at
+    # 0.5, while it waits, released, for a slot: its exit failure is one while exiting.
+    # The oracle took the block's body end (1.25, the stage exits inside it) for the
+    # release, not the end of the stage's enters.
+    "abandoned-stage-released-before-the-slot-wait": Scenario(
+        (
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=0.5,
+                exit_delay=None,
+                exit_fault=Fault.ERROR,
+                nursery=True,
+            ),
+            Script(enter_delay=None, open_after=0.5, exit_delay=1, shield_exit=True),
+            Script(enter_delay=None, open_after=0.5, exit_delay=1, shield_exit=True),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        Body(delay=None, child_for=1),
+        mode=Mode.STACK,
+        split=0,
+        cancel_at=0.25,
+        limit=2,
+        seed=1,
+    ),
+    # Found by make fuzz (seed 820654028, once the above was mended): an oracle gap.  cm2
+    # and cm3 (stage 2) crash at 0.5; cm1 and cm4 receive cm2's failure, and cm4's exit
+    # raises over it.  Stage 1 receives cm4's failure and cm3's, which nothing received:
+    # one group, in position order (cm3's first), as the engine's Flight.alongside has
+    # it and a graph's, in node order.  The model put the newest first.
+    "stage-failures-go-on-in-position-order": Scenario(
+        (
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=None
+            ),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.CRASH, open_after=0.5, exit_delay=None
+            ),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None, exit_fault=Fault.ERROR),
+        ),
+        Body(delay=1, child_for=1),
+        mode=Mode.STACK,
+    ),
 }
 
 
@@ -498,13 +545,37 @@ def _tie_with_body_end(out: Outcome) -> None:
         assert cm.rec.exit_start is not None and cm.rec.exit_start.seq > crashed.rec.exit_end.seq
 
 
+def _abandoned_stage_released_before_the_slot_wait(out: Outcome) -> None:
+    waiting, pending = out.cms[0], out.cms[3]
+    assert out.body_start is None and isinstance(pending.rec.enter_raised, trio.Cancelled)
+    fired, begun, stopped = waiting.rec.fired_time, waiting.rec.exit_start, pending.rec.enter_end
+    assert fired is not None and begun is not None and stopped is not None
+    assert stopped.time < fired < begun.time  # released, then its deadline, then its exit
+    assert waiting.rec.fired_in == "open" and isinstance(waiting.rec.seen, trio.Cancelled)
+    failure = waiting.rec.exit_raised
+    assert failure is not None and notes(failure) == [
+        "ScriptedCM (stage 1, position 0) failed while exiting"
+    ]
+
+
+def _stage_failures_go_on_in_position_order(out: Outcome) -> None:
+    earlier, _, first, unseen, failed = out.cms
+    assert first.rec.fired_time == unseen.rec.fired_time == 0.5
+    assert failed.rec.seen is first.rec.exit_raised
+    assert leaves(earlier.rec.seen) == [*leaves(unseen.rec.exit_raised), failed.rec.exit_raised]
+
+
 #: What makes a regression scenario the race it stands for, under the rules of issue 16
 #: (``check`` holds them all; these pin the race itself).
 RACES = {
+    "abandoned-stage-released-before-the-slot-wait": (
+        _abandoned_stage_released_before_the_slot_wait
+    ),
     "cancelled-member": _cancelled_member,
     "echoes": _echoes,
     "second-ends-by-itself-as-the-first-has-cleaned-up": _second_ends_by_itself,
     "several-failing-go-on-together": _several_failing_go_on_together,
+    "stage-failures-go-on-in-position-order": _stage_failures_go_on_in_position_order,
     "tie-with-body-end": _tie_with_body_end,
     "unmoved-waits-for-the-failing-one": _unmoved_waits_for_the_failing_one,
 }
@@ -750,6 +821,36 @@ def test_the_checker_sees_a_body_run_after_a_failure_while_entering() -> None:
     assert (
         "[4] the body ran, though cm0 failed while open at 0.5, before the last context "
         "manager had entered (1.0)" in check(scenario, outcome)
+    )
+
+
+def test_the_checker_wants_one_failing_before_its_stage_released_it_to_fail_while_open() -> None:
+    # cm0's deadline fired at 0.5, released since 0.25 (its stage could not enter) and
+    # waiting for an exit slot: a failure while exiting.  Had it fired at 0.2, while cm3
+    # still entered, it would have been failing before its release: one while open.
+    scenario = REGRESSIONS["abandoned-stage-released-before-the-slot-wait"]
+    outcome = checked(scenario)
+    outcome.cms[0].rec.fired_time = 0.2
+    assert (
+        "[errors] cm0's failure has the notes ['ScriptedCM (stage 1, position 0) failed while "
+        "exiting'], not one of ['ScriptedCM (stage 1, position 0) failed while open']"
+        in check(scenario, outcome)
+    )
+
+
+def test_the_checker_wants_a_stage_failures_in_position_order() -> None:
+    # Stage 1 receives cm3's crash and cm4's exit failure, in that order: not the newest
+    # (cm4's, which superseded what it received) first.
+    scenario = REGRESSIONS["stage-failures-go-on-in-position-order"]
+    outcome = checked(scenario)
+    earlier, unseen, failed = outcome.cms[0], outcome.cms[3], outcome.cms[4]
+    assert unseen.rec.exit_raised is not None and failed.rec.exit_raised is not None
+    earlier.rec.seen = group = BaseExceptionGroup(
+        "several exceptions propagate", [failed.rec.exit_raised, unseen.rec.exit_raised]
+    )
+    assert (
+        f"[5] cm0's __aexit__ received {group!r}, not a group of "
+        "[ValueError('cm3 crash'), ValueError('cm4 exit')]" in check(scenario, outcome)
     )
 
 

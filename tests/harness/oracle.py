@@ -25,6 +25,7 @@ from tests.harness.unwinding import (
     runtime_error_rule,
     slot_instants,
     stage_runs,
+    unwind_starts,
     unwindings,
 )
 from trio_parallel_cm import PhaseEvent
@@ -99,7 +100,9 @@ def _released_natively_first(out: Outcome, cm: ScriptedCM) -> bool:
     Only a native release gives it a ``Cancelled`` without being interrupted: the
     caller's cancellation, or a stage that could not enter.  Released as its stage
     unwinds, at the very instant its scope fired; with ``limit=``, it may wait for an exit
-    slot after its release, and its scope fire meanwhile.
+    slot after its release, and its scope fire meanwhile.  Its stage unwinds as
+    ``unwinding.unwind_starts`` says: one that could not enter as its enters are over,
+    which may be long before the block's body ends (the stage exits inside it).
     """
     rec, sc = cm.rec, out.scenario
     assert out.outer is not None
@@ -109,8 +112,10 @@ def _released_natively_first(out: Outcome, cm: ScriptedCM) -> bool:
         return False
     if rec.exit_start.time == rec.fired_time:
         return True
-    unwound = out.block_body_end.time if out.block_body_end is not None else 0.0
-    return sc.limit is not None and rec.fired_time >= unwound
+    if sc.limit is None:
+        return False
+    unwound = unwind_starts(out).get(out.stage_of[cm.index])
+    return unwound is not None and rec.fired_time >= unwound.time
 
 
 def _failed_at(cm: ScriptedCM, when: float | None) -> bool:

@@ -421,7 +421,19 @@ def _unwind_entered(
         if cm not in rest and cm is not choice.first and cm.index in failures
     ]
     parts = {id(part) for item in others for part in item.parts}
-    return Flight(newest.current + tuple(others), newest.covers | parts)
+    # One group, the stage's failures in position order (as a graph's, in node order),
+    # whichever superseded what; what is not theirs (what the stage received) first.
+    position = {
+        id(part): place
+        for place, cm in enumerate(run.cms, start=1)
+        if cm.index in failures
+        for part in failures[cm.index].leaves
+    }
+    current = sorted(
+        (*newest.current, *others),
+        key=lambda item: min((position.get(id(p), 0) for p in item.parts), default=0),
+    )
+    return Flight(tuple(current), newest.covers | parts)
 
 
 def _unwind_abandoned(
@@ -519,24 +531,31 @@ def _rest_after_failing(
             )
 
 
+def unwind_starts(out: Outcome) -> dict[int, Moment]:
+    """When each stage (by number) began to unwind, releasing its holders: the latest that
+    entered as the body ended, an earlier one once every later one had finished, one that
+    could not enter once its enters were over (not ``Mode.HANDLES``)."""
+    runs = stage_runs(out)
+    starts: dict[int, Moment] = {}
+    after = out.block_body_end
+    for run in reversed([run for run in runs if run.entered]):
+        if after is None:
+            break
+        starts[run.number] = after
+        after = _latest([after, *(cm.rec.exit_end for cm in run.exited)])
+    for run in runs:
+        start = None if run.entered or not run.exited else _unwind_start(run, out, None)
+        if start is not None:
+            starts[run.number] = start
+    return starts
+
+
 def unwindings(out: Outcome, failures: Mapping[int, Failure]) -> Iterator[Unwinding]:
     """The model of ``out`` under every order of its ties (at most ``MAX_ALTERNATIVES``)."""
     runs = stage_runs(out)
     entered = [run for run in runs if run.entered]
     abandoned = [run for run in runs if not run.entered and run.exited]
-    # When each stage began to unwind: the latest as the body ended, an earlier one once
-    # every later one had finished.
-    starts: dict[int, Moment] = {}
-    after = out.block_body_end
-    for run in reversed(entered):
-        if after is None:
-            break
-        starts[run.number] = after
-        after = _latest([after, *(cm.rec.exit_end for cm in run.exited)])
-    for run in abandoned:
-        start = _unwind_start(run, out, None)
-        if start is not None:
-            starts[run.number] = start
+    starts = unwind_starts(out)
     ordered = [run for run in [*reversed(entered), *abandoned] if run.number in starts]
     # Only the latest stage's start is the very step in which it began to unwind.
     exact = {entered[-1].number} if entered and entered[-1].number in starts else set[int]()
