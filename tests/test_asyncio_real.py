@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import struct
+import subprocess
 import sys
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -791,3 +793,33 @@ def test_a_failed_mcp_server_cancels_the_pending_initializations(
     pids = {**pids_in(up), **pids_in(elsewhere)}
     assert sorted(pids) == ["a", "b", "down"]
     assert_exited(list(pids.values()))
+
+
+# -- Ctrl+C under asyncio.run ------------------------------------------------------------
+
+INTERRUPTED = Path(__file__).with_name("asyncio_interrupted.py")
+
+
+def test_ctrl_c_under_asyncio_run_closes_every_entered_context_manager(loop: str) -> None:
+    # asyncio.run's runner cancels the main task on SIGINT, then raises KeyboardInterrupt:
+    # the block exits every context manager, each in its own task, with that cancellation.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    with subprocess.Popen(
+        [sys.executable, str(INTERRUPTED), loop],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as program:
+        assert program.stdout is not None
+        seen = [program.stdout.readline().strip() for _ in range(4)]
+        assert sorted(seen) == ["a entered", "b entered", "body", "c entered"]
+        program.send_signal(signal.SIGINT)
+        out, _ = program.communicate(timeout=TIMEOUT)
+    assert sorted(out.split("\n")) == [
+        "",
+        "KeyboardInterrupt",
+        "a exited with CancelledError",
+        "b exited with CancelledError",
+        "c exited with CancelledError",
+    ]
+    assert out.strip().endswith("KeyboardInterrupt")
