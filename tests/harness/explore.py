@@ -90,14 +90,23 @@ def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
     itself, after which nothing in the loop can be closed
     (``trio_parallel_cm/_runtime/_asyncio.py``).
     """
-    scripts = tuple(
-        attrs.evolve(script, crash_fault=Fault.ERROR)
-        if script.open_failure is OpenFailure.CRASH and script.crash_fault is Fault.INTERRUPT
-        else script
-        for script in scenario.scripts
-    )
-    native = native and scenario.cancel_at is not None
+    scripts = tuple(_crash_on_asyncio(script) for script in scenario.scripts)
+    # (Not for handles: their nursery is the user's anyio task group, whose own handling
+    # of a native cancellation decides what leaves it; a body's exception may be lost
+    # there with no context manager involved.)
+    native = native and scenario.cancel_at is not None and scenario.mode is not Mode.HANDLES
     return attrs.evolve(scenario, scripts=scripts, runtime=ASYNCIO, native_cancel=native)
+
+
+def _crash_on_asyncio(script: Script) -> Script:
+    """A crash on asyncio: a ``KeyboardInterrupt`` becomes a ``ValueError`` (see
+    ``on_asyncio``), and it comes 0.05 s later, off the grid of the other events.  (A
+    task group cancels its host an iteration after its task crashed, where Trio does it
+    in the same step: a crash at the very instant of another event (an enter ending, the
+    body ending) is a tie the model does not weigh on asyncio yet.)"""
+    if script.open_failure is not OpenFailure.CRASH:
+        return script
+    return attrs.evolve(script, crash_fault=Fault.ERROR, open_after=script.open_after + 0.05)
 
 
 def exhaustive(

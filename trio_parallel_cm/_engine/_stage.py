@@ -523,13 +523,20 @@ class Stage:
             except BaseException as exc:  # kept, and raised after every holder finished
                 caught = exc
                 if isinstance(exc, self.runtime.Cancelled):
-                    self.outer_cancelled = True
-                    self.runtime.pass_on_cancellation(self.nursery)
-                    self._unshield_exiting()
+                    self._cancelled_while_waiting()
         if not event.is_set():
-            with self.runtime.CancelScope(shield=True):
-                await event.wait()
+            late = await self.runtime.wait_shielded(event)
+            if late is not None and caught is None:
+                # (A cancellation no shield stops: asyncio's native one.)
+                caught = late
+                self._cancelled_while_waiting()
         return caught
+
+    def _cancelled_while_waiting(self) -> None:
+        """The owner is cancelled: the exits meet it (see the notes)."""
+        self.outer_cancelled = True
+        self.runtime.pass_on_cancellation(self.nursery)
+        self._unshield_exiting()
 
     def _unshield_exiting(self) -> None:
         if self.shutdown_deadline is not None:

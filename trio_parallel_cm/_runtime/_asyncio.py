@@ -62,7 +62,7 @@ import math
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -90,6 +90,7 @@ __all__ = [
     "task_failure",
     "too_slow",
     "unpark",
+    "wait_shielded",
 ]
 
 Cancelled = asyncio.CancelledError
@@ -328,6 +329,33 @@ def grouped(cancellation: BaseException) -> bool:
     it to count."""
     message = cancellation.args[0] if cancellation.args else None
     return isinstance(message, str) and message.startswith(_ANYIO_MESSAGE)
+
+
+class _Awaitable(Protocol):
+    """An event, as the interface passes it (``_runtime.Event``)."""
+
+    def is_set(self) -> bool: ...
+    def wait(self) -> Awaitable[object]: ...
+
+
+async def wait_shielded(event: _Awaitable) -> BaseException | None:
+    """Wait for ``event``, shielded from anyio's scopes; a native cancellation, which no
+    shield stops, is caught and the wait goes on: the first is returned, for the caller
+    to act on (the task stays cancelled, ``Task.cancelling()``)."""
+    first: BaseException | None = None
+    with anyio.CancelScope(shield=True):
+        while not event.is_set():
+            caught = await _wait_once(event)
+            first = first or caught
+    return first
+
+
+async def _wait_once(event: _Awaitable) -> BaseException | None:
+    try:
+        await event.wait()
+    except asyncio.CancelledError as exc:
+        return exc
+    return None
 
 
 def task_failure(exc: BaseException) -> BaseException:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import trio
 from trio.lowlevel import Abort, RaiseCancelT, Task, reschedule, wait_task_rescheduled
@@ -56,6 +56,7 @@ __all__ = [
     "task_failure",
     "too_slow",
     "unpark",
+    "wait_shielded",
 ]
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -123,6 +124,20 @@ def grouped(cancellation: BaseException) -> bool:
     """A ``Cancelled`` goes into the group of failures: the scope that owns it takes it
     out as the group goes through it."""
     return True
+
+
+class _Awaitable(Protocol):
+    """An event, as the interface passes it (``_runtime.Event``)."""
+
+    def is_set(self) -> bool: ...
+    def wait(self) -> Awaitable[object]: ...
+
+
+async def wait_shielded(event: _Awaitable) -> BaseException | None:
+    """Wait for ``event``, shielded: nothing cancels the wait (and nothing is returned)."""
+    with trio.CancelScope(shield=True):
+        await event.wait()
+    return None
 
 
 def ki_protected(method: F) -> F:
