@@ -174,6 +174,16 @@ def test_fuzz_start_context(scenario: Scenario) -> None:
 @fuzz
 @given(scenarios(tuple(Mode), runtime=ASYNCIO))
 def test_fuzz_on_asyncio(scenario: Scenario) -> None:
+    # ``make fuzz-asyncio`` (not in ``make fuzz`` until the asyncio runtime ships).  A
+    # known gap, unsettled (seed 492475102, after 20,000 examples): a native
+    # cancellation at 0 of a block whose body ends at once, one member crashing at 0.55
+    # while another exits for 1 s, shielded; the others received the crash, not their
+    # own CancelledError.  Scenario(scripts=(Script(enter_delay=None, exit_delay=None),
+    # Script(enter_delay=None, exit_delay=None), Script(enter_delay=None,
+    # exit_delay=None), Script(enter_delay=None, open_failure=OpenFailure.CRASH,
+    # open_after=0.55, exit_delay=None), Script(exit_delay=1, shield_exit=True)),
+    # body=Body(delay=None), split=0, cancel_at=0, runtime="asyncio",
+    # native_cancel=True).
     assert_holds(scenario)
 
 
