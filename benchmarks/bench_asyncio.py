@@ -1,8 +1,12 @@
-"""For reference, on asyncio: ``aiotools.actxgroup`` against asyncio's own ``AsyncExitStack``.
+"""On asyncio: ``aiotools.actxgroup``, the bare holder mechanism and ``parallel_with`` (its
+asyncio runtime, a preview) against asyncio's own ``AsyncExitStack``.
 
 ``aiotools.actxgroup`` gathers every ``__aenter__`` with ``asyncio.gather`` (one task each),
-then every ``__aexit__`` likewise: the split-task recipe, on asyncio.  Each timed region
-runs in a fresh ``asyncio.run`` after a ``gc.collect()``.
+then every ``__aexit__`` likewise: the split-task recipe, on asyncio.  The bare holder
+mechanism is a task per context manager on raw asyncio, a future to tell its start and a
+future to park it: no guarantee beyond tasks of their own, the floor issue 18 measures
+``parallel_with`` against.  Each timed region runs in a fresh ``asyncio.run`` after a
+``gc.collect()``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from bench_contexts import CM
 from bench_designs import Design, ExitStackDesign
 from bench_harness import Stats, interleaved
 from bench_scenarios import rounds_for
+
+from trio_parallel_cm import parallel_with
+from trio_parallel_cm._runtime import asyncio_preview
 
 BASELINE: Final = "AsyncExitStack (asyncio)"
 
@@ -69,7 +76,52 @@ def actxgroup(cms: Sequence[CM]) -> AbstractAsyncContextManager[object]:
     return cast(AbstractAsyncContextManager[object], aiotools.actxgroup(cms))
 
 
-DESIGNS: Final[dict[str, Design]] = {BASELINE: ExitStackDesign, "aiotools.actxgroup": actxgroup}
+class BareHolders:
+    """The bare holder mechanism on raw asyncio (see the module's notes)."""
+
+    __slots__ = ("_cms", "_release", "_tasks")
+
+    def __init__(self, cms: Sequence[CM]) -> None:
+        self._cms = cms
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._release: asyncio.Future[None] = loop.create_future()
+        starts = [loop.create_future() for _ in self._cms]
+        self._tasks = [
+            loop.create_task(self._hold(cm, started))
+            for cm, started in zip(self._cms, starts, strict=True)
+        ]
+        await asyncio.gather(*starts)
+
+    async def _hold(self, cm: CM, started: asyncio.Future[None]) -> None:
+        await cm.__aenter__()
+        started.set_result(None)
+        await self._release
+        await cm.__aexit__(None, None, None)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release.set_result(None)
+        await asyncio.gather(*self._tasks)
+
+
+def ours(cms: Sequence[CM]) -> AbstractAsyncContextManager[object]:
+    """``parallel_with(*cms)`` on the asyncio runtime (switched on by ``time_once``)."""
+    return parallel_with(*cms)
+
+
+DESIGNS: Final[dict[str, Design]] = {
+    BASELINE: ExitStackDesign,
+    "aiotools.actxgroup": actxgroup,
+    "bare holders (raw asyncio)": BareHolders,
+    "parallel_with (asyncio preview)": ours,
+}
 
 
 async def _timed(design: Design, cms: Sequence[CM], rounds: int) -> float:
@@ -83,7 +135,8 @@ async def _timed(design: Design, cms: Sequence[CM], rounds: int) -> float:
 
 def time_once(design: Design, cms: Sequence[CM], rounds: int = 1) -> float:
     """Seconds per enter+exit, averaged over ``rounds`` in one fresh ``asyncio.run``."""
-    return asyncio.run(_timed(design, cms, rounds))
+    with asyncio_preview():
+        return asyncio.run(_timed(design, cms, rounds))
 
 
 def overhead(sizes: Sequence[int], work: int, repeats: int) -> dict[int, dict[str, Stats]]:
