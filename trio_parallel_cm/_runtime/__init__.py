@@ -24,16 +24,10 @@ What a runtime offers (``Runtime``):
 * parking a holder: ``park(abort)`` sleeps until ``unpark(task)``; a cancellation first
   calls ``abort`` (which returns ``ABORTED``), then raises.
 
-Trio's is ``_trio.py``, the native path: Trio's own objects, not wrapped.
-
-Design notes for the second runtime (asyncio, issue 18), kept here so that the interface
-is written for both:
-
-* Parking on asyncio has no ``wait_task_rescheduled``: a release (a future's result) and
-  a cancellation (``Task.cancel``) can land in the same tick.  The rule to implement: a
-  park whose future has a result was released, whatever else arrived; the cancellation
-  that arrived with it is kept for the holder's next checkpoint (it is not lost, and it
-  does not turn a release into an interruption).
+Trio's is ``_trio.py``, the native path: Trio's own objects, not wrapped.  asyncio's is
+``_asyncio.py``, loaded the first time a block runs under asyncio; it is a preview, which
+only ``asyncio_preview`` switches on (the tests), and its design notes (parking, the
+hand-off, what differs from Trio) are at its top.
 """
 
 from __future__ import annotations

@@ -44,7 +44,6 @@ __all__ = [
     "current_task",
     "current_time",
     "grouped",
-    "in_task",
     "is_cancelled",
     "ki_protected",
     "moved",
@@ -88,7 +87,6 @@ def too_slow(message: str) -> trio.TooSlowError:
 current_task = trio.lowlevel.current_task
 checkpoint = trio.lowlevel.checkpoint
 checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
-in_task = trio.lowlevel.in_trio_task
 
 
 def moved(task: Any, nursery: object) -> bool:
