@@ -372,6 +372,9 @@ class Facts:
     #: spec B (guarantee 4).
     model: Unwinding | None = None
     runtime_problems: tuple[str, ...] = ()
+    #: Exits that ran out of their ``exit_timeout`` whose ``TooSlowError`` is found
+    #: nowhere (``_lost_too_slow``): failed all the same (the observer says so).
+    lost: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, out: Outcome, tolerate: frozenset[str]) -> Facts:
@@ -382,6 +385,7 @@ class Facts:
         body_ids = {id(leaf) for leaf in leaves(body_error)}
         model: Unwinding | None = None
         runtime_problems: list[str] = []
+        lost: list[Expected] = []
         if out.scenario.mode is Mode.HANDLES:
             body_suppressed = _suppressed(out, list(body_ids), None)
             suppressed = {
@@ -419,6 +423,7 @@ class Facts:
             found,
             model,
             tuple(runtime_problems),
+            frozenset(e.cm.index for e in lost),
         )
 
     def located(self, index: int) -> BaseException | None:
@@ -1086,7 +1091,9 @@ def _check_observer(out: Outcome, facts: Facts) -> list[str]:
     for cm in out.cms:
         # Its exit failed: a failure it must be reported with (not one that ended by
         # itself, as the RuntimeError of spec B, which reports its exit as failed too).
-        failed = any(e.cm is cm and e.reported == cm.rec.exit_end for e in facts.expected)
+        failed = cm.index in facts.lost or any(
+            e.cm is cm and e.reported == cm.rec.exit_end for e in facts.expected
+        )
         problems += _observed_phases(cm, by_cm.get(cm.index, []), failed)
     return problems
 
