@@ -217,9 +217,14 @@ class LineClient:
     _reader_task: asyncio.Task[Any] | None = None
     _group_exited: bool = False
     _lines: asyncio.Queue[str] = attrs.Factory(asyncio.Queue[str])
+    # Connects once these clients wait for their greetings (``waiting``).
+    behind: tuple[LineClient, ...] = ()
+    waiting: asyncio.Event = attrs.Factory(asyncio.Event)
 
     async def __aenter__(self) -> Self:
         self.enter_task = current_task()
+        for other in self.behind:
+            await other.waiting.wait()
         self.log.append(f"{self.name} connecting")
         reader, self._writer = await asyncio.open_connection(HOST, self.port)
         if self.kind == "anyio":
@@ -231,6 +236,7 @@ class LineClient:
             await group.__aenter__()
             self._reader_task = group.create_task(self._read(reader))
         self._group = group
+        self.waiting.set()
         try:
             self.greeting = await self._lines.get()
         except BaseException as exc:  # (cancelled: another failed, or the caller)
@@ -370,8 +376,9 @@ def test_tcp_clients_opened_one_by_one_cannot_pass_the_gate() -> None:
 
 @pytest.mark.parametrize("kind", ["anyio", "taskgroup"])
 def test_a_refused_connection_cancels_the_clients_still_entering(kind: GroupKind) -> None:
-    # Two clients wait at a gate for three: only the refused connection can end their
-    # wait.  Their enters are cancelled; they close what they opened and are not exited.
+    # Two clients wait at a gate for three: only the refused connection, tried once they
+    # wait, can end their wait.  Their enters are cancelled; they close what they opened
+    # and are not exited.
     log: list[str] = []
     gate = Gate(3)
 
@@ -379,7 +386,7 @@ def test_a_refused_connection_cancels_the_clients_still_entering(kind: GroupKind
         async with LineServer("a", gate, log) as sa, LineServer("b", gate, log) as sb:
             with refusing_port() as down_port:
                 a, b = LineClient("a", sa.port, log, kind), LineClient("b", sb.port, log, kind)
-                down = LineClient("down", down_port, log, kind)
+                down = LineClient("down", down_port, log, kind, behind=(a, b))
 
                 async def block() -> None:
                     async with parallel_with({"a": a, "b": b, "down": down}):

@@ -49,7 +49,6 @@ Design notes:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -151,7 +150,7 @@ class Stage:
         self.started_at = started_at
         self.observer = observer
         self.entering = False
-        self.entering_scope: _runtime.CancelScope | None = None
+        self.entering_scope: _runtime.Cancellable | None = None
         # The holders whose enter failed, or that are failing, in the order they told us
         # (the first in time with a failure is what the others receive).
         self.alerts: list[Holder] = []
@@ -352,20 +351,26 @@ class Stage:
 
         Returns what interrupted the wait: only a ``KeyboardInterrupt`` can.
         """
-        holders = self.holders
-        # Fixed task names: trio would otherwise format one for every task.
-        start = functools.partial(self.nursery.start, name=HOLDER_TASK_NAME)
+        holders, rt = self.holders, self.runtime
         try:
             if len(holders) == 1:
                 self.pending = 1
-                await start(holders[0].run, self)
+                # Fixed task names: trio would otherwise format one for every task.
+                await self.nursery.start(holders[0].run, self, name=HOLDER_TASK_NAME)
             else:
-                async with self.runtime.open_nursery() as entering:
+                async with rt.open_nursery() as entering:
                     self.entering_scope = entering.cancel_scope
                     if self.dag is None:
                         self.pending = len(holders)
                         for holder in holders:
-                            entering.start_soon(start, holder.run, self, name=STARTER_TASK_NAME)
+                            rt.start_from(
+                                entering,
+                                self.nursery,
+                                holder.run,
+                                self,
+                                name=HOLDER_TASK_NAME,
+                                starter_name=STARTER_TASK_NAME,
+                            )
                     else:
                         for node in self.dag.roots():
                             self._start_node(entering, node)

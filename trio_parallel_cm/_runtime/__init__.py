@@ -10,7 +10,9 @@ What a runtime offers (``Runtime``):
 * structured concurrency: ``CancelScope`` (deadline, shield, ``cancel``, entered and
   exited in one task), ``Cancelled`` (what a cancelled task meets), ``open_nursery`` and
   its ``Nursery`` (``start``, with the hand-off of Trio's ``nursery.start``, and
-  ``start_soon``), ``moved`` (whether ``started()`` moved a task into the nursery),
+  ``start_soon``), ``start_from`` (start a task with that hand-off, cancelled by another
+  nursery until it has started: the enters of a stage), ``moved`` (whether
+  ``started()`` moved a task into the nursery),
   ``pass_on_cancellation`` (the caller is cancelled: so are the nursery's tasks, once
   their shields are lifted; structural on Trio), ``nursery_of`` (the nursery a user
   passes to ``start_context``: Trio's, or on asyncio an anyio task group),
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CancelScope",
+    "Cancellable",
     "Event",
     "Limiter",
     "Nursery",
@@ -87,6 +90,15 @@ class CancelScope(Protocol):
     ) -> bool | None: ...
 
 
+class Cancellable(Protocol):
+    """What cancels every task of a nursery (Trio's: its cancel scope)."""
+
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
 class TaskStatus(Protocol):
     """What ``Nursery.start`` hands the new task, to tell it has started."""
 
@@ -97,7 +109,7 @@ class Nursery(Protocol):
     """Where tasks live, and are waited for."""
 
     @property
-    def cancel_scope(self) -> CancelScope: ...
+    def cancel_scope(self) -> Cancellable: ...
 
     async def start(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> Any:
         """Start ``fn(*args, task_status=...)``: it runs under the caller's cancellation
@@ -131,6 +143,16 @@ class Runtime(Protocol):
     def open_nursery(self) -> AbstractAsyncContextManager[Nursery]: ...
     def moved(self, task: Any, nursery: Nursery, /) -> bool: ...
     def pass_on_cancellation(self, nursery: Nursery, /) -> None: ...
+    def start_from(
+        self,
+        entering: Nursery,
+        nursery: Nursery,
+        fn: Callable[..., Awaitable[object]],
+        /,
+        *args: object,
+        name: str,
+        starter_name: str,
+    ) -> None: ...
     def nursery_of(self, given: object, /) -> Nursery: ...
     def task_failure(self, exc: BaseException, /) -> BaseException: ...
     def grouped(self, cancellation: BaseException, /) -> bool: ...

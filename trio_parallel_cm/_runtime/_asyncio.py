@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -67,6 +68,7 @@ from typing import Any, Final, Protocol, cast
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio._backends import _asyncio as _anyio_asyncio  # see _Scope
 
 __all__ = [
     "ABORTED",
@@ -87,6 +89,7 @@ __all__ = [
     "park",
     "pass_on_cancellation",
     "sleep",
+    "start_from",
     "task_failure",
     "too_slow",
     "unpark",
@@ -96,7 +99,6 @@ __all__ = [
 Cancelled = asyncio.CancelledError
 #: What an abort function returns (its value is not read here).
 ABORTED: Final = None
-CancelScope = anyio.CancelScope
 Event = asyncio.Event
 sleep = asyncio.sleep
 checkpoint = anyio.lowlevel.checkpoint
@@ -212,13 +214,18 @@ def unpark(task: Any) -> None:
 
 # ---- nurseries -------------------------------------------------------------------------
 
+#: anyio's cancel scope on asyncio, made directly: ``anyio.CancelScope()`` looks the
+#: backend up (sniffio) at every call, which a holder would pay for several times.
+_Scope: Final[type[anyio.CancelScope]] = _anyio_asyncio.CancelScope
+CancelScope = _Scope
+
 
 class _TaskStatus:
-    """The hand-off of one ``Nursery.start`` (see the design notes)."""
+    """The hand-off of one ``start`` (see the design notes)."""
 
     __slots__ = ("future", "nursery", "scope", "task")
 
-    def __init__(self, nursery: Nursery, scope: anyio.CancelScope) -> None:
+    def __init__(self, nursery: _Starting, scope: anyio.CancelScope) -> None:
         self.nursery = nursery
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # The task's root scope; the task, once running.
@@ -235,26 +242,41 @@ class _TaskStatus:
         self.nursery._moved[self.task] = self.scope  # pyright: ignore[reportPrivateUsage]
 
 
-class Nursery:
-    """An anyio task group (its tasks sit inside its cancel scope, which sits inside
-    its host's), with Trio's ``start`` (see the design notes)."""
+async def _in_scope(
+    scope: anyio.CancelScope, fn: Callable[..., Awaitable[object]], args: tuple[object, ...]
+) -> None:
+    """A task's body: ``fn(*args)`` inside its root scope."""
+    with scope:
+        await fn(*args)
 
-    __slots__ = ("_group", "_moved", "cancel_scope")
 
-    def __init__(self, group: anyio.abc.TaskGroup) -> None:
-        self._group = group
-        self.cancel_scope = group.cancel_scope
-        # The tasks ``start`` moved here, while they run, with their root scopes.
+class _Starting:
+    """Trio's ``start`` over a way to spawn a task in a root scope of its own (see the
+    design notes); ``_moved`` holds the tasks it moved here, with their root scopes."""
+
+    __slots__ = ("_moved",)
+
+    def __init__(self) -> None:
         self._moved: dict[asyncio.Task[Any], anyio.CancelScope] = {}
 
+    def _spawn(
+        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[Any] | None:
+        """Run ``body`` in a new task here (it enters ``scope``, its root scope); the
+        task if known."""
+        raise NotImplementedError
+
+    def pass_on_cancellation(self) -> None:
+        """See ``pass_on_cancellation``: nothing here (a user's task group)."""
+
     def start_soon(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> None:
-        coroutine_fn = cast("Callable[..., Coroutine[Any, Any, object]]", fn)
-        self._group.start_soon(coroutine_fn, *args, name=name)
+        scope = _Scope()
+        self._spawn(scope, _in_scope(scope, fn, args), name)
 
     async def start(self, fn: Callable[..., Awaitable[object]], /, *args: object, name: str) -> Any:
-        scope = anyio.CancelScope()
+        scope = _Scope()
         status = _TaskStatus(self, scope)
-        self._group.start_soon(self._run_started, status, scope, fn, args, name=name)
+        self._spawn(scope, self._run_started(status, fn, args), name)
         try:
             await status.future
         except asyncio.CancelledError as exc:
@@ -275,17 +297,16 @@ class Nursery:
     async def _run_started(
         self,
         status: _TaskStatus,
-        scope: anyio.CancelScope,
         fn: Callable[..., Awaitable[object]],
         args: tuple[object, ...],
     ) -> None:
         task = status.task = current_task()
         try:
-            with scope:
+            with status.scope:
                 await fn(*args, task_status=status)
         except BaseException as exc:
             if status.future.done():
-                raise  # moved: the group's; or not moved: its starter waits, then raises
+                raise  # moved: the nursery's; or not moved: its starter waits, then raises
             status.future.set_exception(exc)  # raised by start(), as Trio does
             return
         finally:
@@ -296,25 +317,180 @@ class Nursery:
             )
 
 
+class _GroupNursery(_Starting):
+    """A user's anyio task group (``start_context``): its tasks sit inside its cancel
+    scope, which sits inside its host's."""
+
+    __slots__ = ("_group", "cancel_scope")
+
+    def __init__(self, group: anyio.abc.TaskGroup) -> None:
+        super().__init__()
+        self._group = group
+        self.cancel_scope = group.cancel_scope
+
+    def _spawn(self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str) -> None:
+        self._group.start_soon(lambda: body, name=name)
+        return
+
+
+class _Cancelling:
+    """A nursery's cancel scope: cancelling it cancels the root scope of every task of
+    the nursery, now and to come."""
+
+    __slots__ = ("_nursery", "cancel_called")
+
+    def __init__(self, nursery: Nursery) -> None:
+        self._nursery = nursery
+        self.cancel_called = False
+
+    def cancel(self) -> None:
+        if not self.cancel_called:
+            self.cancel_called = True
+            self._nursery.cancel_all()
+
+
+class Nursery(_Starting):
+    """The engine's nurseries: asyncio tasks of their own, each in a root cancel scope,
+    waited for on exit; and the hand-offs (``start_from``) it waits for as it would for
+    starter tasks, without them (see the design notes)."""
+
+    __slots__ = ("_children", "_failures", "_handing", "_waiter", "cancel_scope")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Its tasks, with their root scopes; the hand-offs not yet settled.
+        self._children: dict[asyncio.Task[Any], anyio.CancelScope] = {}
+        self._handing: dict[_TaskStatus, asyncio.Task[Any]] = {}
+        self._failures: list[BaseException] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self.cancel_scope = _Cancelling(self)
+
+    def _spawn(
+        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[Any]:
+        if self.cancel_scope.cancel_called:
+            scope.cancel()
+        task = asyncio.get_running_loop().create_task(body, name=name)
+        self._children[task] = scope
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        del self._children[task]
+        if not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                self._fail(exc)
+        self._settled()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failures.append(exc)
+        self.cancel_scope.cancel()  # as Trio's nursery: the others are cancelled
+
+    def _settled(self) -> None:
+        if not (self._children or self._handing):
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def hand_off(
+        self,
+        nursery: Nursery,
+        fn: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
+        name: str,
+    ) -> None:
+        """``start_from``: start ``fn`` in ``nursery`` as a starter task here would."""
+        scope = _Scope()
+        status = _TaskStatus(nursery, scope)
+        body = nursery._run_started(status, fn, args)
+        task = status.task = nursery._spawn(scope, body, name)
+        self._handing[status] = task
+        status.future.add_done_callback(functools.partial(self._handed, status))
+        if self.cancel_scope.cancel_called:
+            self._abandon(status)
+
+    def _handed(self, status: _TaskStatus, future: asyncio.Future[None]) -> None:
+        """A hand-off's start settled: started, failed before it, or abandoned (then it
+        settles once its task has ended, as its starter would wait)."""
+        task = self._handing[status]
+        if future.cancelled() and not task.done():
+            task.add_done_callback(lambda _: self._handed(status, future))
+            return
+        del self._handing[status]
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None:
+                self._fail(exc)  # raised by start(): the starter's failure
+        self._settled()
+
+    def _abandon(self, status: _TaskStatus) -> None:
+        """Cancel a hand-off not yet started (as its starter's cancellation would)."""
+        if status.future.cancel():
+            status.scope.cancel()
+
+    def pass_on_cancellation(self) -> None:
+        for scope in self._moved.values():
+            scope.cancel()
+
+    def cancel_all(self) -> None:
+        for scope in self._children.values():
+            scope.cancel()
+        for status in list(self._handing):
+            self._abandon(status)
+
+    async def wait(self) -> BaseException | None:
+        """Wait for every task and hand-off; a cancellation of the host is passed on to
+        them and the wait goes on.  The first such cancellation is returned."""
+        caught: BaseException | None = None
+        while self._children or self._handing:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                if caught is None:
+                    await waiter
+                else:
+                    with _Scope(shield=True):  # (anyio would deliver it again and again)
+                        await waiter
+            except asyncio.CancelledError as exc:
+                caught = caught or exc
+                self.cancel_all()
+        return caught
+
+
+def start_from(
+    entering: object,
+    nursery: object,
+    fn: Callable[..., Awaitable[object]],
+    /,
+    *args: object,
+    name: str,
+    starter_name: str,
+) -> None:
+    """Start ``fn(*args)`` in ``nursery`` with the hand-off of ``start``, cancelled by
+    ``entering`` until it has started: as a starter task in ``entering`` would, without
+    one (see the design notes)."""
+    cast(Nursery, entering).hand_off(cast(Nursery, nursery), fn, args, name)
+
+
 def pass_on_cancellation(nursery: object) -> None:
     """The caller is cancelled: so are the nursery's tasks once their shields are lifted.
 
-    An anyio scope around the caller reaches them through the task group already; a
-    native ``Task.cancel`` of the caller reaches the caller alone: cancel their root
-    scopes.
+    A cancellation of the caller (an anyio scope's, or a native ``Task.cancel``) reaches
+    the caller alone: the tasks of the engine's nurseries sit in root scopes of their
+    own.  Cancel them.  (A user's task group, ``start_context``'s, is not the caller's:
+    its own scope governs its tasks, as on Trio.)
     """
-    for scope in cast(Nursery, nursery)._moved.values():  # pyright: ignore[reportPrivateUsage]
-        scope.cancel()
+    cast(_Starting, nursery).pass_on_cancellation()
 
 
-def nursery_of(given: object) -> Nursery:
+def nursery_of(given: object) -> _GroupNursery:
     """The nursery a user passed (``start_context``): an anyio task group.
 
     (An ``asyncio.TaskGroup`` cancels each of its tasks with ``Task.cancel``, which a
     holder would take for its own context manager failing: not yet supported.)
     """
     if isinstance(given, anyio.abc.TaskGroup):
-        return Nursery(given)
+        return _GroupNursery(given)
     hint = " (use anyio.create_task_group())" if isinstance(given, asyncio.TaskGroup) else ""
     raise TypeError(
         f"start_context() takes an anyio task group under asyncio, not {type(given).__name__}{hint}"
@@ -343,7 +519,7 @@ async def wait_shielded(event: _Awaitable) -> BaseException | None:
     shield stops, is caught and the wait goes on: the first is returned, for the caller
     to act on (the task stays cancelled, ``Task.cancelling()``)."""
     first: BaseException | None = None
-    with anyio.CancelScope(shield=True):
+    with _Scope(shield=True):
         while not event.is_set():
             caught = await _wait_once(event)
             first = first or caught
@@ -369,12 +545,12 @@ def task_failure(exc: BaseException) -> BaseException:
 
 def moved(task: Any, nursery: object) -> bool:
     """Whether ``started()`` moved ``task`` into ``nursery`` (see the design notes)."""
-    return task in cast(Nursery, nursery)._moved  # pyright: ignore[reportPrivateUsage]
+    return task in cast(_Starting, nursery)._moved  # pyright: ignore[reportPrivateUsage]
 
 
 async def _wait_for(status: _TaskStatus) -> None:
     """Wait, whatever cancels the caller meanwhile, for the task of ``status`` to end."""
-    with anyio.CancelScope(shield=True):
+    with _Scope(shield=True):
         while status.task is None or not status.task.done():
             await _step(status.task)
 
@@ -389,13 +565,13 @@ async def _step(task: asyncio.Task[Any] | None) -> None:
 
 
 class _NurseryManager:
-    __slots__ = ("_group",)
+    __slots__ = ("_nursery",)
 
     def __init__(self) -> None:
-        self._group = anyio.create_task_group()
+        self._nursery = Nursery()
 
     async def __aenter__(self) -> Nursery:
-        return Nursery(await self._group.__aenter__())
+        return self._nursery
 
     async def __aexit__(
         self,
@@ -404,18 +580,22 @@ class _NurseryManager:
         tb: TracebackType | None,
     ) -> bool | None:
         raising = sys.exception()  # what the host raises through us, if anything
-        try:
-            return await self._group.__aexit__(exc_type, exc, tb)
-        except asyncio.CancelledError as cancelled:
-            if exc is not None:
-                raise
-            if not grouped(cancelled) and raising is None:
-                raise  # a native cancellation of its host: met here
-            # An anyio scope's: as Trio's nurseries (gh-1457), the exit raises none; anyio
-            # delivers it again at the next checkpoint while its scope lasts.  A native
-            # one while the host raises something (a failure): that goes on, as in
-            # ``asyncio.TaskGroup``, and the host stays cancelled (``cancelling()``).
+        nursery = self._nursery
+        if exc is not None:
+            nursery.cancel_scope.cancel()
+        cancelled = await nursery.wait()
+        if nursery._failures:  # pyright: ignore[reportPrivateUsage]
+            found = nursery._failures  # pyright: ignore[reportPrivateUsage]
+            raise BaseExceptionGroup("unhandled errors in a nursery", found)
+        if cancelled is None or exc is not None:
             return False
+        if not grouped(cancelled) and raising is None:
+            raise cancelled  # a native cancellation of its host: met here
+        # An anyio scope's: as Trio's nurseries (gh-1457), the exit raises none; anyio
+        # delivers it again at the next checkpoint while its scope lasts.  A native one
+        # while the host raises something (a failure): that goes on, as in
+        # ``asyncio.TaskGroup``, and the host stays cancelled (``cancelling()``).
+        return False
 
 
 def open_nursery() -> _NurseryManager:

@@ -22,6 +22,7 @@ Design notes:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, TypeVar, cast
@@ -52,6 +53,7 @@ __all__ = [
     "park",
     "pass_on_cancellation",
     "sleep",
+    "start_from",
     "task_failure",
     "too_slow",
     "unpark",
@@ -93,6 +95,21 @@ def moved(task: Any, nursery: object) -> bool:
     """Whether ``started()`` moved ``task`` (a ``Task``) into ``nursery`` (see the design
     notes)."""
     return cast(Task, task).parent_nursery is nursery
+
+
+def start_from(
+    entering: object,
+    nursery: object,
+    fn: Callable[..., Awaitable[object]],
+    /,
+    *args: object,
+    name: str,
+    starter_name: str,
+) -> None:
+    """Start ``fn(*args)`` in ``nursery`` with the hand-off of ``start``, from a starter
+    task in ``entering``: cancelling ``entering`` cancels it until it has started."""
+    start = functools.partial(cast(Nursery, nursery).start, name=name)
+    cast(Nursery, entering).start_soon(start, fn, *args, name=starter_name)
 
 
 def pass_on_cancellation(nursery: object) -> None:
