@@ -113,3 +113,13 @@ def fail_after(seconds: float) -> AbstractContextManager[Any]:
 def open_nursery() -> AbstractAsyncContextManager[Any]:
     """A Trio nursery, or on asyncio an anyio task group (what ``start_context`` takes)."""
     return loop().open_group()
+
+
+def cancel_after(seconds: float) -> AbstractContextManager[Any]:
+    """A cancellation of the current task in ``seconds``, moved on from as a scope's: on
+    Trio, ``trio.move_on_after`` (Trio has no other kind); on asyncio a *native* one,
+    ``Task.cancel`` as ``asyncio.timeout`` makes, edge-triggered, which the library tells
+    apart from anyio's scopes (``_runtime/_asyncio.py``'s notes)."""
+    if on_trio():
+        return move_on_after(seconds)
+    return loop().cancel_after(seconds)

@@ -538,6 +538,78 @@ async def test_outer_cancellation_during_an_error_exit_reaches_the_exits(
     assert rt.current_time() == 1
 
 
+# ---- 8b. a native asyncio cancellation (on Trio: a cancel scope, its only kind) --------------
+
+
+async def test_native_cancellation_while_entering(autojump_clock: trio.testing.MockClock) -> None:
+    log: Log = []
+    quick = FakeCM("quick", log, exit_delay=1)
+    slow = FakeCM("slow", log, enter_delay=5)
+    seen: list[BaseException] = []
+    with rt.cancel_after(1) as outer:
+        try:
+            async with parallel_with(quick, slow):
+                pytest.fail("the body ran")  # pragma: no cover
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert [type(e) for e in seen] == [rt.cancelled()]
+    assert ("slow", "enter cancelled") in events(log)
+    assert slow.exited == 0
+    assert quick.exited == 1
+    assert isinstance(quick.seen, rt.cancelled())
+    assert quick.exit_cancelled
+    assert rt.current_time() == 1
+
+
+async def test_native_cancellation_of_the_body_reaches_every_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a, b = fakes(log, "a", "b", exit_delay=1)
+    with rt.cancel_after(1) as outer:
+        async with parallel_with(a, b):
+            await rt.sleep_forever()
+    assert outer.cancelled_caught
+    assert isinstance(a.seen, rt.cancelled()) and isinstance(b.seen, rt.cancelled())
+    assert a.exit_task is a.enter_task and b.exit_task is b.enter_task
+    # As in nested blocks, each cleanup runs in the cancelled task.
+    assert a.exit_cancelled and b.exit_cancelled
+    assert rt.current_time() == 1
+
+
+async def test_native_cancellation_while_exiting_reaches_the_exits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_delay=5)
+    with rt.cancel_after(1) as outer:
+        async with parallel_with(a):
+            pass
+    assert outer.cancelled_caught
+    assert a.seen is None
+    assert a.exit_cancelled
+    assert rt.current_time() == 1
+
+
+async def test_native_cancellation_during_an_error_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    a = FakeCM("a", log, exit_delay=5)
+    error = ValueError("body")
+    with rt.cancel_after(1) as outer:
+        with pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is error)):
+            async with parallel_with(a):
+                raise error
+    assert a.seen is error
+    assert a.exit_cancelled
+    # The group holds the failure only; the cancellation was not taken by its scope.
+    assert not outer.cancelled_caught
+    assert rt.current_time() == 1
+
+
 # ---- 9. nothing leaks -----------------------------------------------------------------------
 
 
