@@ -199,6 +199,24 @@ async def test_cancelled_as_it_enters_a_failing_exit_is_reported_once(
         assert_no_task_left(nursery, tasks_before)
 
 
+async def test_start_context_cancelled_natively_as_it_enters_leaves_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On asyncio a native Task.cancel (rt.cancel_after) of the caller of start_context.
+    log: Log = []
+    cm = FakeCM("slow", log, enter_delay=2)
+    async with rt.open_nursery() as nursery:
+        tasks_before = rt.loop().count_tasks()
+        with rt.cancel_after(1) as outer:
+            await start_context(nursery, cm)
+            pytest.fail("start_context returned")  # pragma: no cover
+        assert outer.cancelled_caught
+        assert_no_task_left(nursery, tasks_before)
+    assert ("slow", "enter cancelled") in [(n, e) for n, e, _ in log]
+    assert cm.exited == 0
+    assert rt.current_time() == 1
+
+
 async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_cancelled_later(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -57,6 +57,29 @@ async def test_an_outer_cancellation_waits_for_the_budget(
     assert rt.current_time() == 4
 
 
+async def test_a_native_outer_cancellation_waits_for_the_budget(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The test above with, on asyncio, a native Task.cancel (rt.cancel_after).  By design
+    # (_runtime/_asyncio.py: ``grouped``) a native cancellation that comes out with
+    # failures is not put in their group: the group goes through the cancelling block,
+    # which does not see its cancellation caught; on Trio the scope takes its Cancelled
+    # out of the group.
+    log: Log = []
+    quick, stuck = FakeCM("quick", log, exit_delay=2), FakeCM("stuck", log, exit_delay=10)
+    with pytest.RaisesGroup(rt.too_slow()), rt.cancel_after(1) as scope:
+        async with parallel_with(quick, stuck, shutdown_timeout=3):
+            await rt.sleep(5)
+    assert scope.cancelled_caught is rt.on_trio()
+    assert isinstance(quick.seen, rt.cancelled())
+    assert isinstance(stuck.seen, rt.cancelled())
+    assert not quick.exit_cancelled
+    assert time_of(log, "quick", "exited") == 3
+    assert stuck.exit_cancelled
+    assert time_of(log, "stuck", "exit cancelled") == 4
+    assert rt.current_time() == 4
+
+
 async def test_the_caller_cancelled_while_the_exits_run_does_not_cut_the_budget_short(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
