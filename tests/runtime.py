@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Final
+from typing import Any, Final, Protocol, cast
 
 import sniffio
 
@@ -52,6 +52,16 @@ from tests.harness.loops import ASYNCIO, LOOPS, TRIO, Loop, Scope
 UVLOOP: Final = "uvloop"
 RUNTIMES: Final = (TRIO, ASYNCIO, UVLOOP)
 ASYNCIO_FAMILY: Final = (ASYNCIO, UVLOOP)
+
+
+class Deadline(Protocol):
+    """What ``move_on_after`` and ``cancel_after`` give: a block that may swallow its own
+    cancellation (so that type checkers know code after it can run)."""
+
+    @property
+    def cancelled_caught(self) -> bool: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc_info: object) -> bool: ...
 
 
 def loop() -> Loop:
@@ -102,8 +112,8 @@ def CancelScope(*, shield: bool = False) -> Scope:  # (named as the class it mak
     return loop().scope(shield=shield)
 
 
-def move_on_after(seconds: float) -> AbstractContextManager[Any]:
-    return loop().move_on_after(seconds)
+def move_on_after(seconds: float) -> Deadline:
+    return cast(Deadline, loop().move_on_after(seconds))
 
 
 def fail_after(seconds: float) -> AbstractContextManager[Any]:
@@ -115,11 +125,11 @@ def open_nursery() -> AbstractAsyncContextManager[Any]:
     return loop().open_group()
 
 
-def cancel_after(seconds: float) -> AbstractContextManager[Any]:
+def cancel_after(seconds: float) -> Deadline:
     """A cancellation of the current task in ``seconds``, moved on from as a scope's: on
     Trio, ``trio.move_on_after`` (Trio has no other kind); on asyncio a *native* one,
     ``Task.cancel`` as ``asyncio.timeout`` makes, edge-triggered, which the library tells
     apart from anyio's scopes (``_runtime/_asyncio.py``'s notes)."""
     if on_trio():
         return move_on_after(seconds)
-    return loop().cancel_after(seconds)
+    return cast(Deadline, loop().cancel_after(seconds))
