@@ -17,17 +17,19 @@ Marks (registered in ``tests/conftest.py``):
 
 * ``pytest.mark.runtimes``: as above (``pytestmark = pytest.mark.runtimes`` in a module);
 * ``pytest.mark.trio_only(reason=...)``: a test of a Trio-only API (a ``trio.Nursery``
-  passed in, ``trio.lowlevel`` details): it runs on Trio only, unparametrized;
+  passed in, ``trio.lowlevel`` details): it runs on Trio only (id ``test_x[trio]``);
 * ``pytest.mark.asyncio_gap(reason=...)``: a library gap on asyncio, not one of the
   documented differences (``trio_parallel_cm/_runtime/_asyncio.py``): its asyncio and uvloop
   runs are ``xfail(strict=True)``.
 
-Sync tests and async fixtures: a sync test is not parametrized (it says itself which loop
-it runs); async fixtures are pytest-trio's and can only serve the Trio runs (pytest-trio
-raises "Trio fixtures can only be used by Trio tests" otherwise): give such a test a sync
-fixture, or make it ``trio_only``.
+A test that takes the ``runtime`` fixture gets its runtime's name.  A sync test is not
+parametrized (it says itself which loop it runs).  Async fixtures are pytest-trio's and
+serve the Trio runs only (pytest-trio raises "Trio fixtures can only be used by Trio tests"
+otherwise): give such a test a sync fixture, or make it ``trio_only``.  (The converted
+modules have one fixture, a sync one.)
 
-**Writing a test body or a fake.**  Use the functions below instead of ``trio.*``: each asks
+**Writing a test body or a fake.**  ``from tests import runtime as rt`` (``runtime`` is the
+fixture's name), then the functions below instead of ``trio.*``: each asks
 ``sniffio`` which library runs it and calls that runtime's native operation
 (``tests.harness.loops``: ``trio.sleep``, ``trio.CancelScope``,
 ``trio.lowlevel.current_task`` on Trio, so the Trio runs test exactly what they did;
@@ -35,6 +37,17 @@ fixture, or make it ``trio_only``.
 differs by design on asyncio, assert it through the runtime's own class:
 ``runtime.cancelled()`` (``trio.Cancelled`` / ``asyncio.CancelledError``),
 ``runtime.too_slow()`` (``trio.TooSlowError`` / ``TimeoutError``), or ``on_trio()``.
+``move_on_after`` is an anyio scope on asyncio (level-triggered, as Trio's);
+``cancel_after`` is asyncio's *native* cancellation (``Task.cancel``, as
+``asyncio.timeout`` makes), where the library's asyncio runtime differs by design: use both.
+
+Converting a Trio test module: ``pytestmark = pytest.mark.runtimes``, replace ``trio.sleep``,
+``trio.CancelScope``, ``trio.move_on_after``, ``trio.open_nursery``, ``trio.current_time``,
+``trio.lowlevel.current_task``/``checkpoint``, ``trio.testing.wait_all_tasks_blocked``,
+``trio.Cancelled`` and ``trio.TooSlowError`` by their ``rt.`` names (``tests.fakes`` already
+speaks this vocabulary), keep ``autojump_clock`` where the test waits on the clock, and run
+it: a failure on asyncio is a documented difference (assert it), or a library gap
+(``asyncio_gap``).
 """
 
 from __future__ import annotations

@@ -281,6 +281,27 @@ async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
     assert not cm.exit_cancelled
 
 
+@pytest.mark.asyncio_gap(
+    reason="asyncio: a closer already cancelled (anyio scope) cancels the holder's "
+    "__aexit__ at once (CancelledError at 0) and aclose returns at 0: Stage.exit calls "
+    "pass_on_cancellation when the caller is_cancelled, for a handle's stage too, whose "
+    "holder lives in the user's task group; on Trio the exit runs to 5"
+)
+async def test_a_closer_already_cancelled_still_waits_for_the_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("slow", log, exit_delay=5)
+    async with rt.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        with rt.CancelScope() as scope:
+            scope.cancel()
+            await handle.aclose()
+            assert rt.current_time() == 5
+            assert handle.state is ContextState.CLOSED
+    assert not cm.exit_cancelled
+
+
 async def test_an_anyio_task_group_is_a_nursery_on_trio(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
