@@ -1,9 +1,10 @@
 """Fake context managers that record what happened to them, and where.
 
-Each fake records the task (``trio.lowlevel.current_task()``) that ran ``__aenter__`` and
-``__aexit__``, the exception and traceback ``__aexit__`` received, whether its cleanup was
-cancelled, and appends ``(name, event, time)`` to a shared log, with times from the
-(virtual) Trio clock.
+Each fake records the task (``rt.current_task()``, on asyncio the
+``asyncio.Task``) that ran ``__aenter__`` and ``__aexit__``, the exception and traceback
+``__aexit__`` received, whether its cleanup was cancelled, and appends ``(name, event,
+time)`` to a shared log, with times from the (virtual) clock.  They run on any runtime of
+``tests.runtime``: on Trio natively, on asyncio with anyio's scopes and task groups.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 
 import attrs
-import trio
+
+from tests import runtime as rt
 
 # The harness's helpers, for the tests too (one place for each).
 from tests.harness.exceptions import leaves as leaves
@@ -24,7 +26,7 @@ Log = list[tuple[str, str, float]]
 
 
 def record(log: Log, name: str, event: str) -> None:
-    log.append((name, event, trio.current_time()))
+    log.append((name, event, rt.current_time()))
 
 
 def events(log: Log, name: str | None = None) -> list[tuple[str, str]]:
@@ -55,8 +57,8 @@ class FakeCM:
     enter_error: BaseException | None = None
     exit_error: BaseException | None = None
     suppress: bool = False
-    enter_task: trio.lowlevel.Task | None = None
-    exit_task: trio.lowlevel.Task | None = None
+    enter_task: object = None
+    exit_task: object = None
     entered: int = 0
     exited: int = 0
     seen: BaseException | None = None
@@ -64,11 +66,11 @@ class FakeCM:
     exit_cancelled: bool = False
 
     async def __aenter__(self) -> str:
-        self.enter_task = trio.lowlevel.current_task()
+        self.enter_task = rt.current_task()
         record(self.log, self.name, "enter")
         try:
-            await trio.sleep(self.enter_delay)
-        except trio.Cancelled:
+            await rt.sleep(self.enter_delay)
+        except rt.cancelled():
             record(self.log, self.name, "enter cancelled")
             raise
         if self.enter_error is not None:
@@ -84,13 +86,13 @@ class FakeCM:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        self.exit_task = trio.lowlevel.current_task()
+        self.exit_task = rt.current_task()
         self.exited += 1
         self.seen, self.seen_tb = exc, tb
         record(self.log, self.name, "exit")
         try:
-            await trio.sleep(self.exit_delay)
-        except trio.Cancelled:
+            await rt.sleep(self.exit_delay)
+        except rt.cancelled():
             self.exit_cancelled = True
             record(self.log, self.name, "exit cancelled")
             raise
@@ -108,11 +110,11 @@ async def crashes_while_open(
     """Opens a nursery across the yield whose background task fails ``after`` seconds in."""
 
     async def background() -> None:
-        await trio.sleep(after)
+        await rt.sleep(after)
         record(log, name, "crash")
         raise error
 
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         nursery.start_soon(background)
         record(log, name, "entered")
         try:
@@ -124,7 +126,7 @@ async def crashes_while_open(
 @asynccontextmanager
 async def ends_while_open(log: Log, name: str, after: float) -> AsyncGenerator[str, None]:
     """Holds a ``move_on_after`` across the yield: it ends by itself, without an error."""
-    with trio.move_on_after(after):
+    with rt.move_on_after(after):
         record(log, name, "entered")
         try:
             yield name
@@ -144,9 +146,9 @@ async def crashes_then_cleans_up(
     finally:
         record(log, name, "cleanup")
         try:
-            with trio.CancelScope(shield=shielded):
-                await trio.sleep(cleanup)
-        except trio.Cancelled:
+            with rt.CancelScope(shield=shielded):
+                await rt.sleep(cleanup)
+        except rt.cancelled():
             record(log, name, "cleanup cut")
             raise
         record(log, name, "cleaned up")

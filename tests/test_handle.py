@@ -1,17 +1,32 @@
-"""``start_context``: a context manager held open by its own task, behind a handle."""
+"""``start_context``: a context manager held open by its own task, behind a handle.
+
+Each test runs on Trio and on asyncio (``tests/runtime.py``), where the nursery is an anyio
+task group.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, crashes_then_cleans_up, crashes_while_open, notes
 from trio_parallel_cm import ContextHandle, ContextState, start_context
+
+pytestmark = pytest.mark.runtimes
+
+
+def assert_no_task_left(nursery: Any, tasks_before: int) -> None:
+    """Nothing runs in ``nursery`` (Trio: its ``child_tasks``; anywhere: the task count)."""
+    if rt.on_trio():
+        assert nursery.child_tasks == frozenset()
+    assert rt.loop().count_tasks() == tasks_before
 
 
 async def test_enter_and_exit_run_in_the_holder_task_whoever_closes(
@@ -19,12 +34,12 @@ async def test_enter_and_exit_run_in_the_holder_task_whoever_closes(
 ) -> None:
     log: Log = []
     cm = FakeCM("conn", log, exit_delay=1)
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, cm)
         assert handle.value == "conn"
         assert handle.name == "FakeCM"
         states = [handle.state]
-        assert cm.enter_task is not trio.lowlevel.current_task()
+        assert cm.enter_task is not rt.current_task()
 
         async def closer() -> None:
             await handle.aclose()
@@ -42,7 +57,7 @@ async def test_aexit_passes_the_exception_and_says_if_it_was_suppressed(
     log: Log = []
     error = KeyError("from the user")
     plain_cm, swallow_cm = FakeCM("plain", log), FakeCM("swallow", log, suppress=True)
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         plain = await start_context(nursery, plain_cm, name="plain")
         swallowing = await start_context(nursery, swallow_cm)
         assert await plain.aexit(error) is False
@@ -59,16 +74,16 @@ async def test_closing_twice_and_concurrently_waits_for_the_single_exit(
     log: Log = []
     cm = FakeCM("conn", log, exit_delay=2)
     done: list[float] = []
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, cm)
 
         async def closer() -> None:
             await handle.aclose()
-            done.append(trio.current_time())
+            done.append(rt.current_time())
 
         nursery.start_soon(closer)
         nursery.start_soon(closer)
-        await trio.testing.wait_all_tasks_blocked()
+        await rt.wait_all_tasks_blocked()
         assert handle.state is ContextState.EXITING
     assert done == [2, 2]
     assert cm.exited == 1
@@ -80,7 +95,7 @@ async def test_exit_failure_is_raised_to_the_caller_annotated(
 ) -> None:
     log: Log = []
     failure = OSError("close failed")
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, FakeCM("c", log, exit_error=failure), name="conn")
         with pytest.RaisesGroup(
             pytest.RaisesExc(
@@ -99,14 +114,15 @@ async def test_enter_failure_is_raised_from_start_context_and_leaves_nothing(
 ) -> None:
     log: Log = []
     error = OSError("refused")
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
+        tasks_before = rt.loop().count_tasks()
         with pytest.RaisesGroup(
             pytest.RaisesExc(
                 OSError, check=lambda e: notes(e) == ["db (position 0) failed while entering"]
             )
         ):
             await start_context(nursery, FakeCM("c", log, enter_error=error), name="db")
-        assert nursery.child_tasks == frozenset()
+        assert_no_task_left(nursery, tasks_before)
 
 
 async def test_failure_while_open_surfaces_in_the_nursery(
@@ -117,10 +133,10 @@ async def test_failure_while_open_surfaces_in_the_nursery(
     handles: list[ContextHandle[str]] = []
     # The nursery's group holds the context manager's own nursery group.
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)):
-        async with trio.open_nursery() as nursery:
+        async with rt.open_nursery() as nursery:
             handles.append(await start_context(nursery, crashes_while_open(log, "c", 1, boom)))
-            await trio.sleep(10)
-    assert trio.current_time() == 1
+            await rt.sleep(10)
+    assert rt.current_time() == 1
     [handle] = handles
     assert handle.state is ContextState.FAILED
     with pytest.raises(RuntimeError, match="already failed while open"):
@@ -132,10 +148,10 @@ async def test_cancelling_the_nursery_exits_the_context_manager(
 ) -> None:
     log: Log = []
     cm = FakeCM("c", log)
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, cm)
         nursery.cancel_scope.cancel()
-    assert isinstance(cm.seen, trio.Cancelled)
+    assert isinstance(cm.seen, rt.cancelled())
     assert handle.state is ContextState.CLOSED
     assert await handle.aexit() is False
 
@@ -145,10 +161,10 @@ async def test_repr_names_the_factory_and_the_state(autojump_clock: trio.testing
 
     @asynccontextmanager
     async def slow() -> AsyncGenerator[None, None]:
-        await trio.sleep(1)
+        await rt.sleep(1)
         yield
 
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, slow())
         seen.append(handle.state)
         await handle.aclose()
@@ -166,20 +182,39 @@ async def test_cancelled_as_it_enters_a_failing_exit_is_reported_once(
         # Finishes entering after start_context was cancelled; its exit fails at once
         # (a checkpoint first would meet the cancellation, and fail with nothing).
         async def __aenter__(self) -> str:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(2)
+            with rt.CancelScope(shield=True):
+                await rt.sleep(2)
             return "late"
 
         async def __aexit__(self, *args: object) -> bool:
             raise error
 
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
+        tasks_before = rt.loop().count_tasks()
         with (
-            trio.move_on_after(1),
+            rt.move_on_after(1),
             pytest.RaisesGroup(pytest.RaisesExc(OSError, check=lambda e: e is error)),
         ):
             await start_context(nursery, EntersShieldedFailsToExit("c", log))
-        assert nursery.child_tasks == frozenset()
+        assert_no_task_left(nursery, tasks_before)
+
+
+async def test_start_context_cancelled_natively_as_it_enters_leaves_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On asyncio a native Task.cancel (rt.cancel_after) of the caller of start_context.
+    log: Log = []
+    cm = FakeCM("slow", log, enter_delay=2)
+    async with rt.open_nursery() as nursery:
+        tasks_before = rt.loop().count_tasks()
+        with rt.cancel_after(1) as outer:
+            await start_context(nursery, cm)
+            pytest.fail("start_context returned")  # pragma: no cover
+        assert outer.cancelled_caught
+        assert_no_task_left(nursery, tasks_before)
+    assert ("slow", "enter cancelled") in [(n, e) for n, e, _ in log]
+    assert cm.exited == 0
+    assert rt.current_time() == 1
 
 
 async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_cancelled_later(
@@ -195,9 +230,9 @@ async def test_a_crash_while_open_stays_a_crash_while_open_if_the_nursery_is_can
         ),
         KeyError,
     ):
-        async with trio.open_nursery() as nursery:
+        async with rt.open_nursery() as nursery:
             await start_context(nursery, crashes_then_cleans_up(log, "c", 1, boom, 2))
-            await trio.sleep(1.5)
+            await rt.sleep(1.5)
             raise KeyError("cancels the nursery during the cleanup")
 
 
@@ -209,7 +244,7 @@ async def test_a_failing_exit_after_the_nursery_is_cancelled_fails_while_exiting
 
     class FailsWhenCancelled(FakeCM):
         async def __aexit__(self, *args: object) -> bool:
-            assert isinstance(args[1], trio.Cancelled)
+            assert isinstance(args[1], rt.cancelled())
             raise error
 
     with pytest.RaisesGroup(
@@ -219,24 +254,51 @@ async def test_a_failing_exit_after_the_nursery_is_cancelled_fails_while_exiting
         ),
         KeyError,
     ):
-        async with trio.open_nursery() as nursery:
+        async with rt.open_nursery() as nursery:
             await start_context(nursery, FailsWhenCancelled("c", log), name="conn")
             raise KeyError("cancels the nursery")
 
 
+@pytest.mark.asyncio_gap(
+    reason="asyncio: the closer's cancel scope cancels the holder's __aexit__ (at 1, "
+    "CancelledError) and aclose returns at 1: Stage._cancelled_while_waiting calls "
+    "pass_on_cancellation for a handle's stage, whose holder lives in the user's task "
+    "group, not under the closer; on Trio that call does nothing and the exit runs to 5"
+)
 async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
     cm = FakeCM("slow", log, exit_delay=5)
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(nursery, cm)
-        with trio.move_on_after(1) as scope:
+        with rt.move_on_after(1) as scope:
             await handle.aclose()
         # Cancelled at 1, it went on waiting for the exit (its Cancelled followed).
         assert scope.cancelled_caught
-        assert trio.current_time() == 5
+        assert rt.current_time() == 5
         assert handle.state is ContextState.CLOSED
+    assert not cm.exit_cancelled
+
+
+@pytest.mark.asyncio_gap(
+    reason="asyncio: a closer already cancelled (anyio scope) cancels the holder's "
+    "__aexit__ at once (CancelledError at 0) and aclose returns at 0: Stage.exit calls "
+    "pass_on_cancellation when the caller is_cancelled, for a handle's stage too, whose "
+    "holder lives in the user's task group; on Trio the exit runs to 5"
+)
+async def test_a_closer_already_cancelled_still_waits_for_the_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Log = []
+    cm = FakeCM("slow", log, exit_delay=5)
+    async with rt.open_nursery() as nursery:
+        handle = await start_context(nursery, cm)
+        with rt.CancelScope() as scope:
+            scope.cancel()
+            await handle.aclose()
+            assert rt.current_time() == 5
+            assert handle.state is ContextState.CLOSED
     assert not cm.exit_cancelled
 
 
@@ -253,12 +315,13 @@ async def test_an_anyio_task_group_is_a_nursery_on_trio(
         group.start_soon(handles[0].aclose)
     assert handles[0].state is ContextState.CLOSED
     assert cm.exit_task is cm.enter_task
-    assert cm.enter_task is not trio.lowlevel.current_task()
+    assert cm.enter_task is not rt.current_task()
 
 
 async def test_start_context_refuses_what_is_no_nursery_before_entering() -> None:
     log: Log = []
     cm = FakeCM("conn", log)
-    with pytest.raises(TypeError, match=r"takes a trio\.Nursery or an anyio task group, not list"):
+    takes = r"a trio\.Nursery or an anyio task group" if rt.on_trio() else "an anyio task group"
+    with pytest.raises(TypeError, match=rf"takes {takes}.*, not list"):
         await start_context([], cm)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     assert log == []

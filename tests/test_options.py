@@ -1,4 +1,8 @@
-"""``limit=``, ``enter_timeout=`` and ``exit_timeout=``, on the virtual clock."""
+"""``limit=``, ``enter_timeout=`` and ``exit_timeout=``, on the virtual clock.
+
+Each test runs on Trio and on asyncio (``tests/runtime.py``), where a timeout is the builtin
+``TimeoutError`` (``rt.too_slow()``) instead of ``trio.TooSlowError``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,11 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, notes, time_of
 from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
+
+pytestmark = pytest.mark.runtimes
 
 
 class Counted(FakeCM):
@@ -52,10 +59,10 @@ async def test_limit_bounds_enters_and_exits_in_flight(
     log: Log = []
     cms = [counted(f"cm{i}", log, enter_delay=1, exit_delay=1) for i in range(5)]
     async with parallel_with(*cms, limit=2):
-        assert trio.current_time() == 3  # ceil(5 / 2) rounds of enters
+        assert rt.current_time() == 3  # ceil(5 / 2) rounds of enters
         assert counted.most == 2
         counted.most = 0
-    assert trio.current_time() == 6
+    assert rt.current_time() == 6
     assert counted.most == 2
 
 
@@ -66,7 +73,7 @@ async def test_an_open_context_manager_holds_no_slot(
     cms = [counted(f"cm{i}", log, enter_delay=1) for i in range(3)]
     async with parallel_with(*cms, limit=1):
         # Had an open one held its slot, the second could never have entered.
-        assert trio.current_time() == 3
+        assert rt.current_time() == 3
         assert counted.most == 1
 
 
@@ -76,7 +83,7 @@ async def test_limit_on_a_stack_stage(
     log: Log = []
     async with ParallelExitStack() as stack:
         await stack.enter_all(*[counted(f"cm{i}", log, enter_delay=1) for i in range(4)], limit=3)
-        assert trio.current_time() == 2
+        assert rt.current_time() == 2
     assert counted.most == 3
 
 
@@ -88,14 +95,14 @@ async def test_enter_timeout_fails_the_slow_one_like_any_enter_failure(
     slow = FakeCM("slow", log, enter_delay=5)
     with pytest.RaisesGroup(
         pytest.RaisesExc(
-            trio.TooSlowError,
+            rt.too_slow(),
             match=r"^FakeCM did not enter within 2 s",
             check=lambda e: notes(e) == ["FakeCM (position 1) failed while entering"],
         )
     ) as caught:
         async with parallel_with(quick, slow, enter_timeout=2):
             pytest.fail("the body ran")  # pragma: no cover
-    assert trio.current_time() == 2
+    assert rt.current_time() == 2
     assert ("slow", "enter cancelled") in [(n, e) for n, e, _ in log]
     assert quick.seen is caught.value.exceptions[0]
 
@@ -104,7 +111,7 @@ async def test_enter_timeout_is_lifted_once_entered(autojump_clock: trio.testing
     log: Log = []
     cm = FakeCM("cm", log, enter_delay=1)
     async with parallel_with(cm, enter_timeout=2):
-        await trio.sleep(10)  # open well past the enter deadline
+        await rt.sleep(10)  # open well past the enter deadline
     assert cm.seen is None
 
 
@@ -114,7 +121,7 @@ async def test_exit_timeout_cancels_a_slow_exit(autojump_clock: trio.testing.Moc
     quick = FakeCM("quick", log, exit_delay=1)
     with pytest.RaisesGroup(
         pytest.RaisesExc(
-            trio.TooSlowError,
+            rt.too_slow(),
             match=r"^FakeCM did not exit within 2 s",
             check=lambda e: notes(e) == ["FakeCM (position 0) failed while exiting"],
         )
@@ -123,7 +130,7 @@ async def test_exit_timeout_cancels_a_slow_exit(autojump_clock: trio.testing.Moc
             pass
     assert slow.exit_cancelled
     assert time_of(log, "quick", "exited") == 1
-    assert trio.current_time() == 2
+    assert rt.current_time() == 2
 
 
 async def test_exit_timeout_shields_the_exit_from_outer_cancellation(
@@ -131,7 +138,7 @@ async def test_exit_timeout_shields_the_exit_from_outer_cancellation(
 ) -> None:
     log: Log = []
     cm = FakeCM("cm", log, exit_delay=1.5)
-    with trio.move_on_after(0.5) as outer:
+    with rt.move_on_after(0.5) as outer:
         async with parallel_with(cm, exit_timeout=2):
             pass
     # The outer deadline passed during the exit, which finished within its budget; then
@@ -146,28 +153,24 @@ async def test_exit_timeout_still_passes_a_body_cancellation_natively(
 ) -> None:
     log: Log = []
     cm = FakeCM("cm", log, exit_delay=1)
-    with trio.move_on_after(1) as outer:
+    with rt.move_on_after(1) as outer:
         async with parallel_with(cm, exit_timeout=2):
-            await trio.sleep_forever()
+            await rt.sleep_forever()
     assert outer.cancelled_caught
-    assert isinstance(cm.seen, trio.Cancelled)
+    assert isinstance(cm.seen, rt.cancelled())
     assert not cm.exit_cancelled  # shielded within its budget
-    assert trio.current_time() == 2
+    assert rt.current_time() == 2
 
 
 async def test_start_context_timeouts(autojump_clock: trio.testing.MockClock) -> None:
     log: Log = []
-    async with trio.open_nursery() as nursery:
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(trio.TooSlowError, match="did not enter within 1 s")
-        ):
+    async with rt.open_nursery() as nursery:
+        with pytest.RaisesGroup(pytest.RaisesExc(rt.too_slow(), match="did not enter within 1 s")):
             await start_context(nursery, FakeCM("slow", log, enter_delay=5), enter_timeout=1)
         handle = await start_context(nursery, FakeCM("cm", log, exit_delay=5), exit_timeout=1)
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(trio.TooSlowError, match="did not exit within 1 s")
-        ):
+        with pytest.RaisesGroup(pytest.RaisesExc(rt.too_slow(), match="did not exit within 1 s")):
             await handle.aclose()
-    assert trio.current_time() == 2
+    assert rt.current_time() == 2
 
 
 @pytest.mark.parametrize(
@@ -209,8 +212,8 @@ async def test_entering_just_as_the_enter_timeout_passes_is_too_slow_all_the_sam
 
     class Uninterruptible(FakeCM):
         async def __aenter__(self) -> str:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(3)
+            with rt.CancelScope(shield=True):
+                await rt.sleep(3)
             return "late"
 
         async def __aexit__(
@@ -223,17 +226,17 @@ async def test_entering_just_as_the_enter_timeout_passes_is_too_slow_all_the_sam
             return False
 
     with pytest.RaisesGroup(
-        pytest.RaisesExc(trio.TooSlowError, match="did not enter within 2 s")
+        pytest.RaisesExc(rt.too_slow(), match="did not enter within 2 s")
     ) as caught:
         async with parallel_with(Uninterruptible("late", log), enter_timeout=2):
             pytest.fail("the body ran")  # pragma: no cover
     assert seen == [caught.value.exceptions[0]]
-    assert trio.current_time() == 3
+    assert rt.current_time() == 3
     # With an exit timeout too, it is still reported as too slow to enter (the deadline
     # that fired is the enter's), not to exit.
     seen.clear()
     with pytest.RaisesGroup(
-        pytest.RaisesExc(trio.TooSlowError, match="did not enter within 2 s")
+        pytest.RaisesExc(rt.too_slow(), match="did not enter within 2 s")
     ) as caught:
         async with parallel_with(Uninterruptible("late", log), enter_timeout=2, exit_timeout=9):
             pytest.fail("the body ran")  # pragma: no cover

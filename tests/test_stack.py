@@ -1,4 +1,7 @@
-"""``ParallelExitStack``: ordered stages, each with every guarantee of ``parallel_with``."""
+"""``ParallelExitStack``: ordered stages, each with every guarantee of ``parallel_with``.
+
+Each test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import (
     FakeCM,
     Log,
@@ -19,6 +23,8 @@ from tests.fakes import (
 )
 from trio_parallel_cm import ParallelExitStack
 
+pytestmark = pytest.mark.runtimes
+
 
 async def test_stages_enter_in_order_and_unwind_in_reverse(
     autojump_clock: trio.testing.MockClock,
@@ -27,16 +33,16 @@ async def test_stages_enter_in_order_and_unwind_in_reverse(
     db = FakeCM("db", log, enter_delay=1, exit_delay=1)
     cache = FakeCM("cache", log, enter_delay=2, exit_delay=2)
     app = FakeCM("app", log, enter_delay=1, exit_delay=1)
-    body_task = trio.lowlevel.current_task()
+    body_task = rt.current_task()
     async with ParallelExitStack() as stack:
         assert await stack.enter_all(db, cache) == ("db", "cache")
-        assert trio.current_time() == 2  # stage 1 concurrently
+        assert rt.current_time() == 2  # stage 1 concurrently
         assert await stack.enter(app) == "app"
-        assert trio.current_time() == 3
+        assert rt.current_time() == 3
     # Stage 2 exits first (3 -> 4), then stage 1 concurrently (4 -> 6).
     assert time_of(log, "app", "exit") == 3
     assert time_of(log, "db", "exit") == time_of(log, "cache", "exit") == 4
-    assert trio.current_time() == 6
+    assert rt.current_time() == 6
     tasks = [cm.enter_task for cm in (db, cache, app)]
     assert [cm.exit_task for cm in (db, cache, app)] == tasks
     assert len({id(t) for t in tasks}) == 3
@@ -137,7 +143,7 @@ async def test_a_member_failing_while_open_cancels_the_stack_body(
             await stack.enter_all(early, crashes_while_open(log, "crasher", 2, boom))
             await stack.enter(late)
             try:
-                await trio.sleep(10)
+                await rt.sleep(10)
             finally:
                 record(log, "body", "cancelled")
     assert time_of(log, "body", "cancelled") == 2
@@ -156,7 +162,7 @@ async def test_stages_are_entered_from_the_body_only(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-    async with ParallelExitStack() as stack, trio.open_nursery() as nursery:
+    async with ParallelExitStack() as stack, rt.open_nursery() as nursery:
 
         async def from_another_task() -> None:
             with pytest.raises(RuntimeError, match="from its body only"):
@@ -175,15 +181,36 @@ async def test_outer_cancellation_while_a_stage_enters(
     first = FakeCM("first", log)
     quick = FakeCM("quick", log)
     slow = FakeCM("slow", log, enter_delay=5)
-    with trio.move_on_after(1) as outer:
+    with rt.move_on_after(1) as outer:
         async with ParallelExitStack() as stack:
             await stack.enter(first)
             await stack.enter_all(quick, slow)
             pytest.fail("the stage entered")  # pragma: no cover
     assert outer.cancelled_caught
     assert ("slow", "enter cancelled") in events(log)
-    assert isinstance(quick.seen, trio.Cancelled)
-    assert isinstance(first.seen, trio.Cancelled)
+    assert isinstance(quick.seen, rt.cancelled())
+    assert isinstance(first.seen, rt.cancelled())
+    assert first.exited == quick.exited == 1
+
+
+async def test_native_cancellation_while_a_stage_enters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On asyncio a native Task.cancel (rt.cancel_after), not an anyio scope; on Trio, the
+    # test above again.
+    log: Log = []
+    first = FakeCM("first", log)
+    quick = FakeCM("quick", log)
+    slow = FakeCM("slow", log, enter_delay=5)
+    with rt.cancel_after(1) as outer:
+        async with ParallelExitStack() as stack:
+            await stack.enter(first)
+            await stack.enter_all(quick, slow)
+            pytest.fail("the stage entered")  # pragma: no cover
+    assert outer.cancelled_caught
+    assert ("slow", "enter cancelled") in events(log)
+    assert isinstance(quick.seen, rt.cancelled())
+    assert isinstance(first.seen, rt.cancelled())
     assert first.exited == quick.exited == 1
 
 
@@ -221,7 +248,7 @@ async def test_a_member_ending_by_itself_while_its_stage_enters_fails_that_stage
             )
             pytest.fail("the stage entered")  # pragma: no cover
     assert ("slow", "enter cancelled") in events(log)
-    assert trio.current_time() == 1
+    assert rt.current_time() == 1
     # The first stage received what the body raised: the second stage's enter failure.
     assert members(first.seen)[0].args[0].startswith("ends_while_open ended by itself")
 
@@ -240,8 +267,8 @@ async def test_several_members_failing_while_open_reach_the_earlier_stage_togeth
             await stack.enter_all(
                 crashes_while_open(log, "a", 1, first), crashes_while_open(log, "b", 2, second)
             )
-            with trio.CancelScope(shield=True):
-                await trio.sleep(3)  # both fail while the body still runs
+            with rt.CancelScope(shield=True):
+                await rt.sleep(3)  # both fail while the body still runs
     assert [leaves for group in members(early.seen) for leaves in members(group)] == [
         first,
         second,

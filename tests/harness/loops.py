@@ -37,10 +37,12 @@ class Scope(Protocol):
 
     @property
     def cancel_called(self) -> bool: ...
+    @property
+    def cancelled_caught(self) -> bool: ...
 
     def cancel(self) -> None: ...
     def __enter__(self) -> Any: ...
-    def __exit__(self, *exc_info: object) -> bool | None: ...
+    def __exit__(self, *exc_info: object) -> bool: ...
 
 
 class Group(Protocol):
@@ -48,14 +50,19 @@ class Group(Protocol):
 
 
 class Loop(Protocol):
-    """What the harness asks of an event loop."""
+    """What the harness (and the suite, through ``tests.runtime``) asks of an event loop."""
 
     name: str
+    #: What a cancelled task meets, and what ``fail_after`` raises.
+    Cancelled: type[BaseException]
+    TooSlow: type[Exception]
 
     def current_time(self) -> float: ...
     def current_task(self) -> object: ...
     def sleep(self, seconds: float) -> Awaitable[None]: ...
     def checkpoint(self) -> Awaitable[None]: ...
+    def sleep_forever(self) -> Awaitable[None]: ...
+    def wait_all_tasks_blocked(self) -> Awaitable[None]: ...
     def scope(self, *, shield: bool = False) -> Scope: ...
     def fail_after(self, seconds: float) -> AbstractContextManager[Any]: ...
     def move_on_after(self, seconds: float) -> AbstractContextManager[Any]: ...
@@ -70,6 +77,8 @@ class Loop(Protocol):
 
 class _Trio:
     name = TRIO
+    Cancelled: type[BaseException] = trio.Cancelled
+    TooSlow: type[Exception] = trio.TooSlowError
 
     def current_time(self) -> float:
         return trio.current_time()
@@ -82,6 +91,12 @@ class _Trio:
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    async def sleep_forever(self) -> None:
+        await trio.sleep_forever()
+
+    async def wait_all_tasks_blocked(self) -> None:
+        await trio.testing.wait_all_tasks_blocked()
 
     def scope(self, *, shield: bool = False) -> Any:
         return trio.CancelScope(shield=shield)
@@ -126,6 +141,8 @@ class _Trio:
 
 class _Asyncio:
     name = ASYNCIO
+    Cancelled: type[BaseException] = asyncio.CancelledError
+    TooSlow: type[Exception] = TimeoutError
 
     def current_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -138,6 +155,27 @@ class _Asyncio:
 
     async def checkpoint(self) -> None:
         await anyio.lowlevel.checkpoint()
+
+    async def sleep_forever(self) -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def wait_all_tasks_blocked(self) -> None:
+        """Yield until no other task or callback is ready, nor any timer due now (before
+        the virtual clock would jump, as Trio's under ``autojump_clock``).  It reads the
+        ``VirtualTimeLoop``'s queues (private to ``asyncio.BaseEventLoop``): anyio's own
+        polls with real sleeps, and uvloop has no such queues."""
+        from tests.aio import VirtualTimeLoop  # (asyncio only)
+
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeLoop):
+            raise NotImplementedError("wait_all_tasks_blocked needs the VirtualTimeLoop")
+        queues: dict[str, Any] = vars(loop)  # (asyncio.BaseEventLoop's own attributes)
+        while True:
+            await asyncio.sleep(0)
+            now = loop.time()
+            due = any(not t.cancelled() and t.when() <= now for t in queues["_scheduled"])
+            if not queues["_ready"] and not due:
+                return
 
     def scope(self, *, shield: bool = False) -> Any:
         return anyio.CancelScope(shield=shield)
