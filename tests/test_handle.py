@@ -259,12 +259,6 @@ async def test_a_failing_exit_after_the_nursery_is_cancelled_fails_while_exiting
             raise KeyError("cancels the nursery")
 
 
-@pytest.mark.asyncio_gap(
-    reason="asyncio: the closer's cancel scope cancels the holder's __aexit__ (at 1, "
-    "CancelledError) and aclose returns at 1: Stage._cancelled_while_waiting calls "
-    "pass_on_cancellation for a handle's stage, whose holder lives in the user's task "
-    "group, not under the closer; on Trio that call does nothing and the exit runs to 5"
-)
 async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -281,12 +275,6 @@ async def test_a_closer_cancelled_while_it_waits_for_the_exit_still_waits(
     assert not cm.exit_cancelled
 
 
-@pytest.mark.asyncio_gap(
-    reason="asyncio: a closer already cancelled (anyio scope) cancels the holder's "
-    "__aexit__ at once (CancelledError at 0) and aclose returns at 0: Stage.exit calls "
-    "pass_on_cancellation when the caller is_cancelled, for a handle's stage too, whose "
-    "holder lives in the user's task group; on Trio the exit runs to 5"
-)
 async def test_a_closer_already_cancelled_still_waits_for_the_exit(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
