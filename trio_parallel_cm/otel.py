@@ -19,11 +19,12 @@ import time
 from types import TracebackType
 from typing import Final, final
 
-import trio
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from . import _runtime
 from ._attempts import attempts_of, summary
+from ._errors import is_cancellation
 from ._timeline import (
     ENTER_FAILED,
     ENTER_RETRIED,
@@ -93,7 +94,7 @@ class SpanObserver:
         self._open.clear()
         if block is None:
             return
-        if exc is not None and not isinstance(exc, trio.Cancelled):
+        if exc is not None and not is_cancellation(exc):
             block.record_exception(exc)
             block.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         block.end(end_time=self._now_ns())
@@ -122,13 +123,14 @@ class SpanObserver:
                 span.end(end_time=when)
 
     def _now_ns(self) -> int:
-        return self._ns(trio.current_time())
+        return self._ns(_runtime.current("SpanObserver").current_time())
 
-    def _ns(self, trio_time: float) -> int:
-        """Trio's clock (virtual in tests) mapped to the wall clock that spans use."""
+    def _ns(self, loop_time: float) -> int:
+        """The event loop's clock (virtual in tests) mapped to the wall clock of spans."""
         if self._offset_ns is None:
-            self._offset_ns = time.time_ns() - round(trio.current_time() * 1e9)
-        return self._offset_ns + round(trio_time * 1e9)
+            now = _runtime.current("SpanObserver").current_time()
+            self._offset_ns = time.time_ns() - round(now * 1e9)
+        return self._offset_ns + round(loop_time * 1e9)
 
 
 def _attributes(event: PhaseEvent) -> dict[str, str | int | bool | list[int]]:
