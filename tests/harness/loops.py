@@ -46,6 +46,10 @@ class Scope(Protocol):
 class Group(Protocol):
     def start_soon(self, fn: Callable[..., Awaitable[object]], /, *args: object) -> object: ...
 
+    #: The scope around its tasks (a Trio nursery's, an anyio task group's).
+    @property
+    def cancel_scope(self) -> Scope: ...
+
 
 class Loop(Protocol):
     """What the harness asks of an event loop."""
@@ -55,6 +59,7 @@ class Loop(Protocol):
     def current_time(self) -> float: ...
     def current_task(self) -> object: ...
     def sleep(self, seconds: float) -> Awaitable[None]: ...
+    def sleep_until(self, deadline: float) -> Awaitable[None]: ...
     def checkpoint(self) -> Awaitable[None]: ...
     def scope(self, *, shield: bool = False) -> Scope: ...
     def fail_after(self, seconds: float) -> AbstractContextManager[Any]: ...
@@ -79,6 +84,9 @@ class _Trio:
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await trio.sleep_until(deadline)
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -135,6 +143,9 @@ class _Asyncio:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
 
     async def checkpoint(self) -> None:
         await anyio.lowlevel.checkpoint()
