@@ -520,10 +520,12 @@ def _failure(
     r = out.records[i]
     raised = r.exit_raised
     if raised is None:
-        if r.exit_returned or not isinstance(r.seen, CANCELLED):
+        late = _late_for_the_budget(s, out, i)
+        if r.exit_returned or not (isinstance(r.seen, CANCELLED) or late):
             return None
-        # Failing, it let its own Cancelled through: a budget that ran out before its
-        # exit began cut it all the same (its exit began late, after its dependents').
+        # Failing, it let its own Cancelled through, or it began to exit once the budget
+        # had run out (it waited for its dependents, or, with limit=, for an exit slot): a
+        # budget that ran out before its exit began cut it all the same.
         seen = [e for other in out.records for e in leaves(other.seen)]
         found = [e for e in [*leaves(out.raised), *seen] if _too_slow(e, i, "exit")]
         if found:
