@@ -57,9 +57,10 @@ bench-profile: $(STAMP)
 fuzz: $(STAMP)
 	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "(fuzz or exhaustive or small_graph) and not asyncio" -q
 
-# The same on the asyncio runtime, a preview (known gaps: test_fuzz_on_asyncio).
+# The same on the asyncio runtime, a preview (known gaps: test_fuzz_on_asyncio), the
+# graph harness's included.
 fuzz-asyncio: $(STAMP)
-	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py -k "asyncio" -q
+	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "asyncio" -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage docs/_build

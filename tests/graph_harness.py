@@ -7,12 +7,12 @@ while open (a scope held across the yield and cancelled by its own task, as a
 ``move_on_after`` would be), an exit error, a suppressing exit), whether it is optional,
 how many of its attempts fail (with ``retry``), its own ``enter_timeout`` and
 ``exit_timeout``, a body, an optional outer cancellation and an optional shutdown budget.
-``run_graph`` runs it on the virtual clock, Trio's scheduler seeded by the scenario, and
-records what every node saw, what the block raised and what escaped the run, and in
-which order things happened; ``check_graph`` checks the invariants of docs/semantics.rst
-("ResourceGraph") against that record, one checker per guarantee, with a model of the
-unwinding (what each node must receive, when it may start, what a suppression takes
-away) built from the record.
+``run_graph`` runs it on the virtual clock of its event loop (``GraphScenario.runtime``:
+Trio, its scheduler seeded by the scenario, or asyncio), and records what every node saw,
+what the block raised and what escaped the run, and in which order things happened;
+``check_graph`` checks the invariants of docs/semantics.rst ("ResourceGraph") against that
+record, one checker per guarantee, with a model of the unwinding (what each node must
+receive, when it may start, what a suppression takes away) built from the record.
 
 Times are chosen so that no two kinds of event tie: delays are whole seconds, crashes fall
 on x.5 s, the outer cancellation on x.25 s, a retry waits 0.1 s, a shutdown budget lasts a
@@ -33,22 +33,31 @@ Notes: what the oracle does not check, and why.
 * A lost ``RuntimeError`` of a node that ended by itself while the others were entering:
   whether it ended first or another's enter failure came first is a tie the records
   cannot always order; its note, phase and the extras check still apply.
+
+On asyncio (``on_asyncio``; the runtime's differences are in the design notes of
+``trio_parallel_cm/_runtime/_asyncio.py``), the fakes reach the loop through the flat
+harness's ``Loop`` (``tests/harness/loops.py``), and the adjustments are the flat
+harness's: a crash comes ``CRASH_LAG_ON_ASYNCIO`` later, off the grid (it reaches its
+holder an iteration later); timeouts are the builtin ``TimeoutError``; the outer
+cancellation may be native (``Task.cancel``), which is delivered once, so a node that
+suppresses it ends it, and never put in a group beside failures.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
 import attrs
-import trio
-import trio.testing
 
 from tests.harness.exceptions import leaves, members
-from tests.harness.running import seed_scheduler
+from tests.harness.explore import CRASH_LAG_ON_ASYNCIO
+from tests.harness.loops import ASYNCIO, CANCELLED, LOOPS, TOO_SLOW, TRIO, Group, Loop, Scope
 from trio_parallel_cm import ResourceGraph, Retry, failures_of
 
 
@@ -85,7 +94,12 @@ class NodeScript:
 RETRY_WAIT = 0.1
 
 
-@attrs.frozen
+#: The fields of a scenario that its repr shows only when they are not at their default:
+#: a Trio scenario's repr, which seeds its run, is what it was before asyncio came.
+_RUNTIME_FIELDS = ("runtime", "native_cancel")
+
+
+@attrs.frozen(repr=False)
 class GraphScenario:
     nodes: tuple[NodeScript, ...]
     body_delay: int = 0
@@ -93,6 +107,45 @@ class GraphScenario:
     cancel_at: float | None = None
     limit: int | None = None
     shutdown_timeout: float | None = None
+    #: The event loop: ``"trio"``, or ``"asyncio"`` (``tests/harness/loops.py``).
+    runtime: str = TRIO
+    #: asyncio: the outer cancellation at ``cancel_at`` is a native ``Task.cancel`` of the
+    #: task running the block (as ``asyncio.timeout`` makes), not an anyio scope's.
+    native_cancel: bool = False
+
+    def __repr__(self) -> str:
+        """``GraphScenario(field=value, ...)``, as attrs writes it, less the runtime's
+        fields at their default: ``run_graph(eval(repr(scenario)))`` reproduces it."""
+        parts = [
+            f"{field.name}={getattr(self, field.name)!r}"
+            for field in attrs.fields(GraphScenario)
+            if field.name not in _RUNTIME_FIELDS or getattr(self, field.name) != field.default
+        ]
+        return f"GraphScenario({', '.join(parts)})"
+
+    def __attrs_post_init__(self) -> None:
+        if self.runtime not in LOOPS:
+            raise ValueError(f"no event loop named {self.runtime!r}")
+        if self.native_cancel and (self.runtime != ASYNCIO or self.cancel_at is None):
+            raise ValueError("a native cancellation is asyncio's, of an outer cancellation")
+
+    @property
+    def loop(self) -> Loop:
+        return LOOPS[self.runtime]
+
+
+def on_asyncio(scenario: GraphScenario, *, native: bool = False) -> GraphScenario:
+    """``scenario`` on asyncio (``native``: its outer cancellation, if any, a
+    ``Task.cancel``), each crash ``CRASH_LAG_ON_ASYNCIO`` later, as the flat harness's
+    ``on_asyncio`` moves them (``tests/harness/explore.py``)."""
+    nodes = tuple(
+        node
+        if node.crash_at is None
+        else attrs.evolve(node, crash_at=node.crash_at + CRASH_LAG_ON_ASYNCIO)
+        for node in scenario.nodes
+    )
+    native = native and scenario.cancel_at is not None
+    return attrs.evolve(scenario, nodes=nodes, runtime=ASYNCIO, native_cancel=native)
 
 
 #: Orders the events of a run in time (several happen at one virtual instant): each
@@ -107,15 +160,15 @@ class NodeRecord:
     made_at: float | None = None
     attempts: list[float] = attrs.Factory(list[float])  # when each factory call was made
     made_with: tuple[Any, ...] = ()
-    made_in: trio.lowlevel.Task | None = None
-    enter_task: trio.lowlevel.Task | None = None
+    made_in: object = None
+    enter_task: object = None
     entered_at: float | None = None
     entered_seq: int | None = None
     #: When its last ``__aenter__`` ended (entered, failed or cancelled).
     enter_ended: float | None = None
     enter_ended_seq: int | None = None
     exit_calls: int = 0
-    exit_task: trio.lowlevel.Task | None = None
+    exit_task: object = None
     exit_started: float | None = None
     exit_started_seq: int | None = None
     exit_ended: float | None = None
@@ -167,19 +220,23 @@ def failing_delay(script: NodeScript) -> int:
 class ScriptedNode:
     """The async context manager a node's factory makes: it follows its script."""
 
-    def __init__(self, index: int, script: NodeScript, rec: NodeRecord, attempt: int) -> None:
+    def __init__(
+        self, index: int, script: NodeScript, rec: NodeRecord, attempt: int, loop: Loop
+    ) -> None:
         self.name = f"n{index}"
         self.script = script
         self.rec = rec
         self.attempt = attempt
-        self.nursery_manager: Any = None
-        self.nursery: trio.Nursery | None = None
-        self.scope: trio.CancelScope | None = None
+        self.loop = loop
+        self.nursery_manager: AbstractAsyncContextManager[Group] | None = None
+        self.nursery: Group | None = None
+        self.scope: Scope | None = None
 
     async def __aenter__(self) -> str:
-        self.rec.enter_task = trio.lowlevel.current_task()
+        loop = self.loop
+        self.rec.enter_task = loop.current_task()
         try:
-            await trio.sleep(self.script.enter_delay)
+            await loop.sleep(self.script.enter_delay)
             if self.script.interrupt == "enter":
                 interrupt = KeyboardInterrupt(f"{self.name} enter")
                 self.rec.faults.append(interrupt)
@@ -189,27 +246,27 @@ class ScriptedNode:
                 self.rec.faults.append(error)
                 raise error
             if self.script.ends_at is not None:
-                self.scope = trio.CancelScope()
+                self.scope = loop.scope()
                 self.scope.__enter__()
             if self.script.crash_at is not None or self.script.ends_at is not None:
-                self.nursery_manager = trio.open_nursery()
-                nursery: trio.Nursery = await self.nursery_manager.__aenter__()
+                self.nursery_manager = loop.open_group()
+                nursery = await self.nursery_manager.__aenter__()
                 if self.script.crash_at is not None:
                     nursery.start_soon(self._crash, self.script.crash_at)
                 if self.script.ends_at is not None:
                     nursery.start_soon(self._end, self.script.ends_at)
                 self.nursery = nursery
-            self.rec.entered_at = trio.current_time()
+            self.rec.entered_at = loop.current_time()
             self.rec.entered_seq = next(_SEQ)
             return self.name
         finally:
-            self.rec.enter_ended = trio.current_time()
+            self.rec.enter_ended = loop.current_time()
             self.rec.enter_ended_seq = next(_SEQ)
 
     async def _crash(self, at: float) -> None:
-        await trio.sleep_until(at)
+        await self.loop.sleep_until(at)
         self.rec.crashed = True
-        self.rec.crashed_at = trio.current_time()
+        self.rec.crashed_at = self.loop.current_time()
         self.rec.crashed_seq = next(_SEQ)
         error = ValueError(f"{self.name} crash")
         self.rec.faults.append(error)
@@ -217,9 +274,9 @@ class ScriptedNode:
 
     async def _end(self, at: float) -> None:
         """Ends the node by itself: recorded as a crash without an exception."""
-        await trio.sleep_until(at)
+        await self.loop.sleep_until(at)
         self.rec.crashed = True
-        self.rec.crashed_at = trio.current_time()
+        self.rec.crashed_at = self.loop.current_time()
         self.rec.crashed_seq = next(_SEQ)
         assert self.scope is not None
         self.scope.cancel()
@@ -228,6 +285,7 @@ class ScriptedNode:
         """Closes its nursery and the scope it held across the yield, ``exc`` in flight:
         whether it suppressed ``exc`` (its own ``Cancelled``); raises what else came out."""
         assert self.scope is not None and self.nursery is not None
+        assert self.nursery_manager is not None
         pending = exc
         self.nursery.cancel_scope.cancel()
         try:
@@ -246,8 +304,8 @@ class ScriptedNode:
         """Record that ``__aexit__`` began, with ``exc``; the record."""
         rec = self.rec
         rec.exit_calls += 1
-        rec.exit_task = trio.lowlevel.current_task()
-        rec.exit_started = trio.current_time()
+        rec.exit_task = self.loop.current_task()
+        rec.exit_started = self.loop.current_time()
         rec.exit_started_seq = next(_SEQ)
         rec.seen = exc
         return rec
@@ -263,7 +321,7 @@ class ScriptedNode:
         else:
             rec.exit_returned = suppressed
         finally:
-            rec.exit_ended = trio.current_time()
+            rec.exit_ended = self.loop.current_time()
             rec.exit_ended_seq = next(_SEQ)
         return suppressed
 
@@ -275,9 +333,10 @@ class ScriptedNode:
         rec = self._exit_started(exc)
         try:
             if self.nursery is not None:
+                assert self.nursery_manager is not None
                 self.nursery.cancel_scope.cancel()  # a crash not yet happened never will
                 await self.nursery_manager.__aexit__(None, None, None)  # raises a crash
-            await trio.sleep(self.script.exit_delay)
+            await self.loop.sleep(self.script.exit_delay)
             if self.script.interrupt == "exit":
                 interrupt = KeyboardInterrupt(f"{self.name} exit")
                 rec.faults.append(interrupt)
@@ -292,31 +351,33 @@ class ScriptedNode:
         else:
             rec.exit_returned = self.script.suppress
         finally:
-            rec.exit_ended = trio.current_time()
+            rec.exit_ended = self.loop.current_time()
             rec.exit_ended_seq = next(_SEQ)
         return self.script.suppress
 
 
 def run_graph(scenario: GraphScenario) -> GraphOutcome:
-    """Run ``scenario`` on a virtual clock and record everything."""
+    """Run ``scenario`` in a fresh run of its event loop, on a virtual clock, and record
+    everything (on Trio, the scheduler seeded by the scenario: a run is a function of it)."""
     records = [NodeRecord() for _ in scenario.nodes]
     out = GraphOutcome(records)
+    loop = scenario.loop
 
     def factory(index: int) -> Callable[..., ScriptedNode]:
         def make(*values: Any) -> ScriptedNode:
             rec = records[index]
             if rec.made_at is None:
-                rec.made_at = trio.current_time()
-            rec.attempts.append(trio.current_time())
+                rec.made_at = loop.current_time()
+            rec.attempts.append(loop.current_time())
             rec.made_with = values
-            rec.made_in = trio.lowlevel.current_task()
+            rec.made_in = loop.current_task()
             script, attempt = scenario.nodes[index], len(rec.attempts)
             if script.factory_error and failing_attempt(script, attempt):
-                rec.enter_ended, rec.enter_ended_seq = trio.current_time(), next(_SEQ)
+                rec.enter_ended, rec.enter_ended_seq = loop.current_time(), next(_SEQ)
                 error = ConnectionError(f"n{index} factory (attempt {attempt})")
                 rec.faults.append(error)
                 raise error
-            return ScriptedNode(index, script, rec, attempt)
+            return ScriptedNode(index, script, rec, attempt, loop)
 
         make.__name__ = f"n{index}"
         return make
@@ -339,12 +400,12 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
                     exit_timeout=script.exit_timeout,
                 )
             )
-        deadline = trio.current_time() + (
-            scenario.cancel_at if scenario.cancel_at is not None else float("inf")
-        )
-        scope = trio.CancelScope(deadline=deadline)
+        # The caller's scope (the run begins at 0), or, native, asyncio's Task.cancel.
+        seconds = math.inf if scenario.cancel_at is None else scenario.cancel_at
+        outer = loop.cancel_after if scenario.native_cancel else loop.move_on_after
+        scope: Any = None
         try:
-            with scope:
+            with outer(seconds) as scope:
                 await enter(graph)
         finally:
             out.cancel_called, out.cancel_caught = scope.cancel_called, scope.cancelled_caught
@@ -352,12 +413,12 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
     async def enter(graph: ResourceGraph) -> None:
         try:
             async with graph as resources:
-                out.body_started = trio.current_time()
+                out.body_started = loop.current_time()
                 out.tolerated = [f.name for f in resources.failures]
                 out.tolerated_exceptions = [f.exception for f in resources.failures]
                 out.skipped = [node.name for node in resources.skipped]
                 try:
-                    await trio.sleep(scenario.body_delay)
+                    await loop.sleep(scenario.body_delay)
                     if scenario.body_error:
                         out.body_exc = LookupError("body")
                         raise out.body_exc
@@ -365,7 +426,7 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
                     out.body_raised = exc
                     raise
                 finally:
-                    out.body_ended = trio.current_time()
+                    out.body_ended = loop.current_time()
                     out.body_ended_seq = next(_SEQ)
         except BaseException as exc:
             out.raised = exc
@@ -373,9 +434,8 @@ def run_graph(scenario: GraphScenario) -> GraphOutcome:
 
     # Trio shuffles each batch of runnable tasks: seeded by the scenario, a run is a
     # function of it, and a failing scenario printed by the tests reproduces.
-    seed_scheduler(zlib.crc32(repr(scenario).encode()))
     try:
-        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        loop.run(main, zlib.crc32(repr(scenario).encode()))
     except BaseException as exc:  # checked by check_escaped
         out.escaped = exc
     out.ended = max([0.0] + [r.exit_ended or 0.0 for r in records])
@@ -430,12 +490,12 @@ def below(s: GraphScenario, nodes: set[int]) -> set[int]:
 def cancelled_only(exc: BaseException | None) -> bool:
     """``exc`` is a ``Cancelled``, or a group of nothing else (a node's nursery wraps it)."""
     found = leaves(exc)
-    return bool(found) and all(isinstance(e, trio.Cancelled) for e in found)
+    return bool(found) and all(isinstance(e, CANCELLED) for e in found)
 
 
 def failing(r: NodeRecord) -> bool:
     """It crashed while open, and its ``__aexit__`` received its own ``Cancelled``."""
-    return r.crashed and isinstance(r.seen, trio.Cancelled)
+    return r.crashed and isinstance(r.seen, CANCELLED)
 
 
 @attrs.frozen(eq=False)
@@ -460,10 +520,12 @@ def _failure(
     r = out.records[i]
     raised = r.exit_raised
     if raised is None:
-        if r.exit_returned or not isinstance(r.seen, trio.Cancelled):
+        late = _late_for_the_budget(s, out, i)
+        if r.exit_returned or not (isinstance(r.seen, CANCELLED) or late):
             return None
-        # Failing, it let its own Cancelled through: a budget that ran out before its
-        # exit began cut it all the same (its exit began late, after its dependents').
+        # Failing, it let its own Cancelled through, or it began to exit once the budget
+        # had run out (it waited for its dependents, or, with limit=, for an exit slot): a
+        # budget that ran out before its exit began cut it all the same.
         seen = [e for other in out.records for e in leaves(other.seen)]
         found = [e for e in [*leaves(out.raised), *seen] if _too_slow(e, i, "exit")]
         if found:
@@ -481,22 +543,47 @@ def _failure(
     return None  # the caller's cancellation: it let through what it received
 
 
+def crashed_first(
+    s: GraphScenario, r: NodeRecord, seq: int | None, at: float | None
+) -> bool | None:
+    """Whether ``r``'s node failed while open (crashed, or ended by itself) before the
+    step ``seq`` of the run, at the time ``at``; ``None``: a tie the records cannot order.
+
+    On Trio the order of the steps is the order of the failures.  On asyncio a crash
+    reaches its holder an iteration later (the task group cancels its host from a done
+    callback: the runtime's notes): in its instant, its order with another step is not
+    fixed.  (A node ending by itself cancels its holder at once, as on Trio.)
+    """
+    if r.crashed_seq is None or seq is None:
+        return False
+    if s.runtime == ASYNCIO and not ended_by_itself(r) and r.crashed_at == at:
+        return None
+    return r.crashed_seq < seq
+
+
+def _subsets(sure: set[int], tied: list[int]) -> list[frozenset[int]]:
+    """``sure`` with each subset of ``tied``: every order of the ties."""
+    return [
+        frozenset(sure | set(extra))
+        for k in range(len(tied) + 1)
+        for extra in itertools.combinations(tied, k)
+    ]
+
+
 def _failing_choices(s: GraphScenario, out: GraphOutcome) -> list[frozenset[int]]:
     """Which nodes were failing as the exit began, under every order of the ties."""
     records = out.records
     if out.body_ended_seq is not None:
         # The exit begins in the very step in which the body ended: a node that crashed
         # before, parked, was failing (whatever it then received).
-        body_end = out.body_ended_seq
-        return [
-            frozenset(
-                i
-                for i, r in enumerate(records)
-                if r.entered_at is not None
-                and r.crashed_seq is not None
-                and r.crashed_seq < body_end
-            )
-        ]
+        entered = [(i, r) for i, r in enumerate(records) if r.entered_at is not None]
+        first = {i: crashed_first(s, r, out.body_ended_seq, out.body_ended) for i, r in entered}
+        # A body cut short at the instant of a crash was cut by it: no tie (on asyncio,
+        # the holder cancels the body once the crash has reached it).
+        assert out.body_started is not None and out.body_ended is not None
+        cut = out.body_ended < out.body_started + s.body_delay
+        sure = {i for i in first if first[i] or (cut and first[i] is None)}
+        return _subsets(sure, [i for i in first if i not in sure and first[i] is None])
     crashed = [i for i, r in enumerate(records) if failing(r) and r.crashed_seq is not None]
     # An enter failed, or a node failed while others entered: the exit begins once the
     # enters are over (cancelled at once), at that instant.
@@ -516,14 +603,10 @@ def _failing_choices(s: GraphScenario, out: GraphOutcome) -> list[frozenset[int]
     sure = {
         i
         for i in crashed
-        if (records[i].crashed_seq or 0) < (last_seq or 0) or (records[i].crashed_at or 0) < begin
+        if crashed_first(s, records[i], last_seq, last_time) or (records[i].crashed_at or 0) < begin
     }
     tied = [i for i in crashed if i not in sure and records[i].crashed_at == begin]
-    return [
-        frozenset(sure | set(extra))
-        for k in range(len(tied) + 1)
-        for extra in itertools.combinations(tied, k)
-    ]
+    return _subsets(sure, tied)
 
 
 def graph_unwindings(s: GraphScenario, out: GraphOutcome) -> list[GraphUnwinding]:
@@ -616,7 +699,7 @@ def accepts(want: BaseException | Excs | None, seen: BaseException | None) -> bo
     if want is None:
         return seen is None
     if want is _CANCELLATION:
-        return isinstance(seen, trio.Cancelled)
+        return isinstance(seen, CANCELLED)
     if isinstance(want, tuple):
         inner = members(seen)
         return (
@@ -771,13 +854,19 @@ def check_exits(s: GraphScenario, out: GraphOutcome) -> list[str]:
             problems.append(f"n{i} exited {r.exit_calls} times")
     problems += exit_order_problems(s, out, fitting(s, out))
     if out.body_started is not None:
-        entering = max([r.enter_ended_seq or 0 for r in out.records], default=0)
+        seq, at = _last_enter_end(out)
         problems += [
             f"the body ran, though n{i} failed while open before the others had entered"
             for i, r in enumerate(out.records)
-            if r.crashed_seq is not None and r.crashed_seq < entering
+            if crashed_first(s, r, seq, at)
         ]
     return problems
+
+
+def _last_enter_end(out: GraphOutcome) -> tuple[int, float]:
+    """The step (and time) at which the last ``__aenter__`` (or failing factory) ended."""
+    ends = [(r.enter_ended_seq, r.enter_ended) for r in out.records]
+    return max(((seq or 0, at or 0.0) for seq, at in ends), default=(0, 0.0))
 
 
 def _enter_faults(r: NodeRecord) -> list[BaseException]:
@@ -804,7 +893,7 @@ def timed_out_entering(s: GraphScenario, out: GraphOutcome, i: int, sure: bool =
 
 def _too_slow(exc: BaseException, i: int, doing: str) -> bool:
     """``exc`` is node ``i``'s ``TooSlowError`` for ``doing`` (``enter`` or ``exit``)."""
-    return isinstance(exc, trio.TooSlowError) and str(exc).startswith(f"n{i} did not {doing}")
+    return isinstance(exc, TOO_SLOW) and str(exc).startswith(f"n{i} did not {doing}")
 
 
 def failed_for_good(s: GraphScenario, i: int, r: NodeRecord) -> bool:
@@ -842,7 +931,10 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
     if _late_for_the_budget(s, out, i) and _too_slow(exc, i, "exit"):
         # Its exit began once the budget had run out (it waited for its dependents): too
         # slow all the same, counted while open if it was failing by then.
-        failing_first = r.crashed and (r.crashed_seq or 0) < (r.exit_started_seq or 0)
+        first = crashed_first(s, r, r.exit_started_seq, r.exit_started)
+        if first is None:
+            return {"open", "exiting"}  # (on asyncio, a tie)
+        failing_first = r.crashed and first
         if failing_first and s.limit is not None:
             return {"open", "exiting"}  # released, it may have waited for an exit slot
         return {"open"} if failing_first else {"exiting"}
@@ -852,11 +944,19 @@ def expected_phases(s: GraphScenario, out: GraphOutcome, i: int, exc: BaseExcept
         return set()
     if not any(f is e for e in found for f in r.faults if isinstance(f, ValueError)):
         return {"exiting"}
-    dependents = [out.records[j].exit_ended_seq or 0 for j in dependents_of(s)[i]]
+    dependents = [
+        (o.exit_ended_seq or 0, o.exit_ended or 0.0)
+        for o in (out.records[j] for j in dependents_of(s)[i])
+    ]
     # The exit begins as the body ends, or, after an enter failure, once the enters are over.
-    entering = [o.enter_ended_seq or 0 for o in out.records]
-    begun = out.body_ended_seq if out.body_started is not None else max(entering, default=0)
-    late = (r.crashed_seq or 0) > max([begun or 0, *dependents])
+    begun = (
+        (out.body_ended_seq or 0, out.body_ended or 0.0)
+        if out.body_started is not None
+        else _last_enter_end(out)
+    )
+    due_seq, due_at = max([begun, *dependents])
+    # Late, or (on asyncio) a tie: the crash may have come once its exit was due.
+    late = r.crashed_seq is not None and not crashed_first(s, r, due_seq + 1, due_at)
     return {"open", "exiting"} if late else {"open"}
 
 
@@ -947,7 +1047,7 @@ def check_nothing_lost(s: GraphScenario, out: GraphOutcome) -> list[str]:
         count = sum(1 for e in raised if e is fault)
         if count != want:
             problems.append(f"{fault!r} appears {count} times in what was raised, not {want}")
-    if out.raised is not None and not isinstance(out.raised, (BaseExceptionGroup, trio.Cancelled)):
+    if out.raised is not None and not isinstance(out.raised, (BaseExceptionGroup, CANCELLED)):
         problems.append(f"raised {out.raised!r}, not a group")
     return problems
 
@@ -965,7 +1065,7 @@ def check_timing(s: GraphScenario, out: GraphOutcome) -> list[str]:
         n.exit_timeout is not None and cancelled_only(r.exit_raised)
         for n, r in zip(s.nodes, out.records, strict=True)
     )
-    if cut or any(isinstance(e, trio.TooSlowError) for e in slow):
+    if cut or any(isinstance(e, TOO_SLOW) for e in slow):
         return []  # a timeout or the budget cut an enter or exit: checked elsewhere
     if out.body_started is None:
         return []  # a node failed while the others were entering: check_exits
@@ -1029,7 +1129,7 @@ def check_group(s: GraphScenario, out: GraphOutcome) -> list[str]:
         if not marks:
             # The body's exception (or the caller's cancellation of the body, which the
             # scope that owns it takes out of the group).
-            if member is not out.body_exc and not isinstance(member, trio.Cancelled):
+            if member is not out.body_exc and not isinstance(member, CANCELLED):
                 problems.append(f"{member!r} in the group has no note naming its node")
             order.append(-1)
             continue
@@ -1155,7 +1255,7 @@ def check_budget(s: GraphScenario, out: GraphOutcome) -> list[str]:
     if s.shutdown_timeout is None or out.body_ended is None:
         return problems
     deadline = out.body_ended + s.shutdown_timeout
-    too_slow = [e for e in leaves(out.raised) if isinstance(e, trio.TooSlowError)]
+    too_slow = [e for e in leaves(out.raised) if isinstance(e, TOO_SLOW)]
     for i, r in enumerate(out.records):
         if r.exit_ended is None:
             continue
@@ -1177,12 +1277,12 @@ def check_escaped(s: GraphScenario, out: GraphOutcome) -> list[str]:
     raised, escaped = out.raised, out.escaped
     if raised is None:
         return [] if escaped is None else [f"{escaped!r} escaped, not from the graph"]
-    if isinstance(raised, trio.Cancelled):
+    if isinstance(raised, CANCELLED):
         return [] if escaped is None else [f"{escaped!r} escaped, not the scope's Cancelled"]
     if not out.cancel_called and escaped is not raised:
         return [f"{escaped!r} escaped, not {raised!r}"]
     # The scope that caught its Cancelled splits the group: the rest escapes.
-    rest = [e for e in leaves(raised) if not isinstance(e, trio.Cancelled)]
+    rest = [e for e in leaves(raised) if not isinstance(e, CANCELLED)]
     got = leaves(escaped)
     if len(got) != len(rest) or not all(a is b for a, b in zip(got, rest, strict=True)):
         return [f"{escaped!r} escaped, not {rest!r} (what was raised, less the Cancelled)"]
@@ -1194,7 +1294,7 @@ def check_cancellation(s: GraphScenario, out: GraphOutcome) -> list[str]:
     ``Cancelled`` is in a group only as the body's, first, beside failures."""
     raised = out.raised
     problems: list[str] = []
-    if isinstance(raised, trio.Cancelled):
+    if isinstance(raised, CANCELLED):
         if s.cancel_at is None or not out.cancel_caught:
             problems.append(f"{raised!r} was raised, but the caller's scope did not catch it")
         if any(raised is r.seen for r in out.records):
@@ -1203,14 +1303,14 @@ def check_cancellation(s: GraphScenario, out: GraphOutcome) -> list[str]:
     if out.cancel_caught and s.cancel_at is None:
         problems.append("a scope that nothing cancelled caught a Cancelled")
     by_caller = s.cancel_at is not None and (out.body_ended or 0.0) >= s.cancel_at
-    swallowed = by_caller and raised is None and isinstance(out.body_raised, trio.Cancelled)
+    swallowed = by_caller and raised is None and isinstance(out.body_raised, CANCELLED)
     if swallowed and not any(r.seen is not None and r.exit_returned for r in out.records):
         problems.append("the block swallowed the caller's cancellation, nothing suppressed it")
     inner = members(raised)
     if inner is None:
         return problems
     found = leaves(raised)
-    cancelled = [e for e in found if isinstance(e, trio.Cancelled)]
+    cancelled = [e for e in found if isinstance(e, CANCELLED)]
     if cancelled and len(cancelled) == len(found):
         problems.append(f"a pure cancellation came out wrapped: {raised!r}")
     elif cancelled and (

@@ -1,7 +1,9 @@
 """``ResourceGraph`` under fault injection: small graphs exhaustively, larger ones by hypothesis.
 
 The oracle is ``tests/graph_harness.py``.  ``TPCM_FUZZ_EXAMPLES`` and ``TPCM_FUZZ_SEED`` size
-and seed the hypothesis part, as for ``tests/test_harness.py`` (``make fuzz``).
+and seed the hypothesis part, as for ``tests/test_harness.py`` (``make fuzz``).  The tests
+named ``*_on_asyncio`` run the same scenarios on the asyncio preview (``on_asyncio``), in
+``make fuzz-asyncio``, not in ``make fuzz``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import faulthandler
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 import attrs
@@ -26,10 +28,12 @@ from tests.graph_harness import (
     NodeScript,
     cancelled_only,
     check_graph,
+    on_asyncio,
     run_graph,
 )
 from tests.harness.exceptions import leaves, members, notes
 from tests.harness.explore import fuzz, report
+from tests.harness.loops import ASYNCIO, TOO_SLOW, TRIO
 from trio_parallel_cm import ContextFailure, ResourceGraph, failures_of
 
 FAULTS = ("enter_error", "crash", "exit_error", "suppress", "optional_down", "flaky")
@@ -72,9 +76,9 @@ def optional_closure(nodes: list[NodeScript]) -> list[NodeScript]:
     return nodes
 
 
-def small_graphs() -> Iterator[GraphScenario]:
+def small_graphs(*, rarer: bool = True) -> Iterator[GraphScenario]:
     """Every graph of four nodes, with no fault or one, and a body that raises or not (the
-    rarer faults, with a body that does not raise)."""
+    rarer faults, with a body that does not raise; ``rarer=False``: not at all)."""
     shapes = itertools.product(
         [(), (0,)],
         [(), (0,), (1,), (0, 1)],
@@ -88,8 +92,11 @@ def small_graphs() -> Iterator[GraphScenario]:
             NodeScript(deps3, 1, exit_delay=1),
         )
         placements = [None, *itertools.product(range(4), FAULTS)]
-        rarer = [(placement, False) for placement in itertools.product(range(4), RARER_FAULTS)]
-        for placement, body_error in [*itertools.product(placements, [False, True]), *rarer]:
+        others = [
+            (placement, False)
+            for placement in itertools.product(range(4), RARER_FAULTS if rarer else ())
+        ]
+        for placement, body_error in [*itertools.product(placements, [False, True]), *others]:
             nodes = list(base)
             if placement is not None:
                 index, fault = placement
@@ -105,16 +112,49 @@ def problems_of(scenario: GraphScenario) -> list[str]:
     return check_graph(scenario, run_graph(scenario))
 
 
-def test_every_small_graph_keeps_every_guarantee() -> None:
+def assert_every_one_holds(scenarios: Iterable[GraphScenario], size: int) -> None:
+    """Run and check each of ``scenarios`` (``size`` of them); fail with every failing one."""
     failures: list[tuple[GraphScenario, list[str]]] = []
     total = 0
-    for scenario in small_graphs():
+    for scenario in scenarios:
         total += 1
         problems = problems_of(scenario)
         if problems:
             failures.append((scenario, problems))
     assert not failures, report(failures, total)
-    assert total == 64 * ((1 + 4 * len(FAULTS)) * 2 + 4 * len(RARER_FAULTS))
+    assert total == size
+
+
+#: How many ``small_graphs`` there are: 64 shapes, each with no fault or one.
+SMALL_GRAPHS = 64 * ((1 + 4 * len(FAULTS)) * 2 + 4 * len(RARER_FAULTS))
+
+
+def test_every_small_graph_keeps_every_guarantee() -> None:
+    assert_every_one_holds(small_graphs(), SMALL_GRAPHS)
+
+
+def test_every_small_graph_keeps_every_guarantee_on_asyncio() -> None:
+    # The same space on the asyncio runtime (see on_asyncio; it has no outer cancellation).
+    assert_every_one_holds(map(on_asyncio, small_graphs()), SMALL_GRAPHS)
+
+
+#: Outer cancellations of the small graphs on asyncio: while they enter, while the body runs
+#: (or, in the longest chains, while the last ones enter).
+CANCELS = (1.25, 3.25)
+
+
+def test_small_graphs_cancelled_natively_keep_every_guarantee_on_asyncio() -> None:
+    # The small graphs with the common faults, a body that does not raise, and a native
+    # outer cancellation, a Task.cancel (as asyncio.timeout makes), which the graph passes
+    # on to its holders (the runtime's pass_on_cancellation).  (An anyio scope's, which
+    # works as Trio's, is left to the fuzz test: the CI budget.)
+    cancelled = (
+        on_asyncio(attrs.evolve(scenario, cancel_at=cancel_at), native=True)
+        for scenario in small_graphs(rarer=False)
+        if not scenario.body_error
+        for cancel_at in CANCELS
+    )
+    assert_every_one_holds(cancelled, 64 * (1 + 4 * len(FAULTS)) * len(CANCELS))
 
 
 RARE = st.sampled_from([False, False, False, False, True])
@@ -148,7 +188,11 @@ def node_scripts(draw: st.DrawFn, index: int) -> NodeScript:
 
 
 @st.composite
-def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
+def graph_scenarios(draw: st.DrawFn, runtime: str = TRIO) -> GraphScenario:
+    """Any graph of one to six nodes, on ``runtime`` (on asyncio, see ``on_asyncio``: its
+    outer cancellation, if any, native half the time)."""
+    if runtime == ASYNCIO:
+        return on_asyncio(draw(graph_scenarios()), native=draw(st.booleans()))
     size = draw(st.integers(1, 6))
     nodes = optional_closure([draw(node_scripts(index)) for index in range(size)])
     cancel = draw(st.sampled_from([None, None, None, 0.25, 1.25, 3.25, 5.25]))
@@ -166,6 +210,14 @@ def graph_scenarios(draw: st.DrawFn) -> GraphScenario:
 @fuzz
 @given(graph_scenarios())
 def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
+    problems = problems_of(scenario)
+    assert not problems, report([(scenario, problems)], 1)
+
+
+@fuzz
+@given(graph_scenarios(runtime=ASYNCIO))
+def test_fuzz_resource_graph_on_asyncio(scenario: GraphScenario) -> None:
+    # ``make fuzz-asyncio`` (not in ``make fuzz`` until the asyncio runtime ships).
     problems = problems_of(scenario)
     assert not problems, report([(scenario, problems)], 1)
 
@@ -559,3 +611,29 @@ def test_a_node_ending_by_itself_while_it_waits_for_an_exit_slot() -> None:
         shutdown_timeout=0.6,
     )
     assert problems_of(scenario) == []
+
+
+@pytest.mark.parametrize("runtime", [TRIO, ASYNCIO])
+def test_a_node_ending_by_itself_while_it_waits_for_an_exit_slot_fails_to_its_dependency(
+    runtime: str,
+) -> None:
+    # Found by make fuzz-asyncio (seed 926640381), an oracle gap on Trio too: with
+    # limit=1, n2 (which needs n1) ends by itself at 3.5 while it waits for an exit slot,
+    # released; its exit begins once the 0.6 s budget has run out: too slow, its failure,
+    # which n1 receives.  The model expected nothing of it, so n1 to receive nothing.
+    scenario = GraphScenario(
+        nodes=(
+            NodeScript(enter_delay=1),
+            NodeScript(),
+            NodeScript(deps=(1,), ends_at=3.5),
+            NodeScript(enter_delay=2, exit_delay=1),
+        ),
+        limit=1,
+        shutdown_timeout=0.6,
+        runtime=runtime,
+    )
+    out = checked(scenario)
+    too_slow = out.records[1].seen
+    assert isinstance(too_slow, TOO_SLOW) and str(too_slow).startswith("n2 did not exit")
+    out.records[1].seen = None
+    assert check_graph(scenario, out) == [f"n1 received None, not {too_slow!r}"]

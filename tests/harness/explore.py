@@ -98,15 +98,21 @@ def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
     return attrs.evolve(scenario, scripts=scripts, runtime=ASYNCIO, native_cancel=native)
 
 
+#: How much later a background task crashes on asyncio: off the grid of the other events.
+#: (A task group cancels its host an iteration after its task crashed, where Trio does it
+#: in the same step: a crash at the very instant of another event (an enter ending, the
+#: body ending) is a tie the models do not weigh on asyncio yet.)  The graph harness
+#: moves its crashes by as much.
+CRASH_LAG_ON_ASYNCIO: Final = 0.05
+
+
 def _crash_on_asyncio(script: Script) -> Script:
     """A crash on asyncio: a ``KeyboardInterrupt`` becomes a ``ValueError`` (see
-    ``on_asyncio``), and it comes 0.05 s later, off the grid of the other events.  (A
-    task group cancels its host an iteration after its task crashed, where Trio does it
-    in the same step: a crash at the very instant of another event (an enter ending, the
-    body ending) is a tie the model does not weigh on asyncio yet.)"""
+    ``on_asyncio``), and it comes ``CRASH_LAG_ON_ASYNCIO`` later."""
     if script.open_failure is not OpenFailure.CRASH:
         return script
-    return attrs.evolve(script, crash_fault=Fault.ERROR, open_after=script.open_after + 0.05)
+    later = script.open_after + CRASH_LAG_ON_ASYNCIO
+    return attrs.evolve(script, crash_fault=Fault.ERROR, open_after=later)
 
 
 def exhaustive(

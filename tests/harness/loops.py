@@ -48,6 +48,10 @@ class Scope(Protocol):
 class Group(Protocol):
     def start_soon(self, fn: Callable[..., Awaitable[object]], /, *args: object) -> object: ...
 
+    #: The scope around its tasks (a Trio nursery's, an anyio task group's).
+    @property
+    def cancel_scope(self) -> Scope: ...
+
 
 class Loop(Protocol):
     """What the harness (and the suite, through ``tests.runtime``) asks of an event loop."""
@@ -60,6 +64,7 @@ class Loop(Protocol):
     def current_time(self) -> float: ...
     def current_task(self) -> object: ...
     def sleep(self, seconds: float) -> Awaitable[None]: ...
+    def sleep_until(self, deadline: float) -> Awaitable[None]: ...
     def checkpoint(self) -> Awaitable[None]: ...
     def sleep_forever(self) -> Awaitable[None]: ...
     def wait_all_tasks_blocked(self) -> Awaitable[None]: ...
@@ -88,6 +93,9 @@ class _Trio:
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await trio.sleep_until(deadline)
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -152,6 +160,9 @@ class _Asyncio:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def sleep_until(self, deadline: float) -> None:
+        await asyncio.sleep(deadline - asyncio.get_running_loop().time())
 
     async def checkpoint(self) -> None:
         await anyio.lowlevel.checkpoint()
