@@ -84,8 +84,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def runtime_of(item: pytest.Item) -> str | None:
+    """The runtime of a ``runtimes`` item (another test's ``runtime`` parameter is its own)."""
     callspec = getattr(item, "callspec", None)
-    return None if callspec is None else callspec.params.get(RUNTIME)
+    if callspec is None or item.get_closest_marker("runtimes") is None:
+        return None
+    return callspec.params.get(RUNTIME)
 
 
 @pytest.hookimpl(trylast=True)
