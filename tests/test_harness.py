@@ -393,6 +393,30 @@ REGRESSIONS = {
         runtime="asyncio",
         native_cancel=True,
     ),
+    # Found by make fuzz on asyncio (seed 85997430), a harness gap: a closer of a handle,
+    # cancelled by the outer scope as it waits for a shielded exit that fails, gets that
+    # failure; the closers' anyio task group then raised its host's CancelledError at
+    # its exit (Trio's nursery raises none), and the failure was lost by the harness's
+    # own code.  The harness raises what the closer got in its place.
+    "asyncio-a-closer-s-failure-outlives-its-group-s-cancellation": Scenario(
+        scripts=(
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None, nursery=True),
+            Script(
+                enter_delay=None,
+                open_after=0.5,
+                exit_delay=1,
+                shield_exit=True,
+                exit_fault=Fault.ERROR,
+            ),
+        ),
+        body=Body(delay=None, child_for=1),
+        mode=Mode.HANDLES,
+        split=0,
+        cancel_at=0.25,
+        close=Close.AEXIT,
+        runtime="asyncio",
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the

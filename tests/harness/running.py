@@ -252,11 +252,15 @@ async def _close(out: Outcome, index: int, handle: ContextHandle[object]) -> Non
         result = await outcome.acapture(handle.aexit, exc)
         got.append(Closed(result, start, out.timeline.now()))
 
-    async with out.loop.open_group() as nursery:
-        for exc in given:
-            nursery.start_soon(closer, exc)
-    if isinstance(got[0].result, outcome.Error):
-        got[0].result.unwrap()
+    try:
+        async with out.loop.open_group() as nursery:
+            for exc in given:
+                nursery.start_soon(closer, exc)
+    finally:
+        # (In ``finally``: on asyncio the group's exit raises its host's cancellation, as
+        # Trio's nursery exit does not; what the closer got goes on in its place.)
+        if got and isinstance(got[0].result, outcome.Error):
+            got[0].result.unwrap()
 
 
 async def _main(out: Outcome, runner: Runner) -> None:
