@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The demo needs the package alone; `make test` installs everything (and so the demo's too).
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck pytest docs bench bench-quick bench-profile fuzz fuzz-asyncio clean
+.PHONY: demo test lint typecheck pytest docs bench bench-quick bench-profile fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,14 +53,10 @@ bench: $(STAMP)
 bench-profile: $(STAMP)
 	$(BIN)/python benchmarks/profile_parallel.py
 
-# A long exploration of the fault-injection harness on Trio (25 to 50 minutes).
+# A long exploration of the fault-injection harness, both harnesses on both runtimes (an
+# hour or more; TPCM_FUZZ_SEED=N for fresh seeds, -k "asyncio" or "not asyncio" for one).
 fuzz: $(STAMP)
-	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "(fuzz or exhaustive or small_graph) and not asyncio" -q
-
-# The same on the asyncio runtime, a preview (known gaps: test_fuzz_on_asyncio), the
-# graph harness's included.
-fuzz-asyncio: $(STAMP)
-	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "asyncio" -q
+	TPCM_FUZZ_EXAMPLES=100000 $(BIN)/python -X dev -m pytest -p no:cacheprovider tests/test_harness.py tests/test_graph_harness.py -k "fuzz or exhaustive or small_graph" -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage docs/_build

@@ -1,5 +1,5 @@
 """On asyncio: ``aiotools.actxgroup``, the bare holder mechanism and ``parallel_with`` (its
-asyncio runtime, a preview) against asyncio's own ``AsyncExitStack``.
+asyncio runtime) against asyncio's own ``AsyncExitStack``.
 
 ``aiotools.actxgroup`` gathers every ``__aenter__`` with ``asyncio.gather`` (one task each),
 then every ``__aexit__`` likewise: the split-task recipe, on asyncio.  The bare holder
@@ -27,7 +27,6 @@ from bench_harness import Stats, interleaved
 from bench_scenarios import rounds_for
 
 from trio_parallel_cm import parallel_with
-from trio_parallel_cm._runtime import asyncio_preview
 
 BASELINE: Final = "AsyncExitStack (asyncio)"
 
@@ -112,7 +111,7 @@ class BareHolders:
 
 
 def ours(cms: Sequence[CM]) -> AbstractAsyncContextManager[object]:
-    """``parallel_with(*cms)`` on the asyncio runtime (switched on by ``time_once``)."""
+    """``parallel_with(*cms)`` on the asyncio runtime."""
     return parallel_with(*cms)
 
 
@@ -120,7 +119,7 @@ DESIGNS: Final[dict[str, Design]] = {
     BASELINE: ExitStackDesign,
     "aiotools.actxgroup": actxgroup,
     "bare holders (raw asyncio)": BareHolders,
-    "parallel_with (asyncio preview)": ours,
+    "parallel_with (asyncio)": ours,
 }
 
 
@@ -135,8 +134,7 @@ async def _timed(design: Design, cms: Sequence[CM], rounds: int) -> float:
 
 def time_once(design: Design, cms: Sequence[CM], rounds: int = 1) -> float:
     """Seconds per enter+exit, averaged over ``rounds`` in one fresh ``asyncio.run``."""
-    with asyncio_preview():
-        return asyncio.run(_timed(design, cms, rounds))
+    return asyncio.run(_timed(design, cms, rounds))
 
 
 def overhead(sizes: Sequence[int], work: int, repeats: int) -> dict[int, dict[str, Stats]]:

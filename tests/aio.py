@@ -14,8 +14,6 @@ import selectors
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from trio_parallel_cm import _runtime
-
 T = TypeVar("T")
 
 
@@ -50,7 +48,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)`` on a ``VirtualTimeLoop``, in debug mode."""
-    with _runtime.asyncio_preview(), asyncio.Runner(debug=True, loop_factory=VirtualTimeLoop) as r:
+    with asyncio.Runner(debug=True, loop_factory=VirtualTimeLoop) as r:
         return r.run(main)
 
 

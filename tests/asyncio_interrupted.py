@@ -17,7 +17,6 @@ import anyio
 import uvloop
 
 from trio_parallel_cm import parallel_with
-from trio_parallel_cm._runtime import asyncio_preview
 
 
 class Service:
@@ -53,7 +52,7 @@ async def main() -> None:
 if __name__ == "__main__":
     factory = uvloop.new_event_loop if sys.argv[1:] == ["uvloop"] else None
     try:
-        with asyncio_preview(), asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(main())
     except KeyboardInterrupt:
         print("KeyboardInterrupt", flush=True)

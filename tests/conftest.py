@@ -26,7 +26,6 @@ import pytest
 from tests.aio import VirtualTimeLoop
 from tests.guard import guard_cancelled
 from tests.runtime import ASYNCIO_FAMILY, RUNTIMES, UVLOOP
-from trio_parallel_cm import _runtime
 
 # A deadlock on the virtual clock (every task blocked, no deadline left) would hang forever:
 # such a test ends the run, with every thread's traceback, instead of hanging CI.
@@ -88,7 +87,8 @@ def runtime_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None or item.get_closest_marker("runtimes") is None:
         return None
-    return callspec.params.get(RUNTIME)
+    name: str | None = callspec.params.get(RUNTIME)
+    return name
 
 
 @pytest.hookimpl(trylast=True)
@@ -114,14 +114,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run an asyncio or uvloop item, on its loop, in debug mode, inside the preview."""
+    """Run an asyncio or uvloop item, on its loop, in debug mode."""
     name = runtime_of(pyfuncitem)
     if name not in ASYNCIO_FAMILY:
         return None
     test: Callable[..., Coroutine[Any, Any, object]] = pyfuncitem.obj  # (the guard's wrapper)
     kwargs = {arg: pyfuncitem.funcargs[arg] for arg in inspect.signature(test).parameters}
     main = test(**kwargs)
-    with _runtime.asyncio_preview(), asyncio.Runner(debug=True, loop_factory=_loop_of(name)) as r:
+    with asyncio.Runner(debug=True, loop_factory=_loop_of(name)) as r:
         r.run(main)
     return True
 

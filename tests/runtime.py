@@ -7,8 +7,8 @@
 * ``trio``: pytest-trio, as any test of the suite (its ``autojump_clock``, when the test
   takes it, is the virtual clock);
 * ``asyncio``: ``tests.aio.VirtualTimeLoop`` (virtual time, as ``autojump_clock``), in
-  debug mode, inside ``asyncio_preview()``;
-* ``uvloop``: uvloop, in debug mode, inside ``asyncio_preview()``.  uvloop has no virtual
+  debug mode;
+* ``uvloop``: uvloop, in debug mode.  uvloop has no virtual
   time, so **the rule is the Trio clock's**: a test that takes ``autojump_clock`` waits on
   the clock and does not run on uvloop; one that does not take it runs in real time on
   Trio today, so it runs on uvloop too.

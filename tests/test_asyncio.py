@@ -3,14 +3,15 @@
 The fakes open what asyncio context managers open in ``__aenter__`` (an anyio task
 group, an ``asyncio.TaskGroup``, an ``asyncio.timeout()`` block) and close it in
 ``__aexit__``, which must run in the same task; each records its tasks, its times and
-what its ``__aexit__`` received.  (The asyncio runtime is a preview: ``tests.aio.run``
-switches it on for its run.)
+what its ``__aexit__`` received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -536,3 +537,35 @@ def test_a_deadline_as_the_body_ends_makes_it_failing_first() -> None:
     assert isinstance(a.received, asyncio.CancelledError)
     assert isinstance(b.received, TimeoutError)
     assert [f.phase for f in failures_of(caught.value)] == ["open"]
+
+
+def test_without_anyio_asyncio_is_a_clear_error_at_once() -> None:
+    # The asyncio runtime needs anyio (the ``asyncio`` extra): a block under asyncio says
+    # what to install, before anything is entered.  (A fresh interpreter where anyio
+    # cannot be imported.)
+    code = """
+import asyncio, sys
+sys.modules["anyio"] = None  # not installed
+from trio_parallel_cm import parallel_with
+
+class CM:
+    async def __aenter__(self):
+        print("entered")
+    async def __aexit__(self, *exc_info):
+        pass
+
+async def main():
+    async with parallel_with(CM()):
+        pass
+
+try:
+    asyncio.run(main())
+except RuntimeError as exc:
+    print(exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == (
+        "trio_parallel_cm under asyncio needs anyio: pip install 'trio_parallel_cm[asyncio]'\n"
+    )

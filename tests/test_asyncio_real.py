@@ -11,7 +11,6 @@ the block has reached them (a gate; marker files for the MCP servers), so that o
 the clients one after another cannot complete.  The control tests check that it does
 not.  Every test is bounded by ``asyncio.timeout(TIMEOUT)``, so that a hang fails it;
 no test asserts a duration, and nothing waits for a delay to synchronise.
-(The asyncio runtime is a preview: ``run`` switches it on for its run.)
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ from trio_parallel_cm import (
     format_failures,
     parallel_with,
 )
-from trio_parallel_cm._runtime import asyncio_preview
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -71,9 +69,8 @@ def loop(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on a real loop (``loop``), in debug mode, with the runtime
-    switched on."""
-    with asyncio_preview(), asyncio.Runner(debug=True, loop_factory=_loop_factory[0]) as runner:
+    """``asyncio.run(main)`` on a real loop (``loop``), in debug mode."""
+    with asyncio.Runner(debug=True, loop_factory=_loop_factory[0]) as runner:
         return runner.run(main)
 
 

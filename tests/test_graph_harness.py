@@ -2,8 +2,7 @@
 
 The oracle is ``tests/graph_harness.py``.  ``TPCM_FUZZ_EXAMPLES`` and ``TPCM_FUZZ_SEED`` size
 and seed the hypothesis part, as for ``tests/test_harness.py`` (``make fuzz``).  The tests
-named ``*_on_asyncio`` run the same scenarios on the asyncio preview (``on_asyncio``), in
-``make fuzz-asyncio``, not in ``make fuzz``.
+named ``*_on_asyncio`` run the same scenarios on the asyncio runtime (``on_asyncio``).
 """
 
 from __future__ import annotations
@@ -217,7 +216,6 @@ def test_fuzz_resource_graph(scenario: GraphScenario) -> None:
 @fuzz
 @given(graph_scenarios(runtime=ASYNCIO))
 def test_fuzz_resource_graph_on_asyncio(scenario: GraphScenario) -> None:
-    # ``make fuzz-asyncio`` (not in ``make fuzz`` until the asyncio runtime ships).
     problems = problems_of(scenario)
     assert not problems, report([(scenario, problems)], 1)
 
@@ -617,7 +615,7 @@ def test_a_node_ending_by_itself_while_it_waits_for_an_exit_slot() -> None:
 def test_a_node_ending_by_itself_while_it_waits_for_an_exit_slot_fails_to_its_dependency(
     runtime: str,
 ) -> None:
-    # Found by make fuzz-asyncio (seed 926640381), an oracle gap on Trio too: with
+    # Found by make fuzz on asyncio (seed 926640381), an oracle gap on Trio too: with
     # limit=1, n2 (which needs n1) ends by itself at 3.5 while it waits for an exit slot,
     # released; its exit begins once the 0.6 s budget has run out: too slow, its failure,
     # which n1 receives.  The model expected nothing of it, so n1 to receive nothing.

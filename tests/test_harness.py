@@ -174,7 +174,6 @@ def test_fuzz_start_context(scenario: Scenario) -> None:
 @fuzz
 @given(scenarios(tuple(Mode), runtime=ASYNCIO))
 def test_fuzz_on_asyncio(scenario: Scenario) -> None:
-    # ``make fuzz-asyncio`` (not in ``make fuzz`` until the asyncio runtime ships).
     assert_holds(scenario)
 
 

@@ -219,15 +219,11 @@ class _Asyncio:
 
     def run(self, main: Callable[[], Awaitable[None]], seed: int) -> None:
         from tests.aio import VirtualTimeLoop  # (asyncio only)
-        from trio_parallel_cm import _runtime
 
         async def wrapped() -> None:
             await main()
 
-        with (
-            _runtime.asyncio_preview(),
-            asyncio.Runner(debug=False, loop_factory=VirtualTimeLoop) as r,
-        ):
+        with asyncio.Runner(debug=False, loop_factory=VirtualTimeLoop) as r:
             r.run(wrapped())
 
 

@@ -27,15 +27,14 @@ What a runtime offers (``Runtime``):
   calls ``abort`` (which returns ``ABORTED``), then raises.
 
 Trio's is ``_trio.py``, the native path: Trio's own objects, not wrapped.  asyncio's is
-``_asyncio.py``, loaded the first time a block runs under asyncio; it is a preview, which
-only ``asyncio_preview`` switches on (the tests), and its design notes (parking, the
-hand-off, what differs from Trio) are at its top.
+``_asyncio.py``, loaded the first time a block runs under asyncio (it needs anyio, the
+``asyncio`` extra); its design notes (parking, the hand-off, what differs from Trio) are
+at its top.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -178,41 +177,34 @@ def current(kind: str) -> Runtime:
         library = None
     if library == "trio":
         return _trio
-    if library == "asyncio" and _asyncio_enabled:
-        return _load_asyncio()
+    if library == "asyncio":
+        return _asyncio_runtime or _load_asyncio()
+    found = "no async library" if library is None else library
     raise RuntimeError(
-        f"{kind} must be entered in a Trio task (inside trio.run); "
-        "it relies on Trio's nurseries and cancel scopes"
+        f"{kind} must be entered in a Trio or an asyncio task (inside trio.run, "
+        f"asyncio.run or anyio.run), not under {found}"
     )
 
 
-#: The asyncio runtime is built and being proven (issue 18): until the whole suite and
-#: the harness run on it, only the tests switch it on (``asyncio_preview``).
-_asyncio_enabled = False
-
-
-@contextlib.contextmanager
-def asyncio_preview() -> Generator[None]:
-    """Let blocks run under asyncio while this lasts (the tests', until it ships)."""
-    global _asyncio_enabled  # (written here only)
-    before, _asyncio_enabled = _asyncio_enabled, True
-    try:
-        yield
-    finally:
-        _asyncio_enabled = before
+#: The asyncio runtime, once loaded.
+_asyncio_runtime: Runtime | None = None
 
 
 def _load_asyncio() -> Runtime:
-    """The asyncio runtime, loaded the first time (its cancellation class then counts)."""
-    global cancelled_types  # (written here only)
+    """The asyncio runtime, loaded the first time (its cancellation class then counts).
+
+    It needs anyio (the ``asyncio`` extra): without it, a clear error at once.
+    """
+    global cancelled_types, _asyncio_runtime  # (written here only)
     try:
         from . import _asyncio as runtime
-    except ImportError as exc:  # pragma: no cover  # (anyio is in the test extras)
+    except ImportError as exc:
         raise RuntimeError(
             "trio_parallel_cm under asyncio needs anyio: pip install 'trio_parallel_cm[asyncio]'"
         ) from exc
     if runtime.Cancelled not in cancelled_types:
         cancelled_types = (*cancelled_types, runtime.Cancelled)
+    _asyncio_runtime = runtime
     return runtime
 
 
