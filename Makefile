@@ -18,7 +18,7 @@ $(DEMO_STAMP): $(BIN)/python pyproject.toml
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,docs,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[asyncio,test,docs,bench]"
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

@@ -7,8 +7,11 @@ Cancellation is anyio's: a ``CancelScope`` is an anyio cancel scope, level-trigg
 a deadline and a shield, and it works in tasks that anyio did not create.  The anyio
 scopes and task groups, ``asyncio.timeout()`` blocks and ``asyncio.TaskGroup`` objects that a
 context manager opens in its holder task cancel that task with ``Task.cancel``, as they
-would any task.  Nurseries are anyio task groups; the hand-off of ``start``, the parking
-of holders, the limiter and the events are raw asyncio (futures, a semaphore).
+would any task.  Everything else is raw asyncio (tasks, futures, a semaphore): the
+engine's nurseries, the hand-off of ``start``, the parking of holders, the limiter and the
+events.  (anyio's task groups cost about five times as much per task as
+``loop.create_task``; each holder would pay it twice.)  A user's anyio task group, which
+``start_context`` takes, is used as it is.
 
 What differs from Trio, for users (the harness accounts for each, ``tests/harness/``):
 
@@ -27,20 +30,30 @@ What differs from Trio, for users (the harness accounts for each, ``tests/harnes
 
 Design notes:
 
-* A nursery is an anyio task group: its tasks sit inside its cancel scope, which sits
-  inside its host's, so an outer scope reaches them once their shields are lifted.  As
-  Trio's, its exit raises no anyio cancellation of its host (trio gh-1457: anyio
+* A nursery (``Nursery``) is a set of asyncio tasks, each inside a *root* anyio scope of
+  its own and nothing else: what cancels the host reaches the host alone.  The host
+  passes it on: cancelling the nursery cancels every root scope, now and to come; a
+  task that fails cancels the nursery (its failures come out of the exit in a group, as
+  Trio's); the exit waits for every task, and a cancellation of the host meanwhile is
+  passed on to them and the wait goes on (shielded from anyio's re-deliveries).  As
+  Trio's, the exit then raises no anyio cancellation of its host (trio gh-1457: anyio
   delivers it again at the next checkpoint); a native one it raises, unless the host is
-  raising something else through it, which goes on (``asyncio.TaskGroup``'s rule).
-* ``Nursery.start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs
-  in the group, inside a *root* scope of its own; until it calls
-  ``task_status.started()``, what cancels the caller cancels that scope (the caller,
-  waiting on the start's future, is cancelled first: it then cancels the root scope and
-  waits, shielded, for the task to end, and re-raises).  ``started()`` moves the task
-  into the nursery (the group's scope alone governs it from then on), unless the caller's
-  cancellation has already landed on that future: then it is not moved (``moved`` says
-  so), as Trio leaves a task under a cancelled starter.  If ``started()`` lands first,
-  the caller's cancellation is re-armed for its next checkpoint (``_rearm``).
+  raising something else through it, which goes on (``asyncio.TaskGroup``'s rule).  The
+  engine passes the caller's cancellation on to the tasks ``start`` moved into the
+  block's nursery itself (``pass_on_cancellation``), once their shields are lifted.
+* ``start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs inside
+  its root scope; until it calls ``task_status.started()``, what cancels the caller
+  cancels that scope (the caller, waiting on the start's future, is cancelled first: it
+  then cancels the root scope and waits, shielded, for the task to end, and re-raises).
+  ``started()`` moves the task into the nursery, unless the caller's cancellation has
+  already landed on that future: then it is not moved (``moved`` says so), as Trio
+  leaves a task under a cancelled starter.  If ``started()`` lands first, the caller's
+  cancellation is re-armed for its next checkpoint (``_rearm``).
+* ``start_from`` (a stage's enters) is that hand-off without a starter task: the entering
+  nursery keeps the start's future and the task, and does on their callbacks what a
+  starter would (on its cancellation: cancel the future, so that ``started()`` does not
+  move the task, then its root scope; wait for the task to end).  One task per context
+  manager instead of two.
 * Parking: ``park`` awaits a future that ``unpark`` resolves.  asyncio has no
   ``wait_task_rescheduled``, but ``Task.cancel`` (anyio's delivery included) cancels the
   future a task waits on, synchronously: the park's future runs ``abort`` right there,
