@@ -1,4 +1,7 @@
-"""Failures as data: the dedicated groups, their records, and ``failures_of``."""
+"""Failures as data: the dedicated groups, their records, and ``failures_of``.
+
+Each test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, members
 from trio_parallel_cm import (
     ContextFailure,
@@ -18,6 +22,8 @@ from trio_parallel_cm import (
     parallel_with,
     start_context,
 )
+
+pytestmark = pytest.mark.runtimes
 
 
 def records(group: BaseException | None) -> tuple[ContextFailure, ...]:
@@ -47,7 +53,7 @@ async def failing_block(log: Log) -> BaseException:
     opened = FakeCM("opened", log, exit_error=OSError("gone"))
     with pytest.RaisesGroup(ValueError, KeyError, OSError) as caught:
         async with parallel_with(entered, FakeCM("fine", log), opened):
-            await trio.sleep(2)
+            await rt.sleep(2)
             raise ValueError("body")
     return caught.value
 
@@ -156,9 +162,9 @@ async def test_start_context_raises_the_dedicated_group(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         with pytest.RaisesGroup(OSError) as caught:
-            await trio.sleep(1)
+            await rt.sleep(1)
             await start_context(nursery, FakeCM("c", log, enter_error=OSError()), name="db")
     [record] = records(caught.value)
     assert (record.name, record.phase, record.elapsed) == ("db", "entering", 0.0)
@@ -177,16 +183,16 @@ async def test_a_cancel_scope_splitting_the_group_keeps_the_body_record(
     log: Log = []
 
     async def fails_shielded() -> None:
-        with trio.CancelScope(shield=True):
-            await trio.sleep(1)
+        with rt.CancelScope(shield=True):
+            await rt.sleep(1)
         raise ValueError("child")
 
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
-        with trio.CancelScope() as outer:
-            async with parallel_with(FakeCM("a", log)), trio.open_nursery() as nursery:
+        with rt.CancelScope() as outer:
+            async with parallel_with(FakeCM("a", log)), rt.open_nursery() as nursery:
                 nursery.start_soon(fails_shielded)
                 outer.cancel()
-                await trio.sleep_forever()
+                await rt.sleep_forever()
     # The scope derived a new body group without its Cancelled: it is still the body's.
     [record] = records(caught.value)
     assert (record.name, record.phase, record.exception) == (
