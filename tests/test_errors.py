@@ -177,6 +177,33 @@ async def test_derived_groups_count_what_they_keep(autojump_clock: trio.testing.
     assert str(rest).startswith("the body raised; 1 of 3 context managers failed (1 exiting)")
 
 
+async def test_an_outer_cancellation_leaves_the_records_of_the_failures_it_came_with(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # By a cancel scope and, on asyncio, by a native Task.cancel (rt.cancel_after; on Trio
+    # a cancel scope again): the exit that fails at once, seeing the cancellation.
+    error = OSError("could not close")
+
+    class FailsToExit(FakeCM):
+        async def __aexit__(self, *args: object) -> bool:
+            raise error
+
+    for deadline in (rt.move_on_after, rt.cancel_after):
+        log: Log = []
+        with pytest.RaisesGroup(OSError) as caught, deadline(1) as scope:
+            async with parallel_with({"a": FailsToExit("a", log), "b": FakeCM("b", log)}):
+                await rt.sleep(5)
+        # By design (_runtime/_asyncio.py: ``grouped``) a native cancellation is not put in
+        # the group: the block it cancelled does not see it caught; a scope takes its own
+        # out of the group.
+        assert scope.cancelled_caught is (rt.on_trio() or deadline is rt.move_on_after)
+        assert str(caught.value) == "1 of 2 context managers failed (1 exiting) (1 sub-exception)"
+        [record] = records(caught.value)
+        assert (record.name, record.position, record.phase) == ("a", 0, "exiting")
+        assert record.exception is error
+        assert isinstance(error.__context__, rt.cancelled())
+
+
 async def test_a_cancel_scope_splitting_the_group_keeps_the_body_record(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
