@@ -1,4 +1,7 @@
-"""Failures as data: the dedicated groups, their records, and ``failures_of``."""
+"""Failures as data: the dedicated groups, their records, and ``failures_of``.
+
+Each test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, members
 from trio_parallel_cm import (
     ContextFailure,
@@ -18,6 +22,8 @@ from trio_parallel_cm import (
     parallel_with,
     start_context,
 )
+
+pytestmark = pytest.mark.runtimes
 
 
 def records(group: BaseException | None) -> tuple[ContextFailure, ...]:
@@ -47,7 +53,7 @@ async def failing_block(log: Log) -> BaseException:
     opened = FakeCM("opened", log, exit_error=OSError("gone"))
     with pytest.RaisesGroup(ValueError, KeyError, OSError) as caught:
         async with parallel_with(entered, FakeCM("fine", log), opened):
-            await trio.sleep(2)
+            await rt.sleep(2)
             raise ValueError("body")
     return caught.value
 
@@ -156,9 +162,9 @@ async def test_start_context_raises_the_dedicated_group(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         with pytest.RaisesGroup(OSError) as caught:
-            await trio.sleep(1)
+            await rt.sleep(1)
             await start_context(nursery, FakeCM("c", log, enter_error=OSError()), name="db")
     [record] = records(caught.value)
     assert (record.name, record.phase, record.elapsed) == ("db", "entering", 0.0)
@@ -171,22 +177,49 @@ async def test_derived_groups_count_what_they_keep(autojump_clock: trio.testing.
     assert str(rest).startswith("the body raised; 1 of 3 context managers failed (1 exiting)")
 
 
+async def test_an_outer_cancellation_leaves_the_records_of_the_failures_it_came_with(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # By a cancel scope and, on asyncio, by a native Task.cancel (rt.cancel_after; on Trio
+    # a cancel scope again): the exit that fails at once, seeing the cancellation.
+    error = OSError("could not close")
+
+    class FailsToExit(FakeCM):
+        async def __aexit__(self, *args: object) -> bool:
+            raise error
+
+    for deadline in (rt.move_on_after, rt.cancel_after):
+        log: Log = []
+        with pytest.RaisesGroup(OSError) as caught, deadline(1) as scope:
+            async with parallel_with({"a": FailsToExit("a", log), "b": FakeCM("b", log)}):
+                await rt.sleep(5)
+        # By design (_runtime/_asyncio.py: ``grouped``) a native cancellation is not put in
+        # the group: the block it cancelled does not see it caught; a scope takes its own
+        # out of the group.
+        assert scope.cancelled_caught is (rt.on_trio() or deadline is rt.move_on_after)
+        assert str(caught.value) == "1 of 2 context managers failed (1 exiting) (1 sub-exception)"
+        [record] = records(caught.value)
+        assert (record.name, record.position, record.phase) == ("a", 0, "exiting")
+        assert record.exception is error
+        assert isinstance(error.__context__, rt.cancelled())
+
+
 async def test_a_cancel_scope_splitting_the_group_keeps_the_body_record(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     log: Log = []
 
     async def fails_shielded() -> None:
-        with trio.CancelScope(shield=True):
-            await trio.sleep(1)
+        with rt.CancelScope(shield=True):
+            await rt.sleep(1)
         raise ValueError("child")
 
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
-        with trio.CancelScope() as outer:
-            async with parallel_with(FakeCM("a", log)), trio.open_nursery() as nursery:
+        with rt.CancelScope() as outer:
+            async with parallel_with(FakeCM("a", log)), rt.open_nursery() as nursery:
                 nursery.start_soon(fails_shielded)
                 outer.cancel()
-                await trio.sleep_forever()
+                await rt.sleep_forever()
     # The scope derived a new body group without its Cancelled: it is still the body's.
     [record] = records(caught.value)
     assert (record.name, record.phase, record.exception) == (

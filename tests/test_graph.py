@@ -1,10 +1,13 @@
-"""``ResourceGraph``: each node enters after its dependencies and exits before them."""
+"""``ResourceGraph``: each node enters after its dependencies and exits before them.
+
+Each async test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import (
     FakeCM,
     Log,
@@ -32,6 +36,8 @@ from trio_parallel_cm import (
     Timeline,
 )
 
+pytestmark = pytest.mark.runtimes
+
 
 def is_group(exc: BaseException | None) -> bool:
     return isinstance(exc, BaseExceptionGroup)
@@ -43,12 +49,12 @@ class Made:
     def __init__(self, cm: FakeCM) -> None:
         self.cm = cm
         self.calls: list[tuple[Any, ...]] = []
-        self.task: trio.lowlevel.Task | None = None
+        self.task: object = None
         self.__name__ = cm.name
 
     def __call__(self, *values: Any) -> FakeCM:
         self.calls.append(values)
-        self.task = trio.lowlevel.current_task()
+        self.task = rt.current_task()
         return self.cm
 
 
@@ -81,10 +87,10 @@ async def test_start_up_and_teardown_cost_the_longest_chain_not_the_stages(
     graph, made, nodes = diamond(log, **delays)
     async with graph as resources:
         # config (1) then db (2) then app (1): the longest chain.
-        assert trio.current_time() == 4
+        assert rt.current_time() == 4
         assert resources[nodes["app"]] == "app"
     # app (1), then cache (3), then config (1).
-    assert trio.current_time() == 4 + 5
+    assert rt.current_time() == 4 + 5
     # db and cache start the moment config has entered; app when both have.
     assert time_of(log, "db", "enter") == time_of(log, "cache", "enter") == 1
     assert time_of(log, "app", "enter") == 3
@@ -94,13 +100,13 @@ async def test_start_up_and_teardown_cost_the_longest_chain_not_the_stages(
     # The same resources in stages wait for the slowest of each stage, both ways.
     stage_log: Log = []
     cms = {name: FakeCM(name, stage_log, **delays[name]) for name in delays}
-    start = trio.current_time()
+    start = rt.current_time()
     async with ParallelExitStack() as stack:
         await stack.enter(cms["config"])
         await stack.enter_all(cms["db"], cms["cache"])
         await stack.enter(cms["app"])
-        assert trio.current_time() - start == 4
-    assert trio.current_time() - start == 4 + 5
+        assert rt.current_time() - start == 4
+    assert rt.current_time() - start == 4 + 5
     # The app was made once, with both of its dependencies' values.
     assert made["app"].calls == [("db", "cache")]
 
@@ -114,7 +120,7 @@ async def test_a_chain_beside_a_slow_node_starts_at_once(
     a = graph.add(Made(FakeCM("a", log, enter_delay=1)))
     b = graph.add(Made(FakeCM("b", log, enter_delay=1)), a)
     async with graph as resources:
-        assert trio.current_time() == 5
+        assert rt.current_time() == 5
         assert [resources[n] for n in (slow, a, b)] == ["slow", "a", "b"]
     # In stages, b (stage 2) could start only after slow (stage 1): 6 s, not 5.
     assert time_of(log, "b", "enter") == 1
@@ -123,7 +129,7 @@ async def test_a_chain_beside_a_slow_node_starts_at_once(
 async def test_each_factory_is_called_in_its_holder_task_with_the_values_of_its_deps() -> None:
     log: Log = []
     graph, made, _ = diamond(log)
-    body_task = trio.lowlevel.current_task()
+    body_task = rt.current_task()
     async with graph:
         pass
     for name, factory in made.items():
@@ -160,13 +166,14 @@ async def test_no_node_enters_before_its_deps_nor_exits_before_its_dependents(
 
 async def test_the_nodes_nested_scopes_stay_in_their_own_task() -> None:
     graph = ResourceGraph()
-    nursery_node = graph.add(trio.open_nursery)
+    # A Trio nursery, or on asyncio an anyio task group.
+    nursery_node = graph.add(rt.open_nursery)
     done: list[int] = []
 
     @asynccontextmanager
-    async def worker(nursery: trio.Nursery) -> AsyncGenerator[int, None]:
-        nursery.start_soon(trio.lowlevel.checkpoint)
-        with trio.CancelScope():
+    async def worker(nursery: Any) -> AsyncGenerator[int, None]:
+        nursery.start_soon(rt.checkpoint)
+        with rt.CancelScope():
             yield 7
         done.append(1)
 
@@ -364,7 +371,7 @@ async def test_an_enter_failure_cancels_enters_in_flight_and_skips_the_nodes_not
     # config exits with the failure, uncancelled, after the enters in flight ended.
     assert made["config"].cm.seen is members(caught.value)[0]
     assert not made["config"].cm.exit_cancelled
-    assert trio.current_time() == 2
+    assert rt.current_time() == 2
 
 
 async def test_a_factory_that_raises_or_returns_no_context_manager_fails_its_enter() -> None:
@@ -444,11 +451,11 @@ async def test_a_failure_while_open_cancels_the_body_and_the_others_exit_with_it
     graph.add(top, base)
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
         async with graph:
-            await trio.sleep_forever()
+            await rt.sleep_forever()
     [failure] = members(caught.value)
     assert notes(failure) == ["worker (position 1) failed while open"]
     assert top.cm.seen is failure
-    assert trio.current_time() == 1
+    assert rt.current_time() == 1
 
 
 async def test_a_failing_node_exits_after_its_dependents_and_before_the_rest(
@@ -470,7 +477,7 @@ async def test_a_failing_node_exits_after_its_dependents_and_before_the_rest(
     graph.add(app, db)
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
         async with graph:
-            await trio.sleep_forever()
+            await rt.sleep_forever()
     [failure] = members(caught.value)
     assert app.cm.seen is None and not app.cm.exit_cancelled
     assert time_of(log, "app", "exited") == time_of(log, "db", "exit") == 3
@@ -508,7 +515,7 @@ async def test_a_node_failing_while_its_dependents_enter_cancels_them_first(
     assert order.index(("quick", "exited")) < order.index(("db", "exit"))
     assert quick.cm.seen is None
     assert config.cm.seen is members(caught.value)[0]
-    assert trio.current_time() == 1
+    assert rt.current_time() == 1
 
 
 async def test_a_node_ending_by_itself_while_others_enter_fails_the_start_up(
@@ -534,20 +541,32 @@ async def test_a_node_ending_by_itself_while_others_enter_fails_the_start_up(
     assert ("slow", "enter cancelled") in events(log)
     order = events(log)
     assert order.index(("user", "exited")) < order.index(("timer", "exit"))
-    assert trio.current_time() == 1
+    assert rt.current_time() == 1
 
 
 async def test_an_outer_cancellation_exits_every_node_natively_in_dependency_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    await outer_cancellation_of_a_diamond(rt.move_on_after)
+
+
+async def test_a_native_outer_cancellation_exits_every_node_in_dependency_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # On asyncio a native Task.cancel (rt.cancel_after), not an anyio scope; on Trio, the
+    # test above again.
+    await outer_cancellation_of_a_diamond(rt.cancel_after)
+
+
+async def outer_cancellation_of_a_diamond(deadline: Callable[[float], rt.Deadline]) -> None:
     log: Log = []
     graph, made, _ = diamond(log, app={"exit_delay": 1}, cache={"exit_delay": 1})
-    with trio.move_on_after(2) as scope:
+    with deadline(2) as scope:
         async with graph:
-            await trio.sleep_forever()
+            await rt.sleep_forever()
     assert scope.cancelled_caught
     for name in ("config", "db", "cache", "app"):
-        assert isinstance(made[name].cm.seen, trio.Cancelled), name
+        assert isinstance(made[name].cm.seen, rt.cancelled()), name
     # Nested: the outer cancellation reaches the exits (app and cache are cut short).
     assert made["app"].cm.exit_cancelled
     # (All at the instant of the cancellation: the order shows in the log.)
@@ -557,18 +576,48 @@ async def test_an_outer_cancellation_exits_every_node_natively_in_dependency_ord
         assert order.index((node, finished)) < order.index((dep, "exit")), (node, dep)
 
 
+async def test_an_outer_cancellation_while_the_graph_enters_makes_no_more_nodes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # By a cancel scope and, on asyncio, by a native Task.cancel (rt.cancel_after; on Trio
+    # a cancel scope again): at 2, config and cache have entered and db is entering.
+    for deadline in (rt.move_on_after, rt.cancel_after):
+        log: Log = []
+        graph, made, _ = diamond(
+            log, config={"enter_delay": 1}, db={"enter_delay": 2}, cache={"enter_delay": 0.5}
+        )
+        start = rt.current_time()
+        seen: list[BaseException] = []
+        with deadline(2) as scope:
+            try:
+                async with graph:
+                    pytest.fail("the body ran")  # pragma: no cover
+            except BaseException as exc:
+                seen.append(exc)
+                raise
+        assert scope.cancelled_caught
+        assert [type(e) for e in seen] == [rt.cancelled()]
+        assert ("db", "enter cancelled") in events(log)
+        assert made["app"].calls == []
+        for name in ("cache", "config"):
+            assert isinstance(made[name].cm.seen, rt.cancelled()), name
+        order = events(log)
+        assert order.index(("cache", "exit cancelled")) < order.index(("config", "exit"))
+        assert rt.current_time() - start == 2
+
+
 async def test_nodes_have_their_own_timeouts(autojump_clock: trio.testing.MockClock) -> None:
     log: Log = []
     graph = ResourceGraph()
     fast = graph.add(Made(FakeCM("fast", log, exit_delay=5)), exit_timeout=1)
     graph.add(Made(FakeCM("slow", log, enter_delay=5)), fast, enter_timeout=2)
     with pytest.RaisesGroup(
-        pytest.RaisesExc(trio.TooSlowError, match="^slow did not enter within 2 s"),
-        pytest.RaisesExc(trio.TooSlowError, match="^fast did not exit within 1 s"),
+        pytest.RaisesExc(rt.too_slow(), match="^slow did not enter within 2 s"),
+        pytest.RaisesExc(rt.too_slow(), match="^fast did not exit within 1 s"),
     ):
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
-    assert trio.current_time() == 2 + 1
+    assert rt.current_time() == 2 + 1
 
 
 async def test_limit_bounds_the_enters_in_flight(autojump_clock: trio.testing.MockClock) -> None:
@@ -577,7 +626,7 @@ async def test_limit_bounds_the_enters_in_flight(autojump_clock: trio.testing.Mo
     for name in ("a", "b", "c"):
         graph.add(Made(FakeCM(name, log, enter_delay=1)))
     async with graph:
-        assert trio.current_time() == 3
+        assert rt.current_time() == 3
 
 
 # ---- graph-wide options: defaults for every node ---------------------------------------
@@ -591,12 +640,12 @@ async def test_the_graphs_timeouts_apply_to_every_node_that_sets_none(
     fast = graph.add(Made(FakeCM("fast", log, exit_delay=5)))
     graph.add(Made(FakeCM("slow", log, enter_delay=5)), fast)
     with pytest.RaisesGroup(
-        pytest.RaisesExc(trio.TooSlowError, match="^slow did not enter within 2 s"),
-        pytest.RaisesExc(trio.TooSlowError, match="^fast did not exit within 1 s"),
+        pytest.RaisesExc(rt.too_slow(), match="^slow did not enter within 2 s"),
+        pytest.RaisesExc(rt.too_slow(), match="^fast did not exit within 1 s"),
     ):
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
-    assert trio.current_time() == 2 + 1
+    assert rt.current_time() == 2 + 1
 
 
 async def test_a_node_that_sets_some_options_keeps_the_graphs_others(
@@ -610,16 +659,14 @@ async def test_a_node_that_sets_some_options_keeps_the_graphs_others(
     kept = Made(FakeCM("kept", log, exit_delay=3))
     graph.add(kept, exit_timeout=4)
     graph.add(Made(FakeCM("cut", log, exit_delay=3)), optional=True, retry=None)
-    with pytest.RaisesGroup(
-        pytest.RaisesExc(trio.TooSlowError, match="^cut did not exit within 1 s")
-    ):
+    with pytest.RaisesGroup(pytest.RaisesExc(rt.too_slow(), match="^cut did not exit within 1 s")):
         async with graph as resources:
-            assert trio.current_time() == 2  # the optional node's verdict, at the timeout
+            assert rt.current_time() == 2  # the optional node's verdict, at the timeout
             assert maybe not in resources
             [failure] = resources.failures
             assert str(failure.exception) == "maybe did not enter within 2 s"
     assert not kept.cm.exit_cancelled
-    assert trio.current_time() == 2 + 3
+    assert rt.current_time() == 2 + 3
 
 
 async def test_a_nodes_own_options_override_the_graphs_and_none_turns_them_off(
@@ -632,10 +679,10 @@ async def test_a_nodes_own_options_override_the_graphs_and_none_turns_them_off(
     graph.add(longer, enter_timeout=3, exit_timeout=3)
     graph.add(unbounded, enter_timeout=None, exit_timeout=None)
     async with graph:
-        assert trio.current_time() == 5
+        assert rt.current_time() == 5
     assert (longer.cm.exit_cancelled, unbounded.cm.exit_cancelled) == (False, False)
     assert time_of(log, "longer", "exited") == 5 + 2
-    assert trio.current_time() == 5 + 3
+    assert rt.current_time() == 5 + 3
     # "Omitted" is the graph's, as help() and inspect show it.
     default = inspect.signature(ResourceGraph.add).parameters["exit_timeout"].default
     assert repr(default) == "<the graph's>"

@@ -1,4 +1,7 @@
-"""Bad input: a clear error before anything is entered, and nothing leaks."""
+"""Bad input: a clear error before anything is entered, and nothing leaks.
+
+Each async test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import inspect
 from typing import Any
 
 import pytest
-import trio
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log
 from trio_parallel_cm import ParallelExitStack, parallel_with, start_context
+
+pytestmark = pytest.mark.runtimes
 
 
 async def open_db() -> None:
@@ -80,7 +85,7 @@ def test_methods_set_on_the_instance_do_not_count_as_async_with_ignores_them() -
 
 
 async def test_start_context_and_enter_name_their_own_argument() -> None:
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         with pytest.raises(
             TypeError, match=r"^the cm argument of start_context\(\) \(42\) does not support"
         ):
@@ -165,4 +170,4 @@ async def test_repr_names_the_context_managers() -> None:
     log: Log = []
     block = parallel_with(FakeCM("a", log), FakeCM("b", log))
     assert repr(block).startswith("<parallel_with(FakeCM, FakeCM) at 0x")
-    await trio.lowlevel.checkpoint()
+    await rt.checkpoint()

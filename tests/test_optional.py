@@ -1,4 +1,7 @@
-"""Optional ``ResourceGraph`` nodes: an enter failure the graph goes on without (issue 12)."""
+"""Optional ``ResourceGraph`` nodes: an enter failure the graph goes on without (issue 12).
+
+Each async test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, crashes_while_open, events, members, notes
 from trio_parallel_cm import (
     ContextFailure,
@@ -15,6 +19,8 @@ from trio_parallel_cm import (
     Timeline,
     format_failures,
 )
+
+pytestmark = pytest.mark.runtimes
 
 
 def _enter_error_line() -> int:
@@ -94,7 +100,7 @@ async def test_what_needs_an_optional_node_that_did_not_enter_is_skipped(
     )
     app = graph.add(lambda config: FakeCM("app", log), config, name="app")
     async with graph as resources:
-        assert trio.current_time() == 2  # the body waited for the optional node's verdict
+        assert rt.current_time() == 2  # the body waited for the optional node's verdict
         assert made == []
         assert resources.skipped == (metrics, report)
         assert [f.name for f in resources.failures] == ["cache"]
@@ -127,11 +133,11 @@ async def test_an_optional_nodes_enter_timeout_and_factory_failures_are_tolerate
     async with graph as resources:
         assert len(resources) == 0
         assert [(f.name, type(f.exception)) for f in resources.failures] == [
-            ("slow", trio.TooSlowError),
+            ("slow", rt.too_slow()),
             ("broken", LookupError),
             ("answer", TypeError),
         ]
-        assert trio.current_time() == 1
+        assert rt.current_time() == 1
 
 
 async def test_what_is_never_tolerated(autojump_clock: trio.testing.MockClock) -> None:
@@ -141,7 +147,7 @@ async def test_what_is_never_tolerated(autojump_clock: trio.testing.MockClock) -
     graph.add(lambda: crashes_while_open(log, "worker", 1, ValueError("crash")), optional=True)
     with pytest.RaisesGroup(pytest.RaisesGroup(ValueError)) as caught:
         async with graph:
-            await trio.sleep(5)
+            await rt.sleep(5)
     assert notes(members(caught.value)[0]) == ["<lambda> (position 0) failed while open"]
     # An exit failure is raised.
     graph = ResourceGraph()
@@ -160,11 +166,37 @@ async def test_what_is_never_tolerated(autojump_clock: trio.testing.MockClock) -
     # An outer cancellation is the caller's, unwrapped.
     graph = ResourceGraph()
     graph.add(lambda: FakeCM("pending", log, enter_delay=5), name="pending", optional=True)
-    with trio.move_on_after(1) as scope:
+    with rt.move_on_after(1) as scope:
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
     assert scope.cancelled_caught
     assert ("pending", "enter cancelled") in events(log)
+
+
+async def test_a_native_outer_cancellation_is_the_callers_unwrapped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The last case above with, on asyncio, a native Task.cancel (rt.cancel_after); on Trio,
+    # the same again.
+    log: Log = []
+    graph = ResourceGraph()
+    graph.add(lambda: FakeCM("pending", log, enter_delay=5), name="pending", optional=True)
+    quick = FakeCM("quick", log)
+    graph.add(lambda: quick, name="quick")
+    seen: list[BaseException] = []
+    with rt.cancel_after(1) as scope:
+        try:
+            async with graph:
+                pytest.fail("the body ran")  # pragma: no cover
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(e) for e in seen] == [rt.cancelled()]
+    assert ("pending", "enter cancelled") in events(log)
+    assert quick.exited == 1
+    assert isinstance(quick.seen, rt.cancelled())
+    assert rt.current_time() == 1
 
 
 async def test_a_required_failure_still_fails_the_graph_with_optional_nodes_around(
@@ -219,12 +251,12 @@ async def test_an_optional_node_entering_as_its_enter_timeout_passes_exits_at_on
 
     class Uninterruptible(FakeCM):
         async def __aenter__(self) -> str:
-            with trio.CancelScope(shield=True):
-                await trio.sleep(3)
+            with rt.CancelScope(shield=True):
+                await rt.sleep(3)
             return "late"
 
         async def __aexit__(self, *exc_info: object) -> bool:
-            seen.extend((trio.current_time(), exc_info[1]))
+            seen.extend((rt.current_time(), exc_info[1]))
             return False
 
     graph = ResourceGraph()
@@ -234,7 +266,7 @@ async def test_an_optional_node_entering_as_its_enter_timeout_passes_exits_at_on
     async with graph as resources:
         assert late not in resources and resources[other] == "other"
         [failure] = resources.failures
-        assert isinstance(failure.exception, trio.TooSlowError)
+        assert isinstance(failure.exception, rt.too_slow())
         # It exited before the body started, with its own failure.
         assert seen == [3, failure.exception]
-        assert trio.current_time() == 3
+        assert rt.current_time() == 3

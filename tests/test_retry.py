@@ -1,4 +1,7 @@
-"""Retries of a ``ResourceGraph`` node's enter (issue 12)."""
+"""Retries of a ``ResourceGraph`` node's enter (issue 12).
+
+Each async test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,11 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.fakes import FakeCM, Log, events, members, notes
 from trio_parallel_cm import PhaseEvent, ResourceGraph, Retry, Timeline
+
+pytestmark = pytest.mark.runtimes
 
 
 class Flaky:
@@ -42,7 +48,7 @@ async def test_each_attempt_enters_a_new_context_manager_after_a_growing_wait(
     async with graph as resources:
         assert resources[node] == "attempt 3"
         # 0.05 enter, 0.1 wait, 0.05 enter, 0.2 wait, 0.05 enter.
-        assert trio.current_time() == pytest.approx(0.45)
+        assert rt.current_time() == pytest.approx(0.45)
     assert [cm.entered for cm in flaky.made] == [0, 0, 1]
     assert [cm.exited for cm in flaky.made] == [0, 0, 1]  # a failed __aenter__: no __aexit__
     retried = [e for e in timeline.events if e.kind == "enter_retried"]
@@ -94,11 +100,11 @@ async def test_the_enter_timeout_bounds_every_attempt_and_wait_together(
     graph = ResourceGraph()
     graph.add(flaky, retry=Retry(attempts=10, backoff=1), enter_timeout=2.5)
     with pytest.RaisesGroup(
-        pytest.RaisesGroup(OSError, OSError, trio.TooSlowError, match="^3 attempts failed")
+        pytest.RaisesGroup(OSError, OSError, rt.too_slow(), match="^3 attempts failed")
     ):
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
-    assert trio.current_time() == 2.5  # not 10 attempts
+    assert rt.current_time() == 2.5  # not 10 attempts
     assert len(flaky.made) == 2  # cancelled in the wait after the second
 
 
@@ -131,11 +137,32 @@ async def test_what_is_never_retried(autojump_clock: trio.testing.MockClock) -> 
 
     graph = ResourceGraph()
     graph.add(slow, retry=Retry(attempts=5))
-    with trio.move_on_after(1) as scope:
+    with rt.move_on_after(1) as scope:
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
     assert scope.cancelled_caught
     assert events(log, "slow") == [("slow", "enter"), ("slow", "enter cancelled")]
+
+
+async def test_an_outer_cancellation_in_an_attempt_or_a_wait_is_not_retried(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # In the middle of an attempt (the last case above) and in the wait after a failed one,
+    # by a cancel scope and, on asyncio, by a native Task.cancel (rt.cancel_after; on Trio a
+    # cancel scope again).
+    log: Log = []
+    for deadline in (rt.move_on_after, rt.cancel_after):
+        for after, seen in ((0.02, "enter cancelled"), (0.5, "enter failed")):
+            log.clear()
+            graph = ResourceGraph()
+            graph.add(Flaky(log, failures=5), retry=Retry(attempts=5, backoff=1))
+            start = rt.current_time()
+            with deadline(after) as scope:
+                async with graph:
+                    pytest.fail("the body ran")  # pragma: no cover
+            assert scope.cancelled_caught
+            assert events(log) == [("attempt 1", "enter"), ("attempt 1", seen)]
+            assert rt.current_time() - start == pytest.approx(after)
 
 
 async def test_an_optional_node_that_never_enters_after_its_retries_is_left_out(
@@ -166,7 +193,7 @@ async def test_a_graph_wide_retry_retries_every_node_roots_and_dependents(
         assert (resources[first], resources[second]) == ("attempt 3", "attempt 2")
         # The root: 0.05 enter, 0.1 wait, 0.05, 0.2 wait, 0.05; then the dependent:
         # 0.05 enter, 0.1 wait, 0.05.
-        assert trio.current_time() == pytest.approx(0.45 + 0.2)
+        assert rt.current_time() == pytest.approx(0.45 + 0.2)
     assert [len(root.made), len(dependent.made)] == [3, 2]
 
 
@@ -198,7 +225,7 @@ async def test_a_group_is_retried_only_if_every_exception_in_it_is(
     retry = Retry(on=(ConnectionError, TimeoutError))
     assert retry.retries(ExceptionGroup("g", [ConnectionResetError(), TimeoutError()]))
     assert not retry.retries(ExceptionGroup("g", [ConnectionResetError(), ValueError()]))
-    cancelled = trio.Cancelled._create()  # pyright: ignore[reportPrivateUsage]
+    cancelled = rt.loop().cancelled("by a scope")  # trio.Cancelled, or asyncio's
     assert not retry.retries(BaseExceptionGroup("g", [ConnectionResetError(), cancelled]))
     assert not retry.retries(KeyboardInterrupt())
 

@@ -1,4 +1,7 @@
-"""Observers and the ``Timeline``: every phase change, as data and as a chart."""
+"""Observers and the ``Timeline``: every phase change, as data and as a chart.
+
+Each async test runs on Trio and on asyncio (``tests/runtime.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests import runtime as rt
 from tests.examples import example_main, expected_output
 from tests.fakes import FakeCM, Log
 from trio_parallel_cm import (
@@ -20,6 +24,8 @@ from trio_parallel_cm import (
     parallel_with,
     start_context,
 )
+
+pytestmark = pytest.mark.runtimes
 
 
 async def test_every_phase_change_reaches_the_observer_with_its_time(
@@ -54,7 +60,7 @@ async def test_every_phase_change_reaches_the_observer_with_its_time(
 async def test_exit_failures_are_observed(autojump_clock: trio.testing.MockClock) -> None:
     log: Log = []
     events: list[PhaseEvent] = []
-    async with trio.open_nursery() as nursery:
+    async with rt.open_nursery() as nursery:
         handle = await start_context(
             nursery, FakeCM("c", log, exit_error=KeyError()), observer=events.append
         )
@@ -81,6 +87,7 @@ async def test_a_failing_observer_is_logged_and_changes_nothing(
     assert "observer" in caplog.records[0].getMessage()
 
 
+@pytest.mark.trio_only(reason="the documented example is Trio code (trio.sleep, trio.run)")
 async def test_the_documented_timeline_renders_as_documented(
     autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -250,15 +257,15 @@ async def test_observers_are_called_synchronously_in_the_holder_tasks(
     # with no checkpoint between: the clock has not moved and the task is that holder's.
     log: Log = []
     cms = {"a": FakeCM("a", log, enter_delay=1, exit_delay=1), "b": FakeCM("b", log)}
-    calls: list[tuple[str, str, trio.lowlevel.Task, float, float]] = []
+    calls: list[tuple[str, str, object, float, float]] = []
 
     def observer(event: PhaseEvent) -> None:
-        task = trio.lowlevel.current_task()
-        calls.append((event.name, event.kind, task, event.time, trio.current_time()))
+        task = rt.current_task()
+        calls.append((event.name, event.kind, task, event.time, rt.current_time()))
 
-    body_task = trio.lowlevel.current_task()
+    body_task = rt.current_task()
     async with parallel_with(cms, observer=observer):
-        assert trio.lowlevel.current_task() is body_task
+        assert rt.current_task() is body_task
     for name, kind, task, at, now in calls:
         assert task is cms[name].enter_task is cms[name].exit_task, (name, kind)
         assert task is not body_task
