@@ -115,11 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(header(results["machine"], config, quick), flush=True)
 
     trio_results, problems = run_trio(config, results)
-    run_asyncio(config, results)
+    asyncio_results = run_asyncio(config, results)
     other = run_anyio(config, _anyio_skip_reason(quick, args.no_anyio), results)
     print(f"\n{TRACTOR_NOTE}")
     show(targets_table(trio_results, other, config, quick))
     show(aims_table(trio_results, other, config, quick))
+    show(asyncio_aims_table(asyncio_results, config, quick))
 
     if args.plot is None and quick:
         with tempfile.TemporaryDirectory() as scratch:  # exercise the plot, keep the docs'
@@ -197,20 +198,41 @@ def run_trio(config: Config, results: dict[str, Any]) -> tuple[TrioResults, list
     return TrioResults(overhead, scaling, latency, memory, graphs), scope_owner_problems(owners)
 
 
-def run_asyncio(config: Config, results: dict[str, Any]) -> None:
-    """The asyncio reference tables: aiotools.actxgroup against asyncio's AsyncExitStack."""
+@dataclass(frozen=True)
+class AsyncioResults:
+    """The asyncio side: overhead by loop and N, latency by loop, memory (asyncio's loop)."""
+
+    overhead: dict[str, dict[int, dict[str, Stats]]]
+    latency: dict[str, dict[str, Stats]]
+    memory: dict[str, bench_scenarios.Memory]
+
+
+def run_asyncio(config: Config, results: dict[str, Any]) -> AsyncioResults:
+    """The asyncio tables: every design on asyncio's loop and on uvloop, against
+    asyncio's AsyncExitStack; the memory of ours and of the raw mechanism."""
     n, enter_s, exit_s = config.latency
-    overhead = bench_asyncio.overhead(config.sizes, config.work, config.repeats)
-    latency = bench_asyncio.latency(n, enter_s, exit_s, config.repeats)
+    overhead: dict[str, dict[int, dict[str, Stats]]] = {}
+    latency: dict[str, dict[str, Stats]] = {}
+    for loop in bench_asyncio.LOOPS:
+        overhead[loop] = bench_asyncio.overhead(config.sizes, config.work, config.repeats, loop)
+        latency[loop] = bench_asyncio.latency(n, enter_s, exit_s, config.repeats, loop=loop)
+        for size, stats in overhead[loop].items():
+            title = f"{loop}, N = {size}"
+            show(overhead_table(title, stats, bench_asyncio.BASELINE, config))
+        show(latency_table(latency[loop], config, bench_asyncio.BASELINE, f"{loop}, "))
+    memory = bench_asyncio.memory(config.memory_n, config.memory_repeats)
+    show(memory_table(memory, config, "asyncio, "))
     results["asyncio"] = {
-        "overhead": _dump_by_size(overhead),
-        "latency": {name: asdict(s) for name, s in latency.items()},
+        "overhead": {loop: _dump_by_size(by_size) for loop, by_size in overhead.items()},
+        "latency": {
+            loop: {name: asdict(s) for name, s in stats.items()} for loop, stats in latency.items()
+        },
+        "memory": {name: asdict(m) for name, m in memory.items()},
         "aiotools": importlib.metadata.version("aiotools"),
+        "anyio": importlib.metadata.version("anyio"),
+        "uvloop": importlib.metadata.version("uvloop"),
     }
-    for size, stats in overhead.items():
-        title = f"asyncio, for reference, N = {size}"
-        show(overhead_table(title, stats, bench_asyncio.BASELINE, config))
-    show(latency_table(latency, config, bench_asyncio.BASELINE, "asyncio, "))
+    return AsyncioResults(overhead, latency, memory)
 
 
 def run_anyio(
@@ -439,7 +461,9 @@ def mixed_table(mix: bench_scenarios.Mixed, c: Config) -> Table:
     )
 
 
-def memory_table(memory: Mapping[str, bench_scenarios.Memory], c: Config) -> Table:
+def memory_table(
+    memory: Mapping[str, bench_scenarios.Memory], c: Config, prefix: str = ""
+) -> Table:
     rows = tuple(
         (
             name,
@@ -451,7 +475,7 @@ def memory_table(memory: Mapping[str, bench_scenarios.Memory], c: Config) -> Tab
         for name, m in memory.items()
     )
     return Table(
-        f"Memory at N = {c.memory_n}: bytes per context manager (tracemalloc, median of "
+        f"{prefix}Memory at N = {c.memory_n}: bytes per context manager (tracemalloc, median of "
         f"{c.memory_repeats}): held while the block is open, and the peak during enter and exit",
         ("implementation", "held B/cm", "min", "max", "peak B/cm"),
         rows,
@@ -566,6 +590,47 @@ def aims_table(
         )
     note = " (QUICK run: not meaningful)" if quick else ""
     return Table(f"Aims of issue #11{note}", ("aim", "measured", "verdict"), tuple(rows))
+
+
+# The aims of issue 18 (asyncio), reported against, never asserted.
+AIM_ASYNCIO_RATIO: Final = 1.5  # ours against the bare mechanism on raw asyncio, every N
+AIM_ASYNCIO_LATENCY: Final = 1.3  # x the ideal enter + exit
+AIM_ASYNCIO_GROWTH: Final = 1.5  # per-cm cost, the smallest scaling N to the largest
+
+
+def asyncio_aims_table(r: AsyncioResults, c: Config, quick: bool) -> Table:
+    """Each aim of issue 18 against this run: measured, and met or missed."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(aim: str, text: str, met: bool) -> None:
+        rows.append((aim, text, "met" if met else "MISSED"))
+
+    ours, raw = bench_asyncio.OURS, bench_asyncio.RAW
+    _, enter_s, exit_s = c.latency
+    ideal_ms = (enter_s + exit_s) * 1e3
+    small, large = c.scaling
+    for loop, by_size in r.overhead.items():
+        for n, stats in by_size.items():
+            ratio = stats[ours].median / stats[raw].median
+            add(
+                f"{loop}, N={n}: <= {AIM_ASYNCIO_RATIO:g}x the raw mechanism",
+                f"{ratio:.2f}x",
+                ratio <= AIM_ASYNCIO_RATIO,
+            )
+        growth = by_size[large][ours].median / by_size[small][ours].median
+        add(
+            f"{loop}: per-cm growth N={small} to {large} <= {AIM_ASYNCIO_GROWTH:g}x",
+            f"{growth:.2f}x",
+            growth <= AIM_ASYNCIO_GROWTH,
+        )
+        latency = r.latency[loop][ours].median / ideal_ms
+        add(
+            f"{loop}: latency <= {AIM_ASYNCIO_LATENCY:g}x ideal",
+            f"{latency:.2f}x",
+            latency <= AIM_ASYNCIO_LATENCY,
+        )
+    note = " (QUICK run: not meaningful)" if quick else ""
+    return Table(f"Aims of issue 18, asyncio{note}", ("aim", "measured", "verdict"), tuple(rows))
 
 
 # ---- anyio-contextgroup -------------------------------------------------------------------
