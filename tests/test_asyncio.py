@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -444,12 +445,28 @@ def test_a_release_and_a_cancellation_in_the_same_tick_the_release_wins(opens: O
     assert [f.phase for f in failures_of(caught.value)] == ["exiting"]
 
 
-def test_start_context_takes_an_anyio_task_group() -> None:
+Group = Literal["anyio", "taskgroup"]
+
+
+def open_group(kind: Group) -> Any:
+    """A task group of ``kind`` for ``start_context``: anyio's, or asyncio's own."""
+    return anyio.create_task_group() if kind == "anyio" else asyncio.TaskGroup()
+
+
+def spawn(group: Any, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    if isinstance(group, asyncio.TaskGroup):
+        group.create_task(fn())
+    else:
+        group.start_soon(fn)
+
+
+@pytest.mark.parametrize("kind", ["anyio", "taskgroup"])
+def test_start_context_takes_a_task_group(kind: Group) -> None:
     log: list[tuple[float, str, str]] = []
     a, b = fakes(log, a={"enter": 1, "exit": 1, "opens": "taskgroup"}, b={"enter": 2})
 
     async def main() -> None:
-        async with anyio.create_task_group() as group:
+        async with open_group(kind) as group:
             first = await start_context(group, a)
             second = await start_context(group, b)
             assert (first.value, second.value, now()) == ("a", "b", 3)
@@ -457,10 +474,12 @@ def test_start_context_takes_an_anyio_task_group() -> None:
             async def close_from_another_task() -> None:
                 await first.aclose()
 
-            group.start_soon(close_from_another_task)
+            spawn(group, close_from_another_task)
             assert second.state is ContextState.OPEN
             assert await second.aexit(KeyError("out of order")) is False
             assert isinstance(b.received, KeyError)
+        # The group waited for the exits (a's takes 1 s, from another task).
+        assert now() == 4
 
     run(main())
     assert a.enter_task is a.exit_task
@@ -485,12 +504,80 @@ def test_start_context_exits_when_its_task_group_is_cancelled() -> None:
     assert times(log, "exiting") == {"a": 2}
 
 
-def test_start_context_failure_while_open_surfaces_in_the_task_group() -> None:
+def test_start_context_exits_when_its_asyncio_task_group_aborts() -> None:
+    # A sibling fails: the group cancels its tasks.  The held context manager meets that
+    # cancellation in its holder task (not as its own failure), the group waits for its
+    # exit, and raises the sibling's failure alone.
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={"exit": 1, "opens": "anyio"})
+    handles: list[ContextHandle[str]] = []
+
+    async def sibling() -> None:
+        await asyncio.sleep(2)
+        raise ValueError("sibling")
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            handles.append(await start_context(group, a))
+            group.create_task(sibling())
+        raise AssertionError("not reached")  # pragma: no cover
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="sibling")):
+        run(main())
+    assert isinstance(a.received, asyncio.CancelledError)
+    assert a.enter_task is a.exit_task
+    assert times(log, "exiting") == {"a": 2} and times(log, "exited") == {"a": 3}
+    assert handles[0].state is ContextState.CLOSED
+
+
+def test_an_asyncio_task_group_aborting_respects_a_shielded_exit() -> None:
+    # The group aborts (a sibling fails at 2) while a is exiting under an anyio shield
+    # (closed at 1, 3 s): the group's Task.cancel reaches a guardian, not the holder, so
+    # the shield holds, as a Trio nursery's cancellation would respect it.
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={"exit": 3})
+
+    async def sibling() -> None:
+        await asyncio.sleep(2)
+        raise ValueError("sibling")
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            handle = await start_context(group, a)
+            group.create_task(sibling())
+            await asyncio.sleep(1)
+            group.create_task(handle.aclose())
+
+    with pytest.RaisesGroup(pytest.RaisesExc(ValueError, match="sibling")):
+        run(main())
+    assert a.received is None
+    assert times(log, "exiting") == {"a": 1} and times(log, "exited") == {"a": 4}
+
+
+def test_start_context_in_an_asyncio_task_group_is_cancelled_with_its_host() -> None:
+    # asyncio.timeout around the group: the held context manager exits with the
+    # cancellation, the group waits for it, and the timeout becomes its TimeoutError.
+    log: list[tuple[float, str, str]] = []
+    (a,) = fakes(log, a={"exit": 1})
+
+    async def main() -> None:
+        async with asyncio.timeout(2), asyncio.TaskGroup() as group:
+            await start_context(group, a)
+            await asyncio.sleep(10)
+
+    with pytest.raises(TimeoutError):
+        run(main())
+    assert isinstance(a.received, asyncio.CancelledError)
+    assert times(log, "exiting") == {"a": 2} and times(log, "exited") == {"a": 3}
+
+
+@pytest.mark.parametrize("kind", ["anyio", "taskgroup"])
+def test_start_context_failure_while_open_surfaces_in_the_task_group(kind: Group) -> None:
     log: list[tuple[float, str, str]] = []
     (a,) = fakes(log, a={"crash_at": 2, "opens": "taskgroup"})
 
     async def main() -> None:
-        async with anyio.create_task_group() as group:
+        async with open_group(kind) as group:
             await start_context(group, a)
             await asyncio.sleep(10)
 
@@ -499,14 +586,13 @@ def test_start_context_failure_while_open_surfaces_in_the_task_group() -> None:
     assert times(log, "exiting") == {"a": 2}
 
 
-def test_start_context_refuses_an_asyncio_task_group_before_entering() -> None:
+def test_start_context_refuses_anything_else_before_entering() -> None:
     log: list[tuple[float, str, str]] = []
     (a,) = fakes(log, a={})
 
     async def main() -> None:
-        async with asyncio.TaskGroup() as group:
-            with pytest.raises(TypeError, match=r"anyio task group .*use anyio.create_task_"):
-                await start_context(group, a)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+        with pytest.raises(TypeError, match=r"anyio task group or an asyncio.TaskGroup"):
+            await start_context(object(), a)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
     run(main())
     assert a.enter_task is None

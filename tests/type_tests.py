@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any, assert_type
 
+import anyio.abc
 import trio
 
 from trio_parallel_cm import (
@@ -63,11 +65,15 @@ async def stages() -> None:
         assert_type(await stack.enter(open_str()), str)
 
 
-async def handles(nursery: trio.Nursery) -> None:
+async def handles(
+    nursery: trio.Nursery, group: anyio.abc.TaskGroup, task_group: asyncio.TaskGroup
+) -> None:
     handle = await start_context(nursery, open_int())
     assert_type(handle, ContextHandle[int])
     assert_type(handle.value, int)
     assert_type(await handle.aexit(None), bool)
+    assert_type(await start_context(group, open_str()), ContextHandle[str])
+    assert_type(await start_context(task_group, open_str()), ContextHandle[str])
 
 
 class Config:

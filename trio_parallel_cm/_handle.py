@@ -245,7 +245,10 @@ async def start_context(
       the cancellation.
 
     Args:
-        nursery: where the holder task lives: a Trio nursery or an anyio task group.
+        nursery: where the holder task lives: a Trio nursery or an anyio task group;
+            on asyncio also an ``asyncio.TaskGroup`` (it holds a guardian task that waits
+            for the holder: its ``Task.cancel`` reaches the holder as a cancellation
+            from outside, shields respected, as a nursery's would).
         cm: an async context manager.
         name: the name used in notes and reports (default: as in :func:`parallel_with`).
         enter_timeout: seconds ``__aenter__`` may take; then it is cancelled and fails

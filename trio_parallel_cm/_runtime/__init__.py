@@ -15,7 +15,7 @@ What a runtime offers (``Runtime``):
   ``started()`` moved a task into the nursery),
   ``pass_on_cancellation`` (the caller is cancelled: so are the nursery's tasks, once
   their shields are lifted; structural on Trio), ``nursery_of`` (the nursery a user
-  passes to ``start_context``: Trio's, or on asyncio an anyio task group),
+  passes to ``start_context``: Trio's, an anyio task group, an ``asyncio.TaskGroup``),
   ``Event``, ``CapacityLimiter``, ``current_time``, ``sleep``, ``too_slow`` (the failure
   of a timeout);
 * tasks: ``current_task``, ``checkpoint``, ``checkpoint_if_cancelled``, ``is_cancelled``,
@@ -44,11 +44,14 @@ import sniffio
 from . import _trio
 
 if TYPE_CHECKING:
+    import asyncio
+
     import anyio.abc
     import trio
 
-    #: What ``start_context`` takes: a Trio nursery, or on asyncio an anyio task group.
-    UserNursery: TypeAlias = trio.Nursery | anyio.abc.TaskGroup
+    #: What ``start_context`` takes: a Trio nursery, an anyio task group, or on asyncio an
+    #: ``asyncio.TaskGroup``.
+    UserNursery: TypeAlias = trio.Nursery | anyio.abc.TaskGroup | asyncio.TaskGroup
 
 __all__ = [
     "CancelScope",

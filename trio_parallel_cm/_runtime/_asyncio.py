@@ -346,13 +346,73 @@ class _GroupNursery(_Starting):
         return
 
 
+class _TaskGroupNursery(_Starting):
+    """A user's ``asyncio.TaskGroup`` (``start_context``).  Its tasks are *guardians*: a
+    task of ours runs in a root scope of its own (the group would cancel it with
+    ``Task.cancel``, which no shield stops: a holder would take it for its own context
+    manager failing), and the group holds a guardian for it, which waits for it to end.
+    A cancellation of the guardian (the group aborting, or its host cancelled) cancels
+    the task's root scope instead, which reaches the task once its shields are lifted, as
+    a nursery's cancellation reaches a Trio task; what the task raises, the guardian
+    raises into the group."""
+
+    __slots__ = ("_group", "_roots", "cancel_scope")
+
+    def __init__(self, group: asyncio.TaskGroup) -> None:
+        super().__init__()
+        self._group = group
+        self._roots: set[anyio.CancelScope] = set()
+        self.cancel_scope = _Cancelling(self)
+
+    def _spawn(
+        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+    ) -> asyncio.Task[Any]:
+        slot: list[asyncio.Task[Any]] = []
+        try:
+            self._group.create_task(self._guard(slot, scope), name=name)
+        except BaseException:  # (a group that has finished, or is shutting down)
+            body.close()
+            raise
+        task = asyncio.get_running_loop().create_task(body, name=name)
+        slot.append(task)
+        return task
+
+    async def _guard(self, slot: list[asyncio.Task[Any]], scope: anyio.CancelScope) -> None:
+        """A guardian: wait for the task (see the class's notes)."""
+        [task] = slot
+        self._roots.add(scope)
+        cancelled: BaseException | None = None
+        try:
+            while not task.done():
+                try:
+                    await asyncio.wait([task])
+                except asyncio.CancelledError as exc:
+                    cancelled = cancelled or exc
+                    scope.cancel()
+        finally:
+            self._roots.discard(scope)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
+        if cancelled is not None:
+            raise cancelled
+
+    def cancel_all(self) -> None:
+        for scope in self._roots:
+            scope.cancel()
+
+
+class _CancelAll(Protocol):
+    def cancel_all(self) -> None: ...
+
+
 class _Cancelling:
     """A nursery's cancel scope: cancelling it cancels the root scope of every task of
     the nursery, now and to come."""
 
     __slots__ = ("_nursery", "cancel_called")
 
-    def __init__(self, nursery: Nursery) -> None:
+    def __init__(self, nursery: _CancelAll) -> None:
         self._nursery = nursery
         self.cancel_called = False
 
@@ -496,17 +556,16 @@ def pass_on_cancellation(nursery: object) -> None:
     cast(_Starting, nursery).pass_on_cancellation()
 
 
-def nursery_of(given: object) -> _GroupNursery:
-    """The nursery a user passed (``start_context``): an anyio task group.
-
-    (An ``asyncio.TaskGroup`` cancels each of its tasks with ``Task.cancel``, which a
-    holder would take for its own context manager failing: not yet supported.)
-    """
+def nursery_of(given: object) -> _GroupNursery | _TaskGroupNursery:
+    """The nursery a user passed (``start_context``): an anyio task group, or an
+    ``asyncio.TaskGroup`` (whose tasks are guardians: ``_TaskGroupNursery``)."""
     if isinstance(given, anyio.abc.TaskGroup):
         return _GroupNursery(given)
-    hint = " (use anyio.create_task_group())" if isinstance(given, asyncio.TaskGroup) else ""
+    if isinstance(given, asyncio.TaskGroup):
+        return _TaskGroupNursery(given)
     raise TypeError(
-        f"start_context() takes an anyio task group under asyncio, not {type(given).__name__}{hint}"
+        "start_context() takes an anyio task group or an asyncio.TaskGroup under asyncio, "
+        f"not {type(given).__name__}"
     )
 
 
