@@ -3,6 +3,11 @@
 The examples are the files in ``docs/examples/``; the pages include them with
 ``literalinclude``, and their output from the ``.txt`` file of the same name.  Each one runs
 here on the virtual clock, in process and as a script, so neither can rot.
+
+An example whose name starts with ``asyncio_`` runs on asyncio: in process on
+``tests/aio.py``'s ``VirtualTimeLoop``, and as a script on its own copy of it
+(``docs/examples/virtual_loop.py``), whose time jumps to the next timer whenever nothing
+is ready, as Trio's autojump clock does.  The others run on Trio.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import pytest
 import trio
 import trio.testing
 
+from tests import aio
 from tests.examples import EXAMPLES, example_main, expected_output
 
 DOCS = EXAMPLES.parent
 # Modules the examples import; they have no ``main`` of their own.
-HELPERS = frozenset({"resources", "virtual_clock"})
+HELPERS = frozenset({"resources", "virtual_clock", "virtual_loop"})
 NAMES = sorted(path.stem for path in EXAMPLES.glob("*.py") if path.stem not in HELPERS)
+ON_ASYNCIO = "asyncio_"  # the prefix of the examples that run on asyncio
+ASYNCIO_CASES = [name for name in NAMES if name.startswith(ON_ASYNCIO)]
 # Examples with real sockets on loopback move the virtual clock themselves, as in their
 # ``__main__``: only when every task is blocked and no byte, connection or refusal is on its
 # way, however long a loaded machine takes to deliver it (virtual_clock.py says how it
@@ -31,6 +39,7 @@ NAMES = sorted(path.stem for path in EXAMPLES.glob("*.py") if path.stem not in H
 # could come while the kernel still delivers, and change the output.
 MOVE_THEIR_CLOCK = frozenset({"many_servers"})
 CASES = NAMES  # (every example, on every supported Python)
+TRIO_CASES = [name for name in CASES if name not in ASYNCIO_CASES]
 
 
 @pytest.fixture
@@ -42,7 +51,7 @@ def examples_importable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         sys.modules.pop(helper, None)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", TRIO_CASES)
 @pytest.mark.usefixtures("examples_importable")
 async def test_example_prints_its_documented_output(
     name: str, autojump_clock: trio.testing.MockClock, capsys: pytest.CaptureFixture[str]
@@ -50,6 +59,22 @@ async def test_example_prints_its_documented_output(
     autojump_clock.autojump_threshold = math.inf if name in MOVE_THEIR_CLOCK else 0
     await example_main(name)()
     assert capsys.readouterr().out == expected_output(name)
+
+
+@pytest.mark.parametrize("name", ASYNCIO_CASES)
+@pytest.mark.usefixtures("examples_importable")
+def test_asyncio_example_prints_its_documented_output(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def main() -> None:
+        await example_main(name)()
+
+    aio.run(main())  # on the virtual loop
+    assert capsys.readouterr().out == expected_output(name)
+
+
+def test_there_are_asyncio_examples() -> None:
+    assert ASYNCIO_CASES  # (else the prefix changed, and they would run on Trio)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -1,5 +1,5 @@
-"""Enter and exit Trio async context managers concurrently, with every guarantee of nested
-``async with``."""
+"""Enter and exit async context managers concurrently, on Trio and asyncio, with every
+guarantee of nested ``async with``."""
 
 from ._engine._retry import Retry as Retry
 from ._errors import ContextFailure as ContextFailure

@@ -207,14 +207,15 @@ class ResourceGraph:
                 calls) in flight at once.
             enter_timeout: seconds each node's ``__aenter__`` may take (its factory call
                 and every attempt of its retry included); then it fails with
-                ``trio.TooSlowError``.
+                ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
             exit_timeout: seconds each node's ``__aexit__`` may take, shielded from an
-                outer cancellation; then it fails with ``trio.TooSlowError``.
+                outer cancellation; then it fails with ``trio.TooSlowError`` (on asyncio
+                ``TimeoutError``).
             retry: a :class:`Retry` for each node's enter.
             shutdown_timeout: seconds the whole exit phase may take (every node's
                 ``__aexit__``, in dependency order, from the end of the body), shielded
                 from an outer cancellation; then what is still exiting is cancelled and
-                fails with ``trio.TooSlowError``.
+                fails with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 node (a :class:`Timeline`, for example).
 
@@ -399,11 +400,12 @@ class ResourceGraph:
             name: the name in notes, reports and the timeline (default: the
                 factory's name, looking through ``functools.partial``).
             enter_timeout: seconds its ``__aenter__`` may take (the factory call
-                included); then it fails with ``trio.TooSlowError``.  Omitted: the
-                graph's ``enter_timeout``; ``None``: no timeout, whatever the graph's.
+                included); then it fails with ``trio.TooSlowError`` (on asyncio
+                ``TimeoutError``).  Omitted: the graph's ``enter_timeout``; ``None``: no
+                timeout, whatever the graph's.
             exit_timeout: seconds its ``__aexit__`` may take, shielded from an outer
-                cancellation; then it fails with ``trio.TooSlowError``.  Omitted: the
-                graph's; ``None``: no timeout.
+                cancellation; then it fails with ``trio.TooSlowError`` (on asyncio
+                ``TimeoutError``).  Omitted: the graph's; ``None``: no timeout.
             optional: if it fails to enter (its factory or ``__aenter__`` raises an
                 ``Exception``, or its enter timeout passes), the graph goes on without
                 it: the failure is recorded in ``resources.failures``, not raised, and

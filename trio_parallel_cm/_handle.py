@@ -252,9 +252,9 @@ async def start_context(
         cm: an async context manager.
         name: the name used in notes and reports (default: as in :func:`parallel_with`).
         enter_timeout: seconds ``__aenter__`` may take; then it is cancelled and fails
-            with ``trio.TooSlowError``.
+            with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
         exit_timeout: seconds ``__aexit__`` may take, shielded from cancellation; then
-            it is cancelled and fails with ``trio.TooSlowError``.
+            it is cancelled and fails with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
         observer: called with a :class:`PhaseEvent` at every phase change.
 
     Example::

@@ -271,14 +271,15 @@ def parallel_with(
         limit: at most this many ``__aenter__`` calls (and as many ``__aexit__`` calls)
             in flight at once; a context manager that has entered holds no slot while open.
         enter_timeout: seconds each ``__aenter__`` may take; a slower one is cancelled
-            and fails with ``trio.TooSlowError`` (handled as any enter failure).
+            and fails with ``trio.TooSlowError`` (on asyncio ``TimeoutError``), handled as
+            any enter failure.
         exit_timeout: seconds each ``__aexit__`` may take, shielded from an outer
             cancellation (a graceful shutdown budget); then it is cancelled and fails
-            with ``trio.TooSlowError``.
+            with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
         shutdown_timeout: seconds the whole exit phase may take (every ``__aexit__``,
             from the end of the body), shielded from an outer cancellation; then what is
-            still exiting is cancelled and fails with ``trio.TooSlowError``.  Each
-            ``exit_timeout`` still applies within it.
+            still exiting is cancelled and fails with ``trio.TooSlowError`` (on asyncio
+            ``TimeoutError``).  Each ``exit_timeout`` still applies within it.
         observer: called with a :class:`PhaseEvent` at every phase change of every
             context manager (a :class:`Timeline`, for example); must not block.
 
@@ -293,7 +294,7 @@ def parallel_with(
             an ``observer`` that cannot be called.
         ValueError: before anything is entered, for the same object passed twice, or an
             option out of range.
-        RuntimeError: on entering the same object twice, or outside a Trio task.
+        RuntimeError: on entering the same object twice, or outside a Trio or an asyncio task.
 
     Example::
 

@@ -51,7 +51,7 @@ class ParallelExitStack:
             shutdown_timeout: seconds the whole exit phase may take (every stage's
                 exits, latest stage first, from the end of the body), shielded from an
                 outer cancellation; then what is still exiting is cancelled and fails
-                with ``trio.TooSlowError``.
+                with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
             observer: called with a :class:`PhaseEvent` at every phase change of every
                 context manager of every stage (a :class:`Timeline`, for example).
         """
@@ -241,10 +241,11 @@ class ParallelExitStack:
             limit: at most this many ``__aenter__`` calls (and as many ``__aexit__`` calls)
                 in flight at once; a context manager that has entered holds no slot while open.
             enter_timeout: seconds each ``__aenter__`` may take; a slower one is cancelled
-                and fails with ``trio.TooSlowError`` (handled as any enter failure).
+                and fails with ``trio.TooSlowError`` (on asyncio ``TimeoutError``), handled
+                as any enter failure.
             exit_timeout: seconds each ``__aexit__`` may take, shielded from an outer
                 cancellation (a graceful shutdown budget); then it is cancelled and fails
-                with ``trio.TooSlowError``.
+                with ``trio.TooSlowError`` (on asyncio ``TimeoutError``).
 
         Returns:
             A tuple of the values in argument order, or a dict with the mapping's keys.

@@ -46,7 +46,7 @@ class PhaseEvent:
         name: the context manager's name (as in notes and reports).
         position: its position in its stage.
         stage: its stage number in a ``ParallelExitStack`` (from 1), else None.
-        time: ``trio.current_time()`` when it happened.
+        time: ``trio.current_time()`` when it happened (on asyncio, the loop's ``time()``).
         exception: for ``enter_failed`` and ``exit_failed``, the failure (None for an
             enter that was cancelled because another failed or the caller was cancelled);
             for ``enter_retried``, the failure of that attempt.
