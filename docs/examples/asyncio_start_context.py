@@ -1,4 +1,4 @@
-"""On asyncio, ``start_context`` takes an anyio task group."""
+"""On asyncio, ``start_context`` takes an anyio task group or asyncio's ``TaskGroup``."""
 
 import asyncio
 from collections.abc import AsyncGenerator
@@ -33,11 +33,11 @@ async def main() -> None:
         group.start_soon(close_later, handle)
     print(f"{loop.time():.1f} s: {handle!r}")
 
-    async with asyncio.TaskGroup() as task_group:
-        try:
-            await start_context(task_group, open_pool())  # type: ignore[arg-type]
-        except TypeError as exc:  # refused before entering
-            print(exc)
+    async with asyncio.TaskGroup() as task_group:  # the group waits for the exit
+        handle = await start_context(task_group, open_pool())
+        print(f"{loop.time():.1f} s: {handle!r}")
+        task_group.create_task(close_later(handle))
+    print(f"{loop.time():.1f} s: {handle!r}")
 
 
 if __name__ == "__main__":
