@@ -1,4 +1,4 @@
-"""On asyncio, ``start_context`` takes an anyio task group or asyncio's ``TaskGroup``."""
+"""On asyncio, ``start_context`` takes an anyio or an asyncio task group."""
 
 import asyncio
 from collections.abc import AsyncGenerator
