@@ -30,8 +30,10 @@ Glossary (one word for one thing, in the code and its comments):
 
 Design notes:
 
-* Entering: one starter task per context manager in an *entering* nursery, each awaiting
-  ``owner_nursery.start(holder.run)``.  Cancelling the entering nursery cancels the enters
+* Entering: each context manager is started from an *entering* nursery into the owner's
+  with the hand-off of ``nursery.start`` (``runtime.start_from``: on Trio a starter task
+  awaiting ``owner_nursery.start(holder.run)``; on asyncio the entering nursery does a
+  starter's work without one).  Cancelling the entering nursery cancels the enters
   still pending (an enter failed, or one is failing, before all had entered) and only
   them: holders that have entered are shielded and already live in the owner's nursery.
   A stage of one needs no starter: the caller awaits ``nursery.start`` itself.
