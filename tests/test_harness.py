@@ -59,7 +59,7 @@ from tests.harness import (
 from tests.harness.exceptions import leaves, members, notes
 from tests.harness.explore import FUZZ_EXAMPLES, fuzz, on_asyncio, report
 from tests.harness.fake import Moment
-from tests.harness.loops import ASYNCIO
+from tests.harness.loops import ASYNCIO, TRIO
 from tests.harness.oracle import GUARANTEES
 from trio_parallel_cm import ContextHandle, ContextState
 from trio_parallel_cm._engine import _flight, _holder, _stage
@@ -431,6 +431,52 @@ REGRESSIONS = {
         runtime="asyncio",
         native_cancel=True,
     ),
+    # Found by make fuzz on asyncio (seed 2103385517, and 1166974640): stage 1's cm1
+    # crashes while open, which cancels the body's scope, and so stage 2's pending enter;
+    # stage 2 unwinds, its caller cancelled by the body's scope.  The runtime passed
+    # that on to every holder of the block's nursery, and cm2 (stage 2's, entered)
+    # received a CancelledError: on asyncio the tasks it moved sat in no scope of the
+    # host's.  Now they sit in the scope the host was in as it opened the nursery, as
+    # on Trio, and only a native cancellation is passed on.
+    "asyncio-the-body-scope-does-not-reach-the-holders": Scenario(
+        scripts=(
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.CRASH,
+                open_after=0.55,
+                exit_delay=None,
+            ),
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        body=Body(delay=None, child_for=1),
+        mode=Mode.STACK,
+        split=2,
+        runtime="asyncio",
+    ),
+    # Found by a helper checking a fix of the one above (an oracle gap, both runtimes):
+    # cm2's unshielded exit, begun at 0.55 as stage 2 unwound, must meet the outer
+    # cancellation at 2 (guarantee 8); nothing checked it, and a fix that left it
+    # running to 3.55 passed.
+    "an-outer-cancellation-reaches-a-running-exit": Scenario(
+        scripts=(
+            Script(enter_delay=None, exit_delay=None),
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.CRASH,
+                open_after=0.55,
+                exit_delay=None,
+            ),
+            Script(enter_delay=None, exit_delay=3),
+            Script(enter_delay=1, exit_delay=None),
+        ),
+        body=Body(delay=None),
+        mode=Mode.STACK,
+        split=2,
+        cancel_at=2,
+        runtime="asyncio",
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the
@@ -755,6 +801,21 @@ def test_the_checker_catches_a_tampered_record() -> None:
     assert check(scenario, outcome) == [
         "[9] cm0 entered but was exited 2 times",
         "[9] 1 task(s) outlived the block",
+    ]
+
+
+@pytest.mark.parametrize("runtime", [TRIO, ASYNCIO])
+def test_the_checker_wants_an_outer_cancellation_to_reach_a_running_exit(runtime: str) -> None:
+    scenario = attrs.evolve(
+        REGRESSIONS["an-outer-cancellation-reaches-a-running-exit"], runtime=runtime
+    )
+    outcome = run_scenario(scenario)
+    assert check(scenario, outcome) == []
+    cm2 = outcome.cms[2].rec
+    assert cm2.exit_end is not None and cm2.exit_end.time == 2 and cm2.exit_cancelled
+    cm2.exit_end = attrs.evolve(cm2.exit_end, time=3.55)  # as if it ran on, uncancelled
+    assert check(scenario, outcome) == [
+        "[8] cm2's unshielded exit ran on to 3.55 past the outer cancellation at 2"
     ]
 
 

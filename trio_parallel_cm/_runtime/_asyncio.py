@@ -31,16 +31,20 @@ What differs from Trio, for users (the harness accounts for each, ``tests/harnes
 Design notes:
 
 * A nursery (``Nursery``) is a set of asyncio tasks, each inside a *root* anyio scope of
-  its own and nothing else: what cancels the host reaches the host alone.  The host
-  passes it on: cancelling the nursery cancels every root scope, now and to come; a
+  its own.  A task that ``start`` moved into the nursery has its root scope moved under
+  the anyio scope its host was in as it opened the nursery (anyio's ``TaskGroup.start``
+  moves its tasks the same way, with the same private method): the scopes around the
+  nursery reach it, shields respected, as on Trio, and the scopes the host entered
+  since (the body's) do not.  A native cancellation of the host (``Task.cancel``)
+  reaches the host alone: ``pass_on_cancellation`` passes it on to the moved tasks.
+  Otherwise the host passes on what it meets: cancelling the nursery cancels every root
+  scope, now and to come; a
   task that fails cancels the nursery (its failures come out of the exit in a group, as
   Trio's); the exit waits for every task, and a cancellation of the host meanwhile is
   passed on to them and the wait goes on (shielded from anyio's re-deliveries).  As
   Trio's, the exit then raises no anyio cancellation of its host (trio gh-1457: anyio
   delivers it again at the next checkpoint); a native one it raises, unless the host is
-  raising something else through it, which goes on (``asyncio.TaskGroup``'s rule).  The
-  engine passes the caller's cancellation on to the tasks ``start`` moved into the
-  block's nursery itself (``pass_on_cancellation``), once their shields are lifted.
+  raising something else through it, which goes on (``asyncio.TaskGroup``'s rule).
 * ``start`` hands a task off as Trio's ``nursery.start`` does.  The new task runs inside
   its root scope; until it calls ``task_status.started()``, what cancels the caller
   cancels that scope (the caller, waiting on the start's future, is cancelled first: it
@@ -229,7 +233,7 @@ def unpark(task: Any) -> None:
 
 #: anyio's cancel scope on asyncio, made directly: ``anyio.CancelScope()`` looks the
 #: backend up (sniffio) at every call, which a holder would pay for several times.
-_Scope: Final[type[anyio.CancelScope]] = _anyio_asyncio.CancelScope
+_Scope: Final = _anyio_asyncio.CancelScope
 CancelScope = _Scope
 
 
@@ -238,7 +242,7 @@ class _TaskStatus:
 
     __slots__ = ("future", "nursery", "scope", "task")
 
-    def __init__(self, nursery: _Starting, scope: anyio.CancelScope) -> None:
+    def __init__(self, nursery: _Starting, scope: _anyio_asyncio.CancelScope) -> None:
         self.nursery = nursery
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # The task's root scope; the task, once running.
@@ -252,11 +256,18 @@ class _TaskStatus:
             raise RuntimeError("called 'started' twice on the same task status")
         self.future.set_result(None)
         assert self.task is not None
-        self.nursery._moved[self.task] = self.scope  # pyright: ignore[reportPrivateUsage]
+        nursery = self.nursery
+        nursery._moved[self.task] = self.scope  # pyright: ignore[reportPrivateUsage]
+        if nursery.host is not None:
+            # Moved: under the scopes its nursery sits in (anyio's TaskGroup.start does
+            # the same, with the same private method).
+            _reparent(self.scope, nursery.host)
 
 
 async def _in_scope(
-    scope: anyio.CancelScope, fn: Callable[..., Awaitable[object]], args: tuple[object, ...]
+    scope: _anyio_asyncio.CancelScope,
+    fn: Callable[..., Awaitable[object]],
+    args: tuple[object, ...],
 ) -> None:
     """A task's body: ``fn(*args)`` inside its root scope."""
     with scope:
@@ -267,13 +278,15 @@ class _Starting:
     """Trio's ``start`` over a way to spawn a task in a root scope of its own (see the
     design notes); ``_moved`` holds the tasks it moved here, with their root scopes."""
 
-    __slots__ = ("_moved",)
+    __slots__ = ("_moved", "host")
 
     def __init__(self) -> None:
-        self._moved: dict[asyncio.Task[Any], anyio.CancelScope] = {}
+        self._moved: dict[asyncio.Task[Any], _anyio_asyncio.CancelScope] = {}
+        # The anyio scope that encloses the tasks it moves (the engine's nurseries).
+        self.host: _anyio_asyncio.CancelScope | None = None
 
     def _spawn(
-        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+        self, scope: _anyio_asyncio.CancelScope, body: Coroutine[Any, Any, None], name: str
     ) -> asyncio.Task[Any] | None:
         """Run ``body`` in a new task here (it enters ``scope``, its root scope); the
         task if known."""
@@ -323,7 +336,10 @@ class _Starting:
             status.future.set_exception(exc)  # raised by start(), as Trio does
             return
         finally:
-            self._moved.pop(task, None)
+            if self._moved.pop(task, None) is not None and self.host is not None:
+                # Its root scope's exit handed the task to the scope it was moved under:
+                # take it back (a scope around many blocks would keep every one).
+                _forget(self.host, task)
         if not status.future.done():
             status.future.set_exception(
                 RuntimeError("the task exited without calling task_status.started()")
@@ -341,7 +357,9 @@ class _GroupNursery(_Starting):
         self._group = group
         self.cancel_scope = group.cancel_scope
 
-    def _spawn(self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(
+        self, scope: _anyio_asyncio.CancelScope, body: Coroutine[Any, Any, None], name: str
+    ) -> None:
         self._group.start_soon(lambda: body, name=name)
         return
 
@@ -361,11 +379,11 @@ class _TaskGroupNursery(_Starting):
     def __init__(self, group: asyncio.TaskGroup) -> None:
         super().__init__()
         self._group = group
-        self._roots: set[anyio.CancelScope] = set()
+        self._roots: set[_anyio_asyncio.CancelScope] = set()
         self.cancel_scope = _Cancelling(self)
 
     def _spawn(
-        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+        self, scope: _anyio_asyncio.CancelScope, body: Coroutine[Any, Any, None], name: str
     ) -> asyncio.Task[Any]:
         slot: list[asyncio.Task[Any]] = []
         try:
@@ -377,7 +395,9 @@ class _TaskGroupNursery(_Starting):
         slot.append(task)
         return task
 
-    async def _guard(self, slot: list[asyncio.Task[Any]], scope: anyio.CancelScope) -> None:
+    async def _guard(
+        self, slot: list[asyncio.Task[Any]], scope: _anyio_asyncio.CancelScope
+    ) -> None:
         """A guardian: wait for the task (see the class's notes)."""
         [task] = slot
         self._roots.add(scope)
@@ -431,15 +451,17 @@ class Nursery(_Starting):
 
     def __init__(self) -> None:
         super().__init__()
+        # Its tasks sit in the anyio scope its host is in now, once moved.
+        self.host = _scope_of(current_task())
         # Its tasks, with their root scopes; the hand-offs not yet settled.
-        self._children: dict[asyncio.Task[Any], anyio.CancelScope] = {}
+        self._children: dict[asyncio.Task[Any], _anyio_asyncio.CancelScope] = {}
         self._handing: dict[_TaskStatus, asyncio.Task[Any]] = {}
         self._failures: list[BaseException] = []
         self._waiter: asyncio.Future[None] | None = None
         self.cancel_scope = _Cancelling(self)
 
     def _spawn(
-        self, scope: anyio.CancelScope, body: Coroutine[Any, Any, None], name: str
+        self, scope: _anyio_asyncio.CancelScope, body: Coroutine[Any, Any, None], name: str
     ) -> asyncio.Task[Any]:
         if self.cancel_scope.cancel_called:
             scope.cancel()
@@ -498,13 +520,19 @@ class Nursery(_Starting):
         self._settled()
 
     def _abandon(self, status: _TaskStatus) -> None:
-        """Cancel a hand-off not yet started (as its starter's cancellation would)."""
-        if status.future.cancel():
+        """Cancel a hand-off not moved (as its starter's cancellation would): one not yet
+        started, or one that started too late, not moved, and still runs under its
+        starter, as Trio leaves it."""
+        future = status.future
+        if future.cancel() or future.cancelled():
             status.scope.cancel()
 
     def pass_on_cancellation(self) -> None:
-        for scope in self._moved.values():
-            scope.cancel()
+        # An anyio scope around the nursery reaches the moved tasks by itself (``host``);
+        # a native cancellation of the host reaches the host alone.
+        if _natively_cancelled(current_task()):
+            for scope in self._moved.values():
+                scope.cancel()
 
     def cancel_all(self) -> None:
         for scope in self._children.values():
@@ -528,6 +556,38 @@ class Nursery(_Starting):
                 caught = caught or exc
                 self.cancel_all()
         return caught
+
+
+def _natively_cancelled(task: asyncio.Task[Any]) -> bool:
+    """Whether a native ``Task.cancel`` is pending on ``task``: cancellation requests
+    beyond those of anyio's scopes (which anyio takes back as they exit)."""
+    scope: Any = _scope_of(task)
+    by_anyio = 0
+    while scope is not None and scope._host_task is task:
+        by_anyio += scope._pending_uncancellations or 0
+        scope = scope._parent_scope
+    return task.cancelling() > by_anyio
+
+
+# ---- anyio's internals: what its own TaskGroup.start uses (the extra pins anyio < 5) ---
+
+_internals: Any = _anyio_asyncio
+
+
+def _scope_of(task: asyncio.Task[Any]) -> _anyio_asyncio.CancelScope | None:
+    """The anyio scope ``task`` is in now, if any."""
+    state = _internals._task_states.get(task)
+    return None if state is None else cast(_anyio_asyncio.CancelScope | None, state.cancel_scope)
+
+
+def _reparent(scope: _anyio_asyncio.CancelScope, parent: _anyio_asyncio.CancelScope) -> None:
+    """Move ``scope`` (active, a task's root) under ``parent``, in another task."""
+    cast(Any, scope)._reparent(parent)
+
+
+def _forget(scope: _anyio_asyncio.CancelScope, task: asyncio.Task[Any]) -> None:
+    """``task`` has ended: ``scope`` (another task's) no longer delivers to it."""
+    cast(Any, scope)._tasks.discard(task)
 
 
 def start_from(
