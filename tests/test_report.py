@@ -353,3 +353,14 @@ async def test_a_group_that_only_looks_like_attempts_is_not_condensed(
     report = format_failures(caught.value)
     assert "alike" not in report
     assert report.count("OSError: down") == 2
+
+
+def test_a_long_message_is_shortened_in_its_middle() -> None:
+    # anyio's cancellations name the task that cancelled, with its coroutine: the report
+    # keeps a line's start and its end (a reason comes last).
+    long = "Cancelled via cancel scope 7f by <Task " + "x" * 300 + ">; reason: deadline exceeded"
+    report = format_failures(ValueError(long))
+    line = report.splitlines()[0]
+    assert line.startswith("ValueError: Cancelled via cancel scope 7f by <Task xxx")
+    assert line.endswith("xxx>; reason: deadline exceeded")
+    assert " ... " in line and len(line) < len("ValueError: ") + 161

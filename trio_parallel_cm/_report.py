@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Final
 
 from ._attempts import alike_classes, attempts_message, attempts_of, label, members_of
 from ._errors import ContextFailure, ParallelBaseExceptionGroup, failure_note, record_of
@@ -21,8 +22,9 @@ def format_failures(
     optional nodes (``resources.failures``): each is rendered in turn.
 
     One line per failure: which context manager (or the body), the phase, when (seconds
-    since the block started, on Trio's clock), the exception's type and message, and the
-    short location where it was raised.  Members of nested groups are indented below
+    since the block started, on the event loop's clock), the exception's type and message
+    (its first line, shortened in the middle beyond 160 characters), and the short
+    location where it was raised.  Members of nested groups are indented below
     their group; ``__cause__`` and ``__context__`` follow as ``caused by:`` and ``while
     handling:`` lines; other notes as ``note:`` lines.  No exception is shown twice: a
     second sighting says ``(shown above)``.
@@ -153,9 +155,17 @@ def _type_name(exc: BaseException) -> str:
     return f"{module}.{cls.__qualname__}"
 
 
+#: A message longer than this is shortened in its middle (anyio's cancellations name
+#: the task that cancelled, with its whole coroutine): its start and its end stay.
+LONGEST_MESSAGE: Final = 160
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc)
     first, *rest = text.splitlines() or [""]
+    if len(first) > LONGEST_MESSAGE:
+        half = LONGEST_MESSAGE // 2 - 3
+        first = f"{first[:half]} ... {first[-half:]}"
     return f"{first} ..." if rest else first
 
 
