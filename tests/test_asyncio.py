@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Literal
 
 import anyio
 import attrs
 import pytest
+import sniffio
 
 from tests.aio import now, run
 from trio_parallel_cm import (
@@ -655,3 +656,33 @@ except RuntimeError as exc:
     assert done.stdout == (
         "trio_parallel_cm under asyncio needs anyio: pip install 'trio_parallel_cm[asyncio]'\n"
     )
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_under_anyio_run_on_asyncio(use_uvloop: bool) -> None:
+    # anyio.run(..., backend="asyncio"): the runtime is asyncio's.  Two context managers
+    # each wait, in __aenter__, for the other to have begun entering (only concurrent
+    # enters pass), and each exits in the task that entered it.
+    began = {"a": anyio.Event(), "b": anyio.Event()}
+    tasks: dict[str, list[object]] = {"a": [], "b": []}
+
+    @contextlib.asynccontextmanager
+    async def gated(name: str, other: str) -> AsyncGenerator[str, None]:
+        tasks[name].append(anyio.get_current_task().id)
+        async with anyio.create_task_group():
+            began[name].set()
+            with anyio.fail_after(5):  # (a bound on a hang, not a synchronisation)
+                await began[other].wait()
+            yield name
+        tasks[name].append(anyio.get_current_task().id)
+
+    async def main() -> tuple[str, str]:
+        assert sniffio.current_async_library() == "asyncio"
+        async with parallel_with(gated("a", "b"), gated("b", "a")) as values:
+            pass
+        return values
+
+    options = {"use_uvloop": use_uvloop}
+    assert anyio.run(main, backend="asyncio", backend_options=options) == ("a", "b")
+    assert all(len(ids) == 2 and ids[0] == ids[1] for ids in tasks.values())
+    assert tasks["a"][0] != tasks["b"][0]
