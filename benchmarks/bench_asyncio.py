@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import tracemalloc
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -28,7 +27,7 @@ import uvloop
 from bench_contexts import CM
 from bench_designs import Design, ExitStackDesign
 from bench_harness import Stats, interleaved
-from bench_scenarios import Memory, rounds_for
+from bench_scenarios import Memory, rounds_for, traced
 
 from trio_parallel_cm import parallel_with
 
@@ -217,20 +216,6 @@ def latency(
 MEMORY_DESIGNS: Final = (RAW, OURS)
 
 
-async def _traced(design: Design, cms: Sequence[CM]) -> tuple[float, float]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        async with design(cms):
-            gc.collect()
-            held = tracemalloc.get_traced_memory()[0] - before
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-    return held / len(cms), peak / len(cms)
-
-
 def memory(n: int, repeats: int) -> dict[str, Memory]:
     """Bytes held per open context manager on asyncio, and the peak, at N = ``n``."""
     cms: list[CM] = [AsyncioTrivialCM() for _ in range(n)]
@@ -238,7 +223,7 @@ def memory(n: int, repeats: int) -> dict[str, Memory]:
     peak: dict[str, list[float]] = {name: [] for name in MEMORY_DESIGNS}
 
     def run_once(name: str) -> float:
-        h, p = asyncio.run(_traced(DESIGNS[name], cms))
+        h, p = asyncio.run(traced(DESIGNS[name], cms))
         held[name].append(h)
         peak[name].append(p)
         return p

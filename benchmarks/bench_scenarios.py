@@ -125,7 +125,9 @@ class Memory:
     peak: Stats
 
 
-async def _traced(design: Design, cms: Sequence[CM]) -> tuple[float, float]:
+async def traced(design: Design, cms: Sequence[CM]) -> tuple[float, float]:
+    """Bytes per context manager held while ``design`` holds ``cms`` open, and the peak
+    (on whichever event loop runs it)."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -146,7 +148,7 @@ def memory(n: int, repeats: int) -> dict[str, Memory]:
     peak: dict[str, list[float]] = {name: [] for name in DESIGNS}
 
     def run_once(name: str) -> float:
-        h, p = trio.run(_traced, DESIGNS[name], cms)
+        h, p = trio.run(traced, DESIGNS[name], cms)
         held[name].append(h)
         peak[name].append(p)
         return p

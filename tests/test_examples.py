@@ -5,8 +5,8 @@ The examples are the files in ``docs/examples/``; the pages include them with
 here on the virtual clock, in process and as a script, so neither can rot.
 
 An example whose name starts with ``asyncio_`` runs on asyncio: in process on
-``tests/aio.py``'s ``VirtualTimeLoop``, and as a script on its own copy of it
-(``docs/examples/virtual_loop.py``), whose time jumps to the next timer whenever nothing
+``docs/examples/virtual_loop.py``'s ``VirtualTimeLoop`` (``tests/aio.py``), and as a
+script on the same, whose time jumps to the next timer whenever nothing
 is ready, as Trio's autojump clock does.  The others run on Trio.
 """
 
