@@ -477,6 +477,34 @@ REGRESSIONS = {
         cancel_at=2,
         runtime="asyncio",
     ),
+    # Found by make fuzz on asyncio (a helper's fresh seed): a hang.  With limit=1, cm1
+    # fails while open at 1 as cm2 still enters; cm2 enters at that very instant, not
+    # moved, and is held back until the failing ones have exited; cm0 then fails while
+    # open at 1.05 and waits for cm1, the failing one cleaning up.  Nothing released
+    # cm0 once cm1 had exited (only the stage's exit would have), and the stage waited
+    # for cm2, held back behind cm0.  Now the next failing one exits once none is
+    # cleaning up (Stage._next_failing).
+    "failing-in-turn-while-entering": Scenario(
+        scripts=(
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.CRASH,
+                open_after=1.05,
+                exit_delay=None,
+            ),
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=1,
+                exit_delay=1,
+            ),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        body=Body(delay=None, child_for=1),
+        split=0,
+        limit=1,
+        runtime="asyncio",
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the

@@ -95,7 +95,12 @@ def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
     # of a native cancellation decides what leaves it; a body's exception may be lost
     # there with no context manager involved.)
     native = native and scenario.cancel_at is not None and scenario.mode is not Mode.HANDLES
-    return attrs.evolve(scenario, scripts=scripts, runtime=ASYNCIO, native_cancel=native)
+    cancel_at = scenario.cancel_at
+    if cancel_at is not None:
+        cancel_at += DEADLINE_LAG_ON_ASYNCIO
+    return attrs.evolve(
+        scenario, scripts=scripts, cancel_at=cancel_at, runtime=ASYNCIO, native_cancel=native
+    )
 
 
 #: How much later a background task crashes on asyncio: off the grid of the other events.
@@ -104,20 +109,21 @@ def on_asyncio(scenario: Scenario, *, native: bool = False) -> Scenario:
 #: body ending) is a tie the models do not weigh on asyncio yet.)  The graph harness
 #: moves its crashes by as much.
 CRASH_LAG_ON_ASYNCIO: Final = 0.05
+#: How much later a deadline fires on asyncio (the outer cancellation's, a fake's
+#: ``FAIL_AFTER`` or ``MOVE_ON``): off the grid too.  (asyncio runs the timers of one
+#: instant in heap order, where Trio's deadlines fire before any task step of their
+#: instant, and anyio skips a task whose awaited future is done: an enter ending at the
+#: very instant of a deadline may end first, the cancellation landing an iteration
+#: later, after a release: a tie the models do not weigh on asyncio.)
+DEADLINE_LAG_ON_ASYNCIO: Final = 0.025
 
 
 def _crash_on_asyncio(script: Script) -> Script:
     """A crash on asyncio: a ``KeyboardInterrupt`` becomes a ``ValueError`` (see
-    ``on_asyncio``), and it comes ``CRASH_LAG_ON_ASYNCIO`` later."""
-    if (
-        script.open_failure in (OpenFailure.FAIL_AFTER, OpenFailure.MOVE_ON)
-        and script.enter_delay == script.open_after
-    ):
-        # (A deadline at the very instant its own enter latency ends: asyncio runs the
-        # timers of one instant in heap order, and anyio skips a task whose awaited
-        # future is done, so the enter may end first and the cancellation land an
-        # iteration later, after a release: a tie the models do not weigh on asyncio.)
-        return attrs.evolve(script, open_after=script.open_after + CRASH_LAG_ON_ASYNCIO)
+    ``on_asyncio``), and it comes ``CRASH_LAG_ON_ASYNCIO`` later; a deadline comes
+    ``DEADLINE_LAG_ON_ASYNCIO`` later."""
+    if script.open_failure in (OpenFailure.FAIL_AFTER, OpenFailure.MOVE_ON):
+        return attrs.evolve(script, open_after=script.open_after + DEADLINE_LAG_ON_ASYNCIO)
     if script.open_failure is not OpenFailure.CRASH:
         return script
     later = script.open_after + CRASH_LAG_ON_ASYNCIO

@@ -260,6 +260,8 @@ class Stage:
         notify(self.observer, event)
 
     def holder_done(self, holder: Holder) -> BaseException | None:
+        if self.entering and self.dag is None:
+            self._next_failing()
         if self.held_back and not any(h.failing for h in self.alerts):
             first = self.first_failure()
             found = NOTHING_DELIVERED if first is None else Delivery(first, first.__traceback__)
@@ -275,6 +277,13 @@ class Stage:
         if self.settled is not None:
             self.settled.set()
         return self.owner.holder_done(holder)
+
+    def _next_failing(self) -> None:
+        """Entering, without dependencies: one failing waits for the failing one still
+        cleaning up (``alert``); once none is, the first of those waiting exits."""
+        failing = [h for h in self.alerts if h.failing]
+        if failing and not any(h.released for h in failing):
+            failing[0].release(NATIVE)
 
     def _release_node(self, node: int) -> None:
         """Release a node of the graph with what its dependents let through (a failing
