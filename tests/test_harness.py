@@ -505,6 +505,50 @@ REGRESSIONS = {
         limit=1,
         runtime="asyncio",
     ),
+    # Found by a helper (make fuzz on Trio, seed 1415705103, its variant): the same hang
+    # on Trio, for good (the watchdog cannot cut the shielded parks): cm0 failing, cm2
+    # not moved, cm3 failing; only cm0 finished.
+    "failing-in-turn-while-entering-on-trio": Scenario(
+        scripts=(
+            Script(
+                enter_delay=None, open_failure=OpenFailure.FAIL_AFTER, open_after=1, exit_delay=1
+            ),
+            Script(enter_delay=1),
+            Script(enter_delay=None),
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.CRASH,
+                open_after=1.05,
+                exit_delay=None,
+            ),
+        ),
+        body=Body(delay=None),
+        limit=1,
+        seed=16,
+    ),
+    # Found by make fuzz on asyncio (seed 1482331671): cm0 fails while open and is
+    # released, cm1 fails while open and waits for it, then cm2 enters, not moved: it
+    # was held back only if every failing one had been released, so it exited at once,
+    # receiving nothing, before cm0's failure was known.  It now waits whenever one
+    # failing is released (the others wait for that one too).
+    "unmoved-waits-for-every-failing-one": Scenario(
+        scripts=(
+            Script(
+                enter_delay=None,
+                open_failure=OpenFailure.FAIL_AFTER,
+                open_after=1,
+                exit_delay=None,
+                nursery=True,
+            ),
+            Script(
+                enter_delay=None, open_failure=OpenFailure.FAIL_AFTER, open_after=1, exit_delay=None
+            ),
+            Script(enter_delay=1, open_after=0.5, exit_delay=None),
+        ),
+        body=Body(delay=None, child_for=1),
+        split=0,
+        runtime="asyncio",
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the

@@ -209,7 +209,9 @@ class Stage:
             # cancellation reaches its exit: a failure never cancels a cleanup.
             self.unmoved = True
             failing = [h for h in self.alerts if h.failing]
-            if self.dag is None and failing and all(h.released for h in failing):
+            # (One failing not yet released waits for the one failing before it, and so
+            # does this one: it waits for them all.)
+            if self.dag is None and any(h.released for h in failing):
                 self.held_back.append(holder)  # released once they have exited
                 return
             first = self.first_failure()
