@@ -46,7 +46,7 @@ bench-quick: $(STAMP)
 
 test: lint typecheck pytest docs bench-quick
 
-# The full comparison (about 6 minutes), with tables and docs/_static/benchmarks.png.
+# The full comparison (about 15 minutes), with tables and docs/_static/benchmarks.png.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
