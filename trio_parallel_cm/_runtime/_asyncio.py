@@ -11,7 +11,8 @@ would any task.  Everything else is raw asyncio (tasks, futures, a semaphore): t
 engine's nurseries, the hand-off of ``start``, the parking of holders, the limiter and the
 events.  (anyio's task groups cost about five times as much per task as
 ``loop.create_task``; each holder would pay it twice.)  A user's anyio task group, which
-``start_context`` takes, is used as it is.
+``start_context`` takes, is used as it is; a user's ``asyncio.TaskGroup`` holds a
+guardian task per holder (``_TaskGroupNursery``).
 
 What differs from Trio, for users (the harness accounts for each, ``tests/harness/``):
 
