@@ -549,6 +549,21 @@ REGRESSIONS = {
         split=0,
         runtime="asyncio",
     ),
+    # Found by make fuzz (seed 604218, Trio), an oracle gap older than the asyncio work:
+    # cm1 crashes at 1, the very instant its closer asks it to exit with an exception;
+    # when the crash comes first it is failing, and meets its own cancellation (a tie, as
+    # in nested blocks).  The oracle wanted the closer's exception.
+    "a-crash-and-a-close-in-one-instant": Scenario(
+        scripts=(
+            Script(enter_delay=None, open_after=0.5, exit_delay=None),
+            Script(enter_delay=None, open_failure=OpenFailure.CRASH, open_after=1, exit_delay=None),
+        ),
+        body=Body(delay=1, child_for=1),
+        mode=Mode.HANDLES,
+        split=0,
+        close=Close.AEXIT,
+        seed=1,
+    ),
     # Found by make fuzz (seed 429753219): a hang.  A holder entering as the enters were
     # cancelled waited for a failing one that was itself waiting for the stage's exit;
     # it now waits only for failing ones already exiting, and one failing while the

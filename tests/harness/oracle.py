@@ -1103,8 +1103,14 @@ def _closers(out: Outcome) -> list[str]:
         asked = min((closed.start.seq for closed in got), default=None)
         if rec.exit_start is None or asked is None or rec.exit_start.seq < asked:
             continue  # it exited by itself (its nursery cancelled, or failing) before
+        asked_at = min(closed.start.time for closed in got)
         returned = [r.value for r in results if isinstance(r, outcome.Value)]
-        if not any(rec.seen is exc for exc in given):
+        if fired_open(cm) and rec.fired_time is not None and rec.fired_time <= asked_at:
+            # Failing as it was asked to exit, in the same instant (a tie: either may
+            # come first, as in nested blocks): it meets its own cancellation.
+            if not isinstance(rec.seen, CANCELLED) and not any(rec.seen is e for e in given):
+                problems.append(f"{cm.name}'s __aexit__ received {rec.seen!r}")
+        elif not any(rec.seen is exc for exc in given):
             problems.append(f"{cm.name}'s __aexit__ received {rec.seen!r}, not one of {given!r}")
         elif returned:
             errors = [leaf for leaf in errors_of(rec.exit_raised) if leaf is not rec.seen]
