@@ -12,10 +12,10 @@ import gc
 import sys
 import traceback
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import trio
@@ -507,12 +507,19 @@ async def test_outer_cancellation_while_entering(autojump_clock: trio.testing.Mo
     assert quick.seen is not seen[0]
 
 
+#: The outer cancellations: a cancel scope's, and (asyncio) a native one, ``Task.cancel``.
+DEADLINES: Final = pytest.mark.parametrize(
+    "deadline", [rt.move_on_after, rt.cancel_after], ids=["scope", "native"]
+)
+
+
+@DEADLINES
 async def test_outer_cancellation_while_exiting_reaches_the_exits_natively(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
     log: Log = []
     a = FakeCM("a", log, exit_delay=5)
-    with rt.move_on_after(1) as outer:
+    with deadline(1) as outer:
         async with parallel_with(a):
             pass
     assert outer.cancelled_caught
@@ -521,19 +528,22 @@ async def test_outer_cancellation_while_exiting_reaches_the_exits_natively(
     assert rt.current_time() == 1
 
 
+@DEADLINES
 async def test_outer_cancellation_during_an_error_exit_reaches_the_exits(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
     log: Log = []
     a = FakeCM("a", log, exit_delay=5)
     error = ValueError("body")
-    with rt.move_on_after(1) as outer:
+    with deadline(1) as outer:
         with pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is error)):
             async with parallel_with(a):
                 raise error
     assert a.seen is error
     assert a.exit_cancelled
-    # The Cancelled is met again at the next checkpoint and caught by its own scope.
+    # A scope's Cancelled is met again at the next checkpoint and caught by its scope; a
+    # native one is not grouped, and not taken by its scope either (the group holds the
+    # failure only).
     assert not outer.cancelled_caught
     assert rt.current_time() == 1
 
@@ -576,37 +586,6 @@ async def test_native_cancellation_of_the_body_reaches_every_exit(
     assert a.exit_task is a.enter_task and b.exit_task is b.enter_task
     # As in nested blocks, each cleanup runs in the cancelled task.
     assert a.exit_cancelled and b.exit_cancelled
-    assert rt.current_time() == 1
-
-
-async def test_native_cancellation_while_exiting_reaches_the_exits(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    log: Log = []
-    a = FakeCM("a", log, exit_delay=5)
-    with rt.cancel_after(1) as outer:
-        async with parallel_with(a):
-            pass
-    assert outer.cancelled_caught
-    assert a.seen is None
-    assert a.exit_cancelled
-    assert rt.current_time() == 1
-
-
-async def test_native_cancellation_during_an_error_exit(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    log: Log = []
-    a = FakeCM("a", log, exit_delay=5)
-    error = ValueError("body")
-    with rt.cancel_after(1) as outer:
-        with pytest.RaisesGroup(pytest.RaisesExc(ValueError, check=lambda e: e is error)):
-            async with parallel_with(a):
-                raise error
-    assert a.seen is error
-    assert a.exit_cancelled
-    # The group holds the failure only; the cancellation was not taken by its scope.
-    assert not outer.cancelled_caught
     assert rt.current_time() == 1
 
 
