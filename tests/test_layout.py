@@ -11,7 +11,7 @@ import trio_parallel_cm
 PACKAGE = Path(trio_parallel_cm.__file__).parent
 
 #: The faces and the public modules: nothing below them imports them.
-FACES = {"__init__", "__main__", "otel", "_parallel", "_stack", "_graph", "_handle"}
+FACES = {"__init__", "__main__", "otel", "_parallel", "_stack", "_graph", "_handle", "_thread"}
 #: Event loops: only the runtimes import them (the demo and the OpenTelemetry observer,
 #: faces over Trio's clock, aside).
 LOOPS = ("trio", "anyio", "asyncio", "sniffio")

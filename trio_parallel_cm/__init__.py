@@ -16,6 +16,8 @@ from ._parallel import ParallelContext as ParallelContext
 from ._parallel import parallel_with as parallel_with
 from ._report import format_failures as format_failures
 from ._stack import ParallelExitStack as ParallelExitStack
+from ._thread import ThreadContext as ThreadContext
+from ._thread import in_thread as in_thread
 from ._timeline import PhaseEvent as PhaseEvent
 from ._timeline import Timeline as Timeline
 
@@ -32,9 +34,11 @@ __all__ = (
     "ResourceGraph",
     "Resources",
     "Retry",
+    "ThreadContext",
     "Timeline",
     "failures_of",
     "format_failures",
+    "in_thread",
     "parallel_with",
     "start_context",
 )

@@ -17,11 +17,15 @@ def name_of(cm: object, key: object = None) -> str:
       same), and when it was called through a ``functools.partial``.  (Their ``func``
       attribute is deleted on entering; ``gen`` stays.)
     * ``contextlib.aclosing(thing)`` is named after what it closes: ``aclosing(ticks)``.
+    * An ``in_thread`` adapter is named after its factory: ``in_thread(connect)``.
     * Anything else is named by the qualified name of its type (``nullcontext``,
       ``NurseryManager``, ``Connection``).
     """
     if key is not None:
         return str(key)
+    own: object = getattr(cm, "_tpcm_name", None)  # ours name themselves: in_thread(connect)
+    if isinstance(own, str):
+        return own
     gen: Any = getattr(cm, "gen", None)
     if inspect.isasyncgen(gen) or inspect.iscoroutine(gen) or inspect.isgenerator(gen):
         return str(gen.__name__)

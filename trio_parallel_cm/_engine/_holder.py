@@ -39,6 +39,7 @@ Design notes:
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 from collections.abc import Awaitable, Callable
@@ -159,6 +160,13 @@ async def call_aexit(
 
 
 AExit = Callable[..., Awaitable["bool | None"]]
+
+#: In a holder task, as its ``__aexit__`` runs: when its exit budget (``exit_timeout``,
+#: ``shutdown_timeout``) runs out, if it has one.  ``in_thread`` reads it: a thread's
+#: ``__exit__`` cannot be cut short, so that is when its task stops waiting for it.
+EXIT_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "trio_parallel_cm exit deadline", default=None
+)
 
 # The order in which holders were interrupted while open (``Holder.interrupted``).
 _INTERRUPTIONS = itertools.count(1)
@@ -543,6 +551,7 @@ class Holder:
             # own context manager is cancelled already: its deadline decides the report).
             self.scope.shield = True
             self.scope.deadline = deadline
+            EXIT_DEADLINE.set(deadline)  # (the holder task ends with its exit)
         if stage.observer is not None and self.life is not Life.NOT_ENTERED:
             stage.notify(EXIT_STARTED, self)
         exiting: outcome.Value[bool | None] | outcome.Error

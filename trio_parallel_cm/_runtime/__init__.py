@@ -22,7 +22,11 @@ What a runtime offers (``Runtime``):
   ``task_failure`` (what a task raises, for its nursery to collect, to fail with an
   exception), ``grouped`` (whether a cancellation goes into the group of failures a
   block raises, for the scope that owns it to take out), ``wait_shielded`` (wait for an
-  event whatever cancels the task; the cancellation that no shield stops, if any);
+  event whatever cancels the task, until a deadline if given; the cancellation that no
+  shield stops, if any);
+* threads (``in_thread``): ``thread_limiter`` (the loop's default limiter of threads,
+  the one ``to_thread`` uses), ``threadsafe_caller`` (what a thread calls to run a
+  function soon in the loop), ``thread_context`` (the context a thread's call runs in);
 * parking a holder: ``park(abort)`` sleeps until ``unpark(task)``; a cancellation first
   calls ``abort`` (which returns ``ABORTED``), then raises.
 
@@ -34,6 +38,7 @@ at its top.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -61,9 +66,11 @@ __all__ = [
     "Nursery",
     "Runtime",
     "TaskStatus",
+    "ThreadLimiter",
     "cancelled_types",
     "current",
     "ki_protected",
+    "thread_context",
 ]
 
 
@@ -133,6 +140,13 @@ class Limiter(Protocol):
     def release(self) -> None: ...
 
 
+class ThreadLimiter(Protocol):
+    """A limiter of threads, its tokens held on behalf of an object (Trio's, anyio's)."""
+
+    async def acquire_on_behalf_of(self, borrower: object, /) -> None: ...
+    def release_on_behalf_of(self, borrower: object, /) -> None: ...
+
+
 class Runtime(Protocol):
     """What the engine asks of an event loop (see the module's notes)."""
 
@@ -158,7 +172,9 @@ class Runtime(Protocol):
     def nursery_of(self, given: object, /) -> Nursery: ...
     def task_failure(self, exc: BaseException, /) -> BaseException: ...
     def grouped(self, cancellation: BaseException, /) -> bool: ...
-    def wait_shielded(self, event: Event, /) -> Awaitable[BaseException | None]: ...
+    def wait_shielded(
+        self, event: Event, /, deadline: float = ...
+    ) -> Awaitable[BaseException | None]: ...
     def Event(self) -> Event: ...
     def CapacityLimiter(self, total_tokens: int, /) -> Limiter: ...
     def current_time(self) -> float: ...
@@ -170,6 +186,8 @@ class Runtime(Protocol):
     def is_cancelled(self) -> bool: ...
     def park(self, abort: Callable[[Any], Any], /) -> Awaitable[None]: ...
     def unpark(self, task: Any, /) -> None: ...
+    def thread_limiter(self) -> ThreadLimiter: ...
+    def threadsafe_caller(self) -> Callable[[Callable[[], object]], None]: ...
 
 
 def current(kind: str) -> Runtime:
@@ -218,3 +236,11 @@ cancelled_types: tuple[type[BaseException], ...] = (_trio.Cancelled,)
 #: ``method`` protected from ``KeyboardInterrupt`` while it runs, where the runtime
 #: protects (Trio's KI protection; elsewhere the mark does nothing).
 ki_protected = _trio.ki_protected
+
+
+def thread_context() -> contextvars.Context:
+    """A copy of the current context for a call in another thread, in which no async
+    library runs (sniffio's variable unset, as ``trio.to_thread`` does)."""
+    context = contextvars.copy_context()
+    context.run(sniffio.current_async_library_cvar.set, None)
+    return context

@@ -86,6 +86,7 @@ from typing import Any, Final, Protocol, cast
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import anyio.to_thread
 from anyio._backends import _asyncio as _anyio_asyncio  # see _Scope
 
 __all__ = [
@@ -109,6 +110,8 @@ __all__ = [
     "sleep",
     "start_from",
     "task_failure",
+    "thread_limiter",
+    "threadsafe_caller",
     "too_slow",
     "unpark",
     "wait_shielded",
@@ -647,14 +650,16 @@ class _Awaitable(Protocol):
     def wait(self) -> Awaitable[object]: ...
 
 
-async def wait_shielded(event: _Awaitable) -> BaseException | None:
-    """Wait for ``event``, shielded from anyio's scopes; a native cancellation, which no
-    shield stops, is caught and the wait goes on: the first is returned, for the caller
-    to act on (the task stays cancelled, ``Task.cancelling()``)."""
+async def wait_shielded(event: _Awaitable, deadline: float = math.inf) -> BaseException | None:
+    """Wait for ``event``, shielded from anyio's scopes, until ``deadline``; a native
+    cancellation, which no shield stops, is caught and the wait goes on: the first is
+    returned, for the caller to act on (the task stays cancelled, ``Task.cancelling()``)."""
     first: BaseException | None = None
-    with _Scope(shield=True):
+    with _Scope(shield=True, deadline=deadline) as scope:
         while not event.is_set():
             caught = await _wait_once(event)
+            if scope.cancel_called:  # the deadline (its own delivery, caught here)
+                break
             first = first or caught
     return first
 
@@ -733,3 +738,23 @@ class _NurseryManager:
 
 def open_nursery() -> _NurseryManager:
     return _NurseryManager()
+
+
+# ---- threads ---------------------------------------------------------------------------
+
+
+def thread_limiter() -> anyio.CapacityLimiter:
+    """The loop's default limiter of threads (``anyio.to_thread``'s: 40 tokens)."""
+    return anyio.to_thread.current_default_thread_limiter()
+
+
+def threadsafe_caller() -> Callable[[Callable[[], object]], None]:
+    """A function that any thread calls to run ``fn()`` soon in this loop; once the loop
+    is closed, it does nothing (``loop.call_soon_threadsafe``)."""
+    loop = asyncio.get_running_loop()
+
+    def call_soon(fn: Callable[[], object]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            loop.call_soon_threadsafe(fn)
+
+    return call_soon

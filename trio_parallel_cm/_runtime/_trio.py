@@ -22,6 +22,7 @@ Design notes:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,8 @@ __all__ = [
     "sleep",
     "start_from",
     "task_failure",
+    "thread_limiter",
+    "threadsafe_caller",
     "too_slow",
     "unpark",
     "wait_shielded",
@@ -148,9 +151,10 @@ class _Awaitable(Protocol):
     def wait(self) -> Awaitable[object]: ...
 
 
-async def wait_shielded(event: _Awaitable) -> BaseException | None:
-    """Wait for ``event``, shielded: nothing cancels the wait (and nothing is returned)."""
-    with trio.CancelScope(shield=True):
+async def wait_shielded(event: _Awaitable, deadline: float = math.inf) -> BaseException | None:
+    """Wait for ``event``, shielded: nothing but ``deadline`` ends the wait (and nothing is
+    returned)."""
+    with trio.CancelScope(shield=True, deadline=deadline):
         await event.wait()
     return None
 
@@ -179,3 +183,23 @@ park: Final[Callable[[AbortFn], Awaitable[None]]] = wait_task_rescheduled
 # ``unpark(task)``: wake ``task``, parked by ``park``; after this a cancellation no longer
 # reaches it.
 unpark: Final[Callable[[Task], None]] = reschedule
+
+
+# ---- threads ---------------------------------------------------------------------------
+
+
+def thread_limiter() -> trio.CapacityLimiter:
+    """The run's default limiter of threads (``trio.to_thread``'s: 40 tokens)."""
+    return trio.to_thread.current_default_thread_limiter()
+
+
+def threadsafe_caller() -> Callable[[Callable[[], object]], None]:
+    """A function that any thread calls to run ``fn()`` soon in this run; once the run
+    has finished, it does nothing (``TrioToken.run_sync_soon``)."""
+    token = trio.lowlevel.current_trio_token()
+
+    def call_soon(fn: Callable[[], object]) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(fn)
+
+    return call_soon
