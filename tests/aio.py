@@ -4,8 +4,10 @@
 ``asyncio.SelectorEventLoop`` whose clock jumps to the next timer whenever nothing is
 ready, as Trio's ``autojump_clock`` does: ``asyncio.sleep(5)`` takes no real time, and
 timings are exact.  Real I/O is polled without blocking, so it is for tests without
-sockets.  A run with nothing scheduled and nothing ready is a deadlock: it raises
-instead of hanging.
+sockets.  A run with nothing scheduled and nothing ready waits for a thread to wake it
+(``in_thread``'s), up to 30 real seconds; then it is a deadlock: it raises instead of
+hanging.  While a timer is due, the clock jumps even if a thread is busy: a test holds its
+threads at gates (``tests/test_thread.py``).
 """
 
 from __future__ import annotations

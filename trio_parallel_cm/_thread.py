@@ -19,12 +19,14 @@ Design notes:
   * ``run`` is waited for likewise, as ``to_thread.run_sync`` is by default; a
     cancellation meanwhile meets the caller's next checkpoint (a native asyncio one,
     delivered once, is raised as the call returns).
-  * the exit is waited for until the task is cancelled (an ``exit_timeout``, a
-    ``shutdown_timeout``, an outer scope): it then stops waiting and raises the
-    cancellation, as an ``__aexit__`` cut short there would, and the thread finishes
-    ``__exit__`` on its own.  A failure of it then goes to ``threading.excepthook``, as
-    any thread's.  The last outcome changes hands under a lock (``_Call``): the task takes
-    it or the thread reports it, never both, never neither.
+  * the exit is waited for whatever cancels the task (an outer scope, ``Task.cancel``,
+    Ctrl+C), so that a block that is done has closed what it held, as Trio's ``aclose``
+    rule asks of an async resource.  Only the block's own exit budget (``exit_timeout``,
+    ``shutdown_timeout``: ``_engine._holder.EXIT_DEADLINE``, set in the holder task) ends
+    the wait: the block reports the exit too slow, and the thread finishes ``__exit__``
+    on its own.  A failure of it then goes to ``threading.excepthook``, as any thread's.
+    The last outcome changes hands under a lock (``_Call``): the task takes it or the
+    thread reports it, never both, never neither.
 
 * Threads are bounded where they are made: an enter holds a token of the runtime's
   default thread limiter (the one ``to_thread`` uses) while its thread makes and enters
@@ -176,7 +178,9 @@ def _raise_from_thread(error: BaseException, handled: BaseException | None) -> N
 
 @final
 class ThreadContext(Generic[T]):
-    """The async context manager returned by :func:`in_thread`.  Enter it once."""
+    """The async context manager returned by :func:`in_thread`: its thread holds the
+    synchronous context manager from the enter to the exit, and :meth:`run` makes calls in
+    that thread while it is held.  Enter it once; make a new one for a new block."""
 
     __slots__ = (
         "_args",
@@ -329,9 +333,10 @@ class ThreadContext(Generic[T]):
 
         ``fn``'s exception is raised here, with its traceback.  The call cannot be
         interrupted: it is waited for, and a cancellation meanwhile is met at the next
-        checkpoint, as with ``trio.to_thread.run_sync``.  Calls run one at a time, in the
-        order made.  Raises ``RuntimeError`` if the context manager is not held (before
-        it has entered, or once it exits).
+        checkpoint, as with ``trio.to_thread.run_sync`` (on asyncio, a native
+        ``Task.cancel`` that comes meanwhile is raised as the call returns).  Calls run one
+        at a time, in the order made.  Raises ``RuntimeError`` if the context manager is not
+        held (before it has entered, or once it exits).
         """
         if self._life is not Life.OPEN:
             state = "not entered yet" if self._life in (None, Life.ENTERING) else "closed"
@@ -359,7 +364,8 @@ def in_thread(
     call in that thread: a resource bound to the thread that made it (a ``sqlite3``
     connection, a thread-local session, a lock) is used from async code this way.  It
     works in plain ``async with``, in an ``AsyncExitStack`` and in every face of this
-    library, on Trio and on asyncio, where several open in about the time of the slowest.
+    library, on Trio and on asyncio; in :func:`parallel_with`, ten of them open in about
+    the time of the slowest.
 
     A blocking call cannot be interrupted:
 
@@ -367,10 +373,12 @@ def in_thread(
       ``__exit__`` runs at once, in the thread, with that cancellation, and it goes on.
       Nothing is left open.
     * ``run`` calls are waited for; a cancellation meanwhile meets the next checkpoint.
-    * a cancellation that comes while the thread exits (an ``exit_timeout``, a
-      ``shutdown_timeout``, an outer scope) stops the wait: the exit is reported as cut
-      short (too slow, for a timeout), and the thread finishes ``__exit__`` on its own.
-      A failure it meets then goes to :func:`threading.excepthook`.
+    * the exit is waited for, whatever cancels the task (an outer scope,
+      ``Task.cancel``, Ctrl+C): a block that is done has closed it.  Only the block's own
+      exit budget (``exit_timeout``, ``shutdown_timeout``) ends the wait: the block
+      reports the exit as too slow, and the thread finishes ``__exit__`` on its own.  A
+      failure it meets then goes to :func:`threading.excepthook`.  In a plain
+      ``async with``, nothing ends the wait.
 
     The enters hold a token of the default thread limiter of ``trio.to_thread`` (of
     ``anyio.to_thread`` on asyncio: 40 tokens unless changed) while their thread makes and
@@ -380,7 +388,12 @@ def in_thread(
 
     Example::
 
-        db = in_thread(sqlite3.connect, path)
+        @contextlib.contextmanager
+        def open_sqlite(path):  # commits or rolls back, then closes, in its thread
+            with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+                yield conn
+
+        db = in_thread(open_sqlite, path)
         async with parallel_with(db, open_cache()) as (conn, cache):
             await db.run(conn.execute, "insert into t values (?)", (1,))
 
@@ -393,7 +406,7 @@ def in_thread(
         if hasattr(type(given), "__enter__"):
             hint = (
                 ": pass how to make the context manager, and its arguments, as in "
-                "`in_thread(sqlite3.connect, path)`, so that the thread that enters it makes it"
+                "`in_thread(open_sqlite, path)`, so that the thread that enters it makes it"
             )
         raise TypeError(
             f"in_thread() takes a callable that returns a context manager, not {given!r}{hint}"

@@ -3,12 +3,16 @@
 The asyncio examples run on it, as the Trio ones run on ``trio.testing.MockClock``: the
 sleeps that stand for network latency take no real time, and the times printed are
 exact.  Real I/O is polled without blocking, so it is for programs without sockets or
-subprocesses.
+subprocesses.  With no timer due and nothing ready, it waits for a thread to wake it (the
+threads of ``in_thread``), up to ``THREAD_WAIT`` real seconds, then reports a deadlock.
 """
 
 import asyncio
 import selectors
 from typing import Any
+
+#: Real seconds a loop with nothing to do waits for a thread before it reports a deadlock.
+THREAD_WAIT = 30.0
 
 
 class _JumpingSelector(selectors.DefaultSelector):
@@ -21,7 +25,11 @@ class _JumpingSelector(selectors.DefaultSelector):
         if ready or timeout == 0:
             return ready
         if timeout is None:
-            raise RuntimeError("deadlock: no task is ready and no timer is due")
+            # Only a thread can wake the loop now (call_soon_threadsafe): wait for it.
+            ready = super().select(THREAD_WAIT)
+            if not ready:
+                raise RuntimeError("deadlock: no task is ready and no timer is due")
+            return ready
         self._loop.jump(timeout)
         return []
 

@@ -50,9 +50,8 @@ def _not_a_cm(obj: object, where: str) -> TypeError:
         if hasattr(cls, "__enter__") and hasattr(cls, "__exit__"):
             message += (
                 ": it is a synchronous context manager. Hold it in a thread of its own with "
-                "`in_thread(factory, *args)` (which makes it there, as in "
-                "`in_thread(sqlite3.connect, path)`), or enter it with a plain `with` around "
-                "or inside the block."
+                "`in_thread(factory, *args)`, which makes it there, or enter it with a plain "
+                "`with` around or inside the block."
             )
         elif callable(obj):
             message += ". Did you forget to call it?"
