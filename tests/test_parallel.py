@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import signal
 import sys
 import traceback
 import weakref
@@ -35,7 +36,12 @@ from tests.fakes import (
     time_of,
 )
 from tests.harness.running import seed_scheduler
-from trio_parallel_cm import ParallelBaseExceptionGroup, ParallelExceptionGroup, parallel_with
+from trio_parallel_cm import (
+    ParallelBaseExceptionGroup,
+    ParallelExceptionGroup,
+    PhaseEvent,
+    parallel_with,
+)
 from trio_parallel_cm._engine._stage import STARTER_TASK_NAME
 
 pytestmark = pytest.mark.runtimes
@@ -1023,3 +1029,31 @@ async def test_each_aexit_receives_the_traceback_read_once_though_generators_rew
     # (Inside, each generator sees the one shared object as the others' athrow left it;
     # what it was given is the traceback read once.)
     assert len(frames_seen) == 3
+
+
+# ---- Ctrl+C on Trio --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position", [0, 1])
+def test_ctrl_c_in_a_holder_that_just_entered_still_exits_every_entered_one(
+    position: int,
+) -> None:
+    # On Trio (a sync test: its own trio.run, whose main task holds the block).  The signal
+    # arrives in a holder task, between its enter and its park (the observer runs there).
+    # Raised there, it would leave that context manager open; the holders are
+    # KI-protected, so Trio delivers it to the main task, and the block closes both.
+    log: Log = []
+    a, b = FakeCM("a", log), FakeCM("b", log)
+
+    def observe(event: PhaseEvent) -> None:
+        if event.kind == "entered" and event.position == position:
+            signal.raise_signal(signal.SIGINT)
+
+    async def main() -> None:
+        async with parallel_with(a, b, FakeCM("c", log, enter_delay=1), observer=observe):
+            pytest.fail("the body ran")
+
+    with pytest.RaisesGroup(KeyboardInterrupt, match="^KeyboardInterrupt while entering$"):
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert (a.exited, b.exited) == (1, 1)
+    assert isinstance(a.seen, KeyboardInterrupt)

@@ -463,12 +463,6 @@ def test_ctrl_c_while_entering_in_a_thread_exits_every_entered_context_manager(
         assert after[-2] == "ended with KeyboardInterrupt"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: on Trio a KeyboardInterrupt met while the block enters is caught "
-    "inside the block's own nursery, so its group of Trio's is delivered and raised "
-    "('no failure' group) instead of the KeyboardInterrupt (docs/semantics.rst, 6 and 9)",
-)
 def test_ctrl_c_while_entering_on_trio_delivers_the_keyboard_interrupt_itself() -> None:
     _, after = interrupt_while_entering("trio")
     exits = sorted(line for line in after if line.startswith("exited "))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncGenerator, Generator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, assert_type
 
 import anyio.abc
@@ -18,6 +19,8 @@ from trio_parallel_cm import (
     ResourceGraph,
     Resources,
     Retry,
+    ThreadContext,
+    in_thread,
     parallel_with,
     start_context,
 )
@@ -138,3 +141,24 @@ async def graphs() -> None:
         assert_type(resources.skipped, tuple[Node[Any], ...])
         for node in resources:
             assert_type(node, Node[Any])
+
+
+@contextmanager
+def open_sqlite(path: str, *, timeout: float = 5.0) -> Generator[sqlite3.Connection, None, None]:
+    with sqlite3.connect(path, timeout=timeout) as conn:
+        yield conn
+
+
+async def threads() -> None:
+    db = in_thread(open_sqlite, ":memory:", timeout=1.0)
+    assert_type(db, ThreadContext[sqlite3.Connection])
+    async with db as conn:
+        assert_type(conn, sqlite3.Connection)
+        assert_type(await db.run(conn.execute, "select ?", (1,)), sqlite3.Cursor)
+        assert_type(await db.run(conn.total_changes.__int__), int)
+    async with parallel_with(in_thread(open_sqlite, "a"), open_int()) as (a, n):
+        assert_type(a, sqlite3.Connection)
+        assert_type(n, int)
+    in_thread(open_sqlite, ":memory:", timeout="slow")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    async with db:
+        await db.run(conn.execute, 42)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

@@ -3,15 +3,16 @@
 The asyncio examples run on it, as the Trio ones run on ``trio.testing.MockClock``: the
 sleeps that stand for network latency take no real time, and the times printed are
 exact.  Real I/O is polled without blocking, so it is for programs without sockets or
-subprocesses.  With no timer due and nothing ready, it waits for a thread to wake it (the
-threads of ``in_thread``), up to ``THREAD_WAIT`` real seconds, then reports a deadlock.
+subprocesses.  With no timer due and nothing ready, it waits for a thread to wake it
+(the threads of ``in_thread``), up to ``THREAD_WAIT`` real seconds, then reports a
+deadlock.
 """
 
 import asyncio
 import selectors
 from typing import Any
 
-#: Real seconds a loop with nothing to do waits for a thread before it reports a deadlock.
+#: Real seconds that a loop with nothing to do waits for a thread, then it is a deadlock.
 THREAD_WAIT = 30.0
 
 

@@ -33,6 +33,10 @@ Design notes:
   exception...").  Making it the handled exception takes a ``raise``, which would add the
   holder's frame to its traceback (and could set its context): both are put back before
   anything else runs, because other holders read that same object (see ``call_aexit``).
+* The holder task is protected from ``KeyboardInterrupt`` (Trio's KI protection, which
+  the context manager's own code inherits): a Ctrl+C goes to the main task, which cancels
+  the block as any failure does.  Raised in a holder between two of its steps (entered,
+  not yet parked), it would leave an entered context manager open for good.
 * Once started, it drops its task status: that object keeps the starter's nursery, and the
   finished starter task, alive (about 2 KB per open context manager).
 """
@@ -348,6 +352,7 @@ class Holder:
         """
         self.scope.shield = False
 
+    @_runtime.ki_protected  # (see the design notes)
     async def run(self, stage: StageView, *, task_status: _runtime.TaskStatus) -> None:
         """The holder task: enter, hold open, exit.  Started by ``nursery.start``.
 

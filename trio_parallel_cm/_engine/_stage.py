@@ -77,6 +77,18 @@ HOLDER_TASK_NAME = "trio_parallel_cm holder"
 STARTER_TASK_NAME = "trio_parallel_cm starter"
 
 
+def _bare(exc: BaseException) -> BaseException:
+    """``exc`` out of the groups of one that nurseries wrap it in: a ``KeyboardInterrupt``
+    met in the entering nursery's wait comes out of it in Trio's group; what a block
+    delivers and raises is the exception itself."""
+    while isinstance(exc, BaseExceptionGroup):
+        members: Sequence[BaseException] = exc.exceptions  # pyright: ignore[reportUnknownMemberType]
+        if len(members) != 1:
+            break
+        exc = members[0]
+    return exc
+
+
 class Owner(Protocol):
     """What a stage tells the object it belongs to."""
 
@@ -349,7 +361,8 @@ class Stage:
         members = [caught] if caught is not None else []
         members.extend(self.failures())
         if members:
-            raise make_group(self.message(), members, records_of(members), len(self.holders))
+            message = self.message(interrupted=caught)
+            raise make_group(message, members, records_of(members), len(self.holders))
         if caught_later is not None:
             raise caught_later
         if cancelled is not None:
@@ -388,13 +401,14 @@ class Stage:
                         for node in self.dag.roots():
                             self._start_node(entering, node)
         except BaseException as exc:  # only a KeyboardInterrupt delivered while we wait
-            return exc
+            return _bare(exc)
         return None
 
     def _start_node(self, entering: _runtime.Nursery, node: int) -> None:
         self.pending += 1
         entering.start_soon(self._enter_node, entering, node, name=STARTER_TASK_NAME)
 
+    @_runtime.ki_protected  # (as a holder is: see _holder's design notes)
     async def _enter_node(self, entering: _runtime.Nursery, node: int) -> None:
         """A graph node's starter: enter it, then start the dependents it was the last for."""
         holder = self.holders[node]
@@ -573,6 +587,12 @@ class Stage:
         """The recorded failures, in argument order (an optional node's tolerated aside)."""
         return [holder.failure for holder in self._failed() if holder.failure is not None]
 
-    def message(self) -> str:
+    def message(self, interrupted: BaseException | None = None) -> str:
+        """The group's message: the failures, after what interrupted the enters if
+        anything did (a ``KeyboardInterrupt``)."""
         phases = [holder.phase for holder in self._failed()]
-        return summary(len(self.holders), phases, body_failed=False)
+        failed = summary(len(self.holders), phases, body_failed=False)
+        if interrupted is None:
+            return failed
+        head = f"{type(interrupted).__name__} while entering"
+        return f"{head}; {failed}" if phases else head
