@@ -12,7 +12,7 @@ import asyncio
 import selectors
 from typing import Any
 
-#: Real seconds that a loop with nothing to do waits for a thread, then it is a deadlock.
+#: Real seconds a loop with nothing to do waits for a thread; then it is a deadlock.
 THREAD_WAIT = 30.0
 
 

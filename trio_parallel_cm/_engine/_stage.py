@@ -52,7 +52,7 @@ Design notes:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import attrs
 
@@ -81,12 +81,13 @@ def _bare(exc: BaseException) -> BaseException:
     """``exc`` out of the groups of one that nurseries wrap it in: a ``KeyboardInterrupt``
     met in the entering nursery's wait comes out of it in Trio's group; what a block
     delivers and raises is the exception itself."""
-    while isinstance(exc, BaseExceptionGroup):
-        members: Sequence[BaseException] = exc.exceptions  # pyright: ignore[reportUnknownMemberType]
+    bare: BaseException = exc
+    while isinstance(bare, BaseExceptionGroup):
+        members = cast("BaseExceptionGroup[BaseException]", bare).exceptions
         if len(members) != 1:
             break
-        exc = members[0]
-    return exc
+        bare = members[0]
+    return cast(BaseException, bare)
 
 
 class Owner(Protocol):
