@@ -87,7 +87,7 @@ def _bare(exc: BaseException) -> BaseException:
         if len(members) != 1:
             break
         bare = members[0]
-    return cast(BaseException, bare)
+    return cast(BaseException, bare)  # type: ignore[redundant-cast]  # (pyright sees a group of unknowns)
 
 
 class Owner(Protocol):
