@@ -12,7 +12,8 @@ ready to paste into ``docs/benchmarks.rst``; the plot goes to ``docs/_static/``.
 
 ``--quick`` is the CI smoke test: tiny sizes, one repeat, seconds in all.  It checks that
 every implementation ran and produced numbers and that the library handled context managers
-that own a nursery or a deadline; it never asserts a timing.  It skips the
+that own a nursery or a deadline, and that ``in_thread`` entered and exited each blocking
+context manager in one thread of its own; it never asserts a timing.  It skips the
 anyio-contextgroup comparison (that needs a Python >= 3.12 environment) and draws the plot
 into a temporary directory, leaving the docs alone.
 """
@@ -37,6 +38,7 @@ import bench_anyio
 import bench_asyncio
 import bench_graph
 import bench_scenarios
+import bench_threads
 from bench_contexts import SCOPE_BODY_S
 from bench_designs import BASELINE, LIMIT
 from bench_harness import Stats, Table, fmt, stats_rows
@@ -60,6 +62,7 @@ class Config:
     memory_repeats: int
     scaling: tuple[int, int]  # the two N whose per-cm costs are compared
     graph_sizes: tuple[int, ...]  # N of the ResourceGraph shapes
+    threads: bench_threads.Sizes  # the blocking context managers of in_thread
 
 
 FULL: Final = Config(
@@ -72,6 +75,7 @@ FULL: Final = Config(
     memory_repeats=3,
     scaling=(100, 10000),
     graph_sizes=(100, 1000, 10000),
+    threads=bench_threads.FULL,
 )
 QUICK: Final = Config(
     repeats=1,
@@ -83,6 +87,7 @@ QUICK: Final = Config(
     memory_repeats=1,
     scaling=(10, 100),
     graph_sizes=(10, 50),
+    threads=bench_threads.QUICK,
 )
 
 # The targets of issue #6, reported against, never asserted.
@@ -116,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     trio_results, problems = run_trio(config, results)
     asyncio_results = run_asyncio(config, results)
+    problems += run_threads(config, results)
     other = run_anyio(config, _anyio_skip_reason(quick, args.no_anyio), results)
     print(f"\n{TRACTOR_NOTE}")
     show(targets_table(trio_results, other, config, quick))
@@ -233,6 +239,17 @@ def run_asyncio(config: Config, results: dict[str, Any]) -> AsyncioResults:
         "uvloop": importlib.metadata.version("uvloop"),
     }
     return AsyncioResults(overhead, latency, memory)
+
+
+def run_threads(config: Config, results: dict[str, Any]) -> list[str]:
+    """The blocking context managers of ``in_thread``, on Trio and asyncio: print the
+    tables, record the numbers; the problems of the check that each has a thread of its own."""
+    problems = bench_threads.thread_problems()
+    threads = bench_threads.measure(config.threads, config.repeats)
+    for table in bench_threads.tables(threads, config.threads, config.repeats):
+        show(table)
+    results["threads"] = asdict(threads)
+    return problems
 
 
 def run_anyio(
