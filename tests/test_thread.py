@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
+import anyio.to_thread
 import attrs
 import pytest
 import sniffio
@@ -514,17 +515,20 @@ async def test_run_when_not_held_is_a_clear_error() -> None:
 # ---- limits ----------------------------------------------------------------------------
 
 
+def set_thread_tokens(total: int) -> None:
+    """The tokens of this run's default thread limiter (Trio's, or anyio's on asyncio)."""
+    if rt.on_trio():
+        trio.to_thread.current_default_thread_limiter().total_tokens = total
+    else:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = total
+
+
 async def test_the_default_thread_limiter_bounds_enters_not_held_threads(
     autojump_clock: trio.testing.MockClock,  # (wait_all_tasks_blocked: not on uvloop)
 ) -> None:
     log: Events = []
     cms: list[Sync] = []
-    if rt.on_trio():
-        trio.to_thread.current_default_thread_limiter().total_tokens = 2
-    else:
-        import anyio.to_thread
-
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+    set_thread_tokens(2)
     gate = Gate()
     arrivals = Arrivals()
 
@@ -550,12 +554,7 @@ async def test_the_default_thread_limiter_bounds_enters_not_held_threads(
 
 async def test_exits_and_run_take_no_token() -> None:
     log: Events = []
-    if rt.on_trio():
-        trio.to_thread.current_default_thread_limiter().total_tokens = 1
-    else:
-        import anyio.to_thread
-
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+    set_thread_tokens(1)
     gate, entering = Gate(), Reached()
     held = in_thread(Sync, "held", log)
     async with held:
@@ -578,12 +577,7 @@ async def _enter_and_leave(cm: ThreadContext[Sync]) -> None:
 
 async def test_a_block_exits_while_another_enter_holds_every_token() -> None:
     log: Events = []
-    if rt.on_trio():
-        trio.to_thread.current_default_thread_limiter().total_tokens = 1
-    else:
-        import anyio.to_thread
-
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+    set_thread_tokens(1)
     gate, entering = Gate(), Reached()
     async with rt.open_nursery() as nursery:
         async with parallel_with(in_thread(Sync, "a", log), in_thread(Sync, "b", log)):

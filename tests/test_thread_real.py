@@ -1,9 +1,9 @@
 """``in_thread`` on real parts: sqlite3 connections, real threads and barriers, Ctrl+C.
 
 Each test runs on Trio, on asyncio's own loop and on uvloop (``loop``), in real time: the
-suite's ``pytest.mark.runtimes`` runs asyncio on the ``VirtualTimeLoop``, whose selector
-raises "deadlock" (or jumps its clock to the next deadline) while a task waits for a
-thread, so these tests run their own loops, as tests/test_asyncio_real.py does.
+suite's ``pytest.mark.runtimes`` runs asyncio on the ``VirtualTimeLoop``, whose clock jumps
+to the next deadline while a thread works (``tests/test_thread.py`` holds its threads at
+gates for that), so these tests run their own loops, as tests/test_asyncio_real.py does.
 
 Concurrency is asserted without a clock: ten ``__enter__`` (or ``__exit__``) calls meet at
 a ``threading.Barrier(10)``, which only opens if they all run at once; the controls show
