@@ -23,6 +23,7 @@ Design notes:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, TypeVar, cast
@@ -110,19 +111,8 @@ def start_from(
 ) -> None:
     """Start ``fn(*args)`` in ``nursery`` with the hand-off of ``start``, from a starter
     task in ``entering``: cancelling ``entering`` cancels it until it has started."""
-    cast(Nursery, entering).start_soon(
-        _start, cast(Nursery, nursery), fn, args, name, name=starter_name
-    )
-
-
-@trio.lowlevel.enable_ki_protection
-async def _start(
-    nursery: Nursery, fn: Callable[..., Awaitable[object]], args: tuple[object, ...], name: str
-) -> None:
-    """A starter task: ``nursery.start``, protected from ``KeyboardInterrupt``, which Trio
-    then delivers to the main task: raised here, after the holder has entered and before
-    it has moved, it would leave that context manager open for good."""
-    await nursery.start(fn, *args, name=name)
+    start = functools.partial(cast(Nursery, nursery).start, name=name)
+    cast(Nursery, entering).start_soon(start, fn, *args, name=starter_name)
 
 
 def pass_on_cancellation(nursery: object) -> None:
