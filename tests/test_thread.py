@@ -331,6 +331,36 @@ async def test_cancelled_while_the_thread_enters_the_block_waits_then_exits_it(
     assert rt.current_time() == opened_at[0] >= 5
 
 
+async def test_a_siblings_enter_failure_waits_for_the_thread_then_exits_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    log: Events = []
+    cms: list[Sync] = []
+    gate, entering = Gate(), Reached()
+    refused = ConnectionRefusedError("refused")
+
+    async def open_later() -> None:
+        await entering.wait()
+        await rt.sleep(5)  # (the sibling has failed at 1; the thread is held)
+        assert cms[0].exited == 0
+        gate.open()
+
+    async with rt.open_nursery() as nursery:
+        nursery.start_soon(open_later)
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(ConnectionRefusedError, check=lambda e: e is refused)
+        ):
+            async with parallel_with(
+                in_thread(made(log, cms), "slow", enter_gate=gate, entering=entering),
+                FakeCM("sibling", [], enter_delay=1, enter_error=refused),
+            ):
+                pytest.fail("the body ran")
+    (slow,) = cms
+    assert slow.exited == 1
+    assert slow.exited_in is slow.made_in
+    assert isinstance(slow.seen, rt.cancelled())  # its enter was cancelled, as nested
+
+
 async def test_an_enter_timeout_waits_for_the_thread_and_the_timeline_shows_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
