@@ -56,6 +56,7 @@ from collections.abc import Awaitable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, Final, Protocol, cast
 
+import pytest
 import sniffio
 
 from tests.harness.loops import ASYNCIO, LOOPS, TRIO, Loop, Scope
@@ -146,3 +147,11 @@ def cancel_after(seconds: float) -> Deadline:
     if on_trio():
         return move_on_after(seconds)
     return cast(Deadline, loop().cancel_after(seconds))
+
+
+#: The two kinds of outer cancellation, as a test parameter ``deadline``: a cancel scope's
+#: (``move_on_after``), and on asyncio a native one (``cancel_after``: ``Task.cancel``);
+#: on Trio the two are the same scope.
+OUTER_CANCELLATIONS: Final = pytest.mark.parametrize(
+    "deadline", [move_on_after, cancel_after], ids=["scope", "native"]
+)

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 import pytest
 import trio
@@ -492,12 +492,15 @@ async def test_exit_failure_never_cancels_a_sibling_exit_and_none_is_lost(
 # ---- 8. outer cancellation -----------------------------------------------------------------
 
 
-async def test_outer_cancellation_while_entering(autojump_clock: trio.testing.MockClock) -> None:
+@rt.OUTER_CANCELLATIONS
+async def test_outer_cancellation_while_entering(
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
+) -> None:
     log: Log = []
     quick = FakeCM("quick", log, exit_delay=1)
     slow = FakeCM("slow", log, enter_delay=5)
     seen: list[BaseException] = []
-    with rt.move_on_after(1) as outer:
+    with deadline(1) as outer:
         try:
             async with parallel_with(quick, slow):
                 pytest.fail("the body ran")  # pragma: no cover
@@ -511,15 +514,11 @@ async def test_outer_cancellation_while_entering(autojump_clock: trio.testing.Mo
     assert quick.exited == 1
     assert isinstance(quick.seen, rt.cancelled())
     assert quick.seen is not seen[0]
+    assert quick.exit_cancelled
+    assert rt.current_time() == 1
 
 
-#: The outer cancellations: a cancel scope's, and (asyncio) a native one, ``Task.cancel``.
-DEADLINES: Final = pytest.mark.parametrize(
-    "deadline", [rt.move_on_after, rt.cancel_after], ids=["scope", "native"]
-)
-
-
-@DEADLINES
+@rt.OUTER_CANCELLATIONS
 async def test_outer_cancellation_while_exiting_reaches_the_exits_natively(
     autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
@@ -534,7 +533,7 @@ async def test_outer_cancellation_while_exiting_reaches_the_exits_natively(
     assert rt.current_time() == 1
 
 
-@DEADLINES
+@rt.OUTER_CANCELLATIONS
 async def test_outer_cancellation_during_an_error_exit_reaches_the_exits(
     autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
@@ -555,28 +554,6 @@ async def test_outer_cancellation_during_an_error_exit_reaches_the_exits(
 
 
 # ---- 8b. a native asyncio cancellation (on Trio: a cancel scope, its only kind) --------------
-
-
-async def test_native_cancellation_while_entering(autojump_clock: trio.testing.MockClock) -> None:
-    log: Log = []
-    quick = FakeCM("quick", log, exit_delay=1)
-    slow = FakeCM("slow", log, enter_delay=5)
-    seen: list[BaseException] = []
-    with rt.cancel_after(1) as outer:
-        try:
-            async with parallel_with(quick, slow):
-                pytest.fail("the body ran")  # pragma: no cover
-        except BaseException as exc:
-            seen.append(exc)
-            raise
-    assert outer.cancelled_caught
-    assert [type(e) for e in seen] == [rt.cancelled()]
-    assert ("slow", "enter cancelled") in events(log)
-    assert slow.exited == 0
-    assert quick.exited == 1
-    assert isinstance(quick.seen, rt.cancelled())
-    assert quick.exit_cancelled
-    assert rt.current_time() == 1
 
 
 async def test_native_cancellation_of_the_body_reaches_every_exit(

@@ -5,6 +5,8 @@ Each test runs on Trio and on asyncio (``tests/runtime.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
@@ -174,35 +176,15 @@ async def test_stages_are_entered_from_the_body_only(
     assert events(log) == []
 
 
+@rt.OUTER_CANCELLATIONS
 async def test_outer_cancellation_while_a_stage_enters(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
     log: Log = []
     first = FakeCM("first", log)
     quick = FakeCM("quick", log)
     slow = FakeCM("slow", log, enter_delay=5)
-    with rt.move_on_after(1) as outer:
-        async with ParallelExitStack() as stack:
-            await stack.enter(first)
-            await stack.enter_all(quick, slow)
-            pytest.fail("the stage entered")  # pragma: no cover
-    assert outer.cancelled_caught
-    assert ("slow", "enter cancelled") in events(log)
-    assert isinstance(quick.seen, rt.cancelled())
-    assert isinstance(first.seen, rt.cancelled())
-    assert first.exited == quick.exited == 1
-
-
-async def test_native_cancellation_while_a_stage_enters(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # On asyncio a native Task.cancel (rt.cancel_after), not an anyio scope; on Trio, the
-    # test above again.
-    log: Log = []
-    first = FakeCM("first", log)
-    quick = FakeCM("quick", log)
-    slow = FakeCM("slow", log, enter_delay=5)
-    with rt.cancel_after(1) as outer:
+    with deadline(1) as outer:
         async with ParallelExitStack() as stack:
             await stack.enter(first)
             await stack.enter_all(quick, slow)
