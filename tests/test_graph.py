@@ -576,34 +576,33 @@ async def outer_cancellation_of_a_diamond(deadline: Callable[[float], rt.Deadlin
         assert order.index((node, finished)) < order.index((dep, "exit")), (node, dep)
 
 
+@rt.OUTER_CANCELLATIONS
 async def test_an_outer_cancellation_while_the_graph_enters_makes_no_more_nodes(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
-    # By a cancel scope and, on asyncio, by a native Task.cancel (rt.cancel_after; on Trio
-    # a cancel scope again): at 2, config and cache have entered and db is entering.
-    for deadline in (rt.move_on_after, rt.cancel_after):
-        log: Log = []
-        graph, made, _ = diamond(
-            log, config={"enter_delay": 1}, db={"enter_delay": 2}, cache={"enter_delay": 0.5}
-        )
-        start = rt.current_time()
-        seen: list[BaseException] = []
-        with deadline(2) as scope:
-            try:
-                async with graph:
-                    pytest.fail("the body ran")  # pragma: no cover
-            except BaseException as exc:
-                seen.append(exc)
-                raise
-        assert scope.cancelled_caught
-        assert [type(e) for e in seen] == [rt.cancelled()]
-        assert ("db", "enter cancelled") in events(log)
-        assert made["app"].calls == []
-        for name in ("cache", "config"):
-            assert isinstance(made[name].cm.seen, rt.cancelled()), name
-        order = events(log)
-        assert order.index(("cache", "exit cancelled")) < order.index(("config", "exit"))
-        assert rt.current_time() - start == 2
+    # At 2, config and cache have entered and db is entering.
+    log: Log = []
+    graph, made, _ = diamond(
+        log, config={"enter_delay": 1}, db={"enter_delay": 2}, cache={"enter_delay": 0.5}
+    )
+    start = rt.current_time()
+    seen: list[BaseException] = []
+    with deadline(2) as scope:
+        try:
+            async with graph:
+                pytest.fail("the body ran")  # pragma: no cover
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(e) for e in seen] == [rt.cancelled()]
+    assert ("db", "enter cancelled") in events(log)
+    assert made["app"].calls == []
+    for name in ("cache", "config"):
+        assert isinstance(made[name].cm.seen, rt.cancelled()), name
+    order = events(log)
+    assert order.index(("cache", "exit cancelled")) < order.index(("config", "exit"))
+    assert rt.current_time() - start == 2
 
 
 async def test_nodes_have_their_own_timeouts(autojump_clock: trio.testing.MockClock) -> None:

@@ -6,6 +6,7 @@ Each async test runs on Trio and on asyncio (``tests/runtime.py``).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -163,28 +164,19 @@ async def test_what_is_never_tolerated(autojump_clock: trio.testing.MockClock) -
     with pytest.RaisesGroup(KeyboardInterrupt):
         async with graph:
             pytest.fail("the body ran")  # pragma: no cover
-    # An outer cancellation is the caller's, unwrapped.
-    graph = ResourceGraph()
-    graph.add(lambda: FakeCM("pending", log, enter_delay=5), name="pending", optional=True)
-    with rt.move_on_after(1) as scope:
-        async with graph:
-            pytest.fail("the body ran")  # pragma: no cover
-    assert scope.cancelled_caught
-    assert ("pending", "enter cancelled") in events(log)
 
 
-async def test_a_native_outer_cancellation_is_the_callers_unwrapped(
-    autojump_clock: trio.testing.MockClock,
+@rt.OUTER_CANCELLATIONS
+async def test_an_outer_cancellation_is_the_callers_unwrapped(
+    autojump_clock: trio.testing.MockClock, deadline: Callable[[float], rt.Deadline]
 ) -> None:
-    # The last case above with, on asyncio, a native Task.cancel (rt.cancel_after); on Trio,
-    # the same again.
     log: Log = []
     graph = ResourceGraph()
     graph.add(lambda: FakeCM("pending", log, enter_delay=5), name="pending", optional=True)
     quick = FakeCM("quick", log)
     graph.add(lambda: quick, name="quick")
     seen: list[BaseException] = []
-    with rt.cancel_after(1) as scope:
+    with deadline(1) as scope:
         try:
             async with graph:
                 pytest.fail("the body ran")  # pragma: no cover
