@@ -19,6 +19,7 @@ from typing import Any, Final, Self, cast
 
 import anyio.to_thread
 import attrs
+import outcome
 import pytest
 import sniffio
 import trio
@@ -35,6 +36,8 @@ from trio_parallel_cm import (
     parallel_with,
     start_context,
 )
+from trio_parallel_cm._runtime import _trio
+from trio_parallel_cm._thread import _Call, _chain  # pyright: ignore[reportPrivateUsage]
 
 pytestmark = pytest.mark.runtimes
 
@@ -414,9 +417,10 @@ async def test_plain_async_with_cancelled_while_entering_exits_then_raises(
     assert isinstance(cms[0].seen, rt.cancelled())
 
 
+@pytest.mark.parametrize("body", ["cancelled", "done"])
 @pytest.mark.parametrize("kind", ["scope", "native"])
 async def test_an_outer_cancellation_does_not_cut_a_threads_exit_short(
-    autojump_clock: trio.testing.MockClock, kind: str
+    autojump_clock: trio.testing.MockClock, kind: str, body: str
 ) -> None:
     log: Events = []
     gate, exiting = Gate(), Reached()
@@ -430,10 +434,13 @@ async def test_an_outer_cancellation_does_not_cut_a_threads_exit_short(
 
     async with rt.open_nursery() as nursery:
         nursery.start_soon(open_later)
-        with deadline(1):
+        with deadline(1) as outer:
             async with parallel_with(in_thread(Sync, "a", log, exit_gate=gate, exiting=exiting)):
-                await rt.sleep(2)  # cancelled at 1
+                if body == "cancelled":
+                    await rt.sleep(2)  # cancelled at 1
+            # (else the cancellation comes at 1, while the thread exits)
         log.append("block done")
+    assert outer.cancelled_caught
     assert log == ["a entered", "gate opened", "a exited", "block done"]
 
 
@@ -670,3 +677,41 @@ async def test_a_sync_context_manager_passed_directly_names_in_thread() -> None:
 async def test_exit_without_enter_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="is not held: it cannot exit"):
         await in_thread(Sync, "a", []).__aexit__(None, None, None)
+
+
+# ---- the hand-overs with the thread -----------------------------------------------------
+# (Ctrl+C while a thread blocks: tests/test_thread_real.py, in a subprocess.)
+
+
+def test_the_last_outcome_is_taken_by_the_task_or_reported_by_the_thread() -> None:
+    woken: list[object] = []
+    lock = threading.Lock()
+
+    def call(fn: Callable[[], object]) -> _Call:
+        # (Trio's runtime, outside a run: its events are made, never waited for.)
+        return _Call(fn, (), cast(Any, _trio), woken.append, lock)
+
+    done = call(lambda: "done")
+    assert done.run() is None  # the task is told
+    assert done.abandon() == outcome.Value("done")  # ended: the task takes it
+    error = OSError("late")
+
+    def fails() -> None:
+        raise error
+
+    late = call(fails)
+    assert late.abandon() is None  # not ended: abandoned
+    assert late.run() is error  # the thread reports it
+    assert len(woken) == 1  # (only the first was told)
+
+
+def test_chaining_keeps_a_chain_that_holds_the_delivered_exception_or_a_cycle() -> None:
+    delivered = KeyError("delivered")
+    wrapped = OSError("wrapped")
+    wrapped.__context__ = delivered  # raised in the thread while handling it
+    _chain(wrapped, delivered)
+    assert wrapped.__context__ is delivered and delivered.__context__ is None
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a  # a cycle: left as it is
+    _chain(a, delivered)
+    assert (a.__context__, b.__context__) == (b, a)
