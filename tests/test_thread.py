@@ -444,6 +444,38 @@ async def test_an_outer_cancellation_does_not_cut_a_threads_exit_short(
     assert log == ["a entered", "gate opened", "a exited", "block done"]
 
 
+@pytest.mark.parametrize("kind", ["scope", "native"])
+async def test_plain_async_with_cancelled_while_the_thread_exits_waits_then_raises(
+    autojump_clock: trio.testing.MockClock, kind: str
+) -> None:
+    # The task that runs __aexit__ is cancelled itself (on asyncio natively, delivered
+    # once: raised once the thread has exited; on Trio, met at the next checkpoint).
+    log: Events = []
+    gate, exiting = Gate(), Reached()
+    deadline = rt.move_on_after if kind == "scope" else rt.cancel_after
+
+    async def open_later() -> None:
+        await exiting.wait()
+        await rt.sleep(5)
+        log.append("gate opened")
+        gate.open()
+
+    cm = in_thread(Sync, "a", log, exit_gate=gate, exiting=exiting)
+    async with rt.open_nursery() as nursery:
+        nursery.start_soon(open_later)
+        await cm.__aenter__()
+        # (The deadline is set once the thread has entered: the virtual clock jumps to
+        # it while a thread runs, and this test is about the exit.)
+        with deadline(1) as outer:
+            await cm.__aexit__(None, None, None)
+            log.append("block done")
+            await rt.checkpoint()
+    assert outer.cancelled_caught
+    expected = ["a entered", "gate opened", "a exited"]
+    # (A native cancellation comes out of __aexit__, once the thread has exited.)
+    assert log == (expected if kind == "native" and not rt.on_trio() else [*expected, "block done"])
+
+
 @pytest.mark.parametrize("budget", ["exit_timeout", "shutdown_timeout"])
 async def test_an_exit_budget_stops_the_wait_and_the_thread_finishes_on_its_own(
     autojump_clock: trio.testing.MockClock, budget: str, monkeypatch: pytest.MonkeyPatch
