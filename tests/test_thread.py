@@ -4,6 +4,8 @@ Each async test runs on Trio and on asyncio (``tests/runtime.py``).  The threads
 a test holds them at gates (``Gate``) and learns where they are from events they set on the
 loop (``Reached``), so that nothing depends on how fast a thread runs.  The virtual clocks
 jump while a thread is held at a gate; that is how a deadline passes while a thread blocks.
+They jump while any thread runs, too (no task is ready): a deadline that must not pass
+during a thread's call is set after that call, or the thread is held at a gate.
 """
 
 from __future__ import annotations
