@@ -15,7 +15,7 @@ import contextvars
 import sqlite3
 import threading
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -160,6 +160,26 @@ def made(log: Events, cms: list[Sync]) -> Callable[..., Sync]:
         return cm
 
     return make
+
+
+async def open_later(
+    gate: Gate,
+    reached: Reached,
+    log: Events | None = None,
+    opened_at: list[float] | None = None,
+    held: Sequence[Sync] = (),
+) -> None:
+    """Once a thread has reached ``reached``, let 5 virtual seconds pass (a deadline comes
+    meanwhile, the thread held at ``gate``: ``held`` have not exited), then open ``gate``,
+    noted in ``log`` and its time in ``opened_at``."""
+    await reached.wait()
+    await rt.sleep(5)
+    assert [cm.exited for cm in held] == [0] * len(held)
+    if log is not None:
+        log.append("gate opened")
+    if opened_at is not None:
+        opened_at.append(rt.current_time())
+    gate.open()
 
 
 # ---- which thread runs what ------------------------------------------------------------
@@ -308,16 +328,8 @@ async def test_cancelled_while_the_thread_enters_the_block_waits_then_exits_it(
     deadline = rt.move_on_after if kind == "scope" else rt.cancel_after
     opened_at: list[float] = []
 
-    async def open_later() -> None:
-        await entering.wait()
-        await rt.sleep(5)  # (the cancellation at 1 has come; the thread is held)
-        assert cms[0].exited == 0
-        log.append("gate opened")
-        opened_at.append(rt.current_time())
-        gate.open()
-
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, entering, log, opened_at, cms)
         with deadline(1) as outer:
             async with parallel_with(
                 in_thread(made(log, cms), "slow", enter_gate=gate, entering=entering),
@@ -344,14 +356,8 @@ async def test_a_siblings_enter_failure_waits_for_the_thread_then_exits_it(
     gate, entering = Gate(), Reached()
     refused = ConnectionRefusedError("refused")
 
-    async def open_later() -> None:
-        await entering.wait()
-        await rt.sleep(5)  # (the sibling has failed at 1; the thread is held)
-        assert cms[0].exited == 0
-        gate.open()
-
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, entering, None, None, cms)
         with pytest.RaisesGroup(
             pytest.RaisesExc(ConnectionRefusedError, check=lambda e: e is refused)
         ):
@@ -375,14 +381,8 @@ async def test_an_enter_timeout_waits_for_the_thread_and_the_timeline_shows_it(
     timeline = Timeline()
     opened_at: list[float] = []
 
-    async def open_later() -> None:
-        await entering.wait()
-        await rt.sleep(5)
-        opened_at.append(rt.current_time())
-        gate.open()
-
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, entering, None, opened_at)
         with pytest.RaisesGroup(pytest.RaisesExc(rt.too_slow(), match="within 1 s")):
             async with parallel_with(
                 in_thread(made(log, cms), "slow", enter_gate=gate, entering=entering),
@@ -404,13 +404,8 @@ async def test_plain_async_with_cancelled_while_entering_exits_then_raises(
     cms: list[Sync] = []
     gate, entering = Gate(), Reached()
 
-    async def open_later() -> None:
-        await entering.wait()
-        await rt.sleep(5)
-        gate.open()
-
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, entering)
         with rt.move_on_after(1) as outer:
             async with in_thread(made(log, cms), "slow", enter_gate=gate, entering=entering):
                 pytest.fail("the body ran")
@@ -428,14 +423,8 @@ async def test_an_outer_cancellation_does_not_cut_a_threads_exit_short(
     gate, exiting = Gate(), Reached()
     deadline = rt.move_on_after if kind == "scope" else rt.cancel_after
 
-    async def open_later() -> None:
-        await exiting.wait()
-        await rt.sleep(5)
-        log.append("gate opened")
-        gate.open()
-
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, exiting, log)
         with deadline(1) as outer:
             async with parallel_with(in_thread(Sync, "a", log, exit_gate=gate, exiting=exiting)):
                 if body == "cancelled":
@@ -456,15 +445,9 @@ async def test_plain_async_with_cancelled_while_the_thread_exits_waits_then_rais
     gate, exiting = Gate(), Reached()
     deadline = rt.move_on_after if kind == "scope" else rt.cancel_after
 
-    async def open_later() -> None:
-        await exiting.wait()
-        await rt.sleep(5)
-        log.append("gate opened")
-        gate.open()
-
     cm = in_thread(Sync, "a", log, exit_gate=gate, exiting=exiting)
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, exiting, log)
         await cm.__aenter__()
         # (The deadline is set once the thread has entered: the virtual clock jumps to
         # it while a thread runs, and this test is about the exit.)
@@ -522,14 +505,9 @@ async def test_a_run_call_is_waited_for_and_the_cancellation_comes_after(
         gate.wait()
         return "done"
 
-    async def open_later() -> None:
-        await reached.wait()
-        await rt.sleep(5)
-        gate.open()
-
     results: list[str] = []
     async with rt.open_nursery() as nursery:
-        nursery.start_soon(open_later)
+        nursery.start_soon(open_later, gate, reached)
         db = in_thread(Sync, "a", log)
         outer = rt.cancel_after(1)
         async with db:
